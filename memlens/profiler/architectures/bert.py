@@ -1,0 +1,92 @@
+"""BERT encoders: ``BertModel`` (with pooler) and the masked / causal LM heads."""
+
+from __future__ import annotations
+
+from memlens.profiler.architectures.config_view import ConfigView
+from memlens.profiler.architectures.registry import register
+from memlens.profiler.architectures.spec import (
+    ArchitectureSpec,
+    BlockKind,
+    BlockSpec,
+    ModelDims,
+)
+from memlens.profiler.tensors import TensorSpec, embedding, layer_norm, linear, vector
+
+_LM_HEAD_CLASSES = ("BertForMaskedLM", "BertLMHeadModel")
+
+
+def _encoder_layer(hidden: int, inter: int) -> tuple[TensorSpec, ...]:
+    return (
+        *linear("attention.self.query", hidden, hidden, True),
+        *linear("attention.self.key", hidden, hidden, True),
+        *linear("attention.self.value", hidden, hidden, True),
+        *linear("attention.output.dense", hidden, hidden, True),
+        *layer_norm("attention.output.LayerNorm", hidden),
+        *linear("intermediate.dense", inter, hidden, True),
+        *linear("output.dense", hidden, inter, True),
+        *layer_norm("output.LayerNorm", hidden),
+    )
+
+
+@register("bert")
+def describe_bert(cfg: ConfigView) -> ArchitectureSpec:
+    """The class named first in ``architectures`` decides the head; default ``BertModel``.
+
+    An encoder keeps no KV cache: its KV figures are zero.
+    """
+    model_class = cfg.architecture("BertModel")
+    if model_class not in (*_LM_HEAD_CLASSES, "BertModel"):
+        model_class = "BertModel"
+    hidden = cfg.int("hidden_size", 768)
+    layers = cfg.int("num_hidden_layers", 12)
+    heads = cfg.int("num_attention_heads", 12)
+    inter = cfg.int("intermediate_size", 3072)
+    vocab = cfg.int("vocab_size", 30522)
+    positions = cfg.int("max_position_embeddings", 512)
+    prefix = "bert." if model_class in _LM_HEAD_CLASSES else ""
+    emb = f"{prefix}embeddings"
+
+    blocks = [
+        BlockSpec(
+            f"{emb}.word_embeddings", BlockKind.EMBEDDING, (embedding("weight", vocab, hidden),)
+        ),
+        BlockSpec(
+            f"{emb}.position_embeddings",
+            BlockKind.EMBEDDING,
+            (embedding("weight", positions, hidden),),
+        ),
+        BlockSpec(
+            f"{emb}.token_type_embeddings",
+            BlockKind.EMBEDDING,
+            (embedding("weight", cfg.int("type_vocab_size", 2), hidden),),
+        ),
+        BlockSpec(f"{emb}.LayerNorm", BlockKind.NORM, tuple(layer_norm("", hidden))),
+    ]
+    layer = _encoder_layer(hidden, inter)
+    blocks += [
+        BlockSpec(f"{prefix}encoder.layer.{i}", BlockKind.ENCODER_LAYER, layer)
+        for i in range(layers)
+    ]
+    if model_class in _LM_HEAD_CLASSES:
+        blocks += [
+            BlockSpec("cls.predictions", BlockKind.HEAD, (vector("bias", vocab),)),
+            BlockSpec(
+                "cls.predictions.transform.dense",
+                BlockKind.HEAD,
+                tuple(linear("", hidden, hidden, True)),
+            ),
+            BlockSpec(
+                "cls.predictions.transform.LayerNorm", BlockKind.HEAD, tuple(layer_norm("", hidden))
+            ),
+            BlockSpec(
+                "cls.predictions.decoder", BlockKind.LM_HEAD, tied_to=f"{emb}.word_embeddings"
+            ),
+        ]
+    else:
+        blocks.append(
+            BlockSpec("pooler.dense", BlockKind.HEAD, tuple(linear("", hidden, hidden, True)))
+        )
+    dims = ModelDims(
+        hidden, inter, heads, heads, hidden // heads, vocab, layers, max_positions=positions
+    )
+    return ArchitectureSpec("bert", model_class, tuple(blocks), dims, causal=False)

@@ -1,0 +1,57 @@
+"""GPT-2: learned positions, ``Conv1D`` projections stored as ``(in, out)``, tied head."""
+
+from __future__ import annotations
+
+from memlens.profiler.architectures.config_view import ConfigView
+from memlens.profiler.architectures.registry import register
+from memlens.profiler.architectures.spec import (
+    ArchitectureSpec,
+    AttentionSpec,
+    BlockKind,
+    BlockSpec,
+    ModelDims,
+    lm_head_block,
+)
+from memlens.profiler.tensors import embedding, layer_norm, transposed_matrix, vector
+
+
+@register("gpt2")
+def describe_gpt2(cfg: ConfigView) -> ArchitectureSpec:
+    """GPT2LMHeadModel: ``transformer.*`` blocks; the LM head shares ``wte``."""
+    hidden = cfg.int("n_embd", 768)
+    layers = cfg.int("n_layer", 12)
+    heads = cfg.int("n_head", 12)
+    inner = cfg.int("n_inner", 4 * hidden)
+    vocab = cfg.int("vocab_size", 50257)
+    positions = cfg.int("n_positions", 1024)
+    layer = (
+        *layer_norm("ln_1", hidden),
+        transposed_matrix("attn.c_attn.weight", hidden, 3 * hidden),
+        vector("attn.c_attn.bias", 3 * hidden),
+        transposed_matrix("attn.c_proj.weight", hidden, hidden),
+        vector("attn.c_proj.bias", hidden),
+        *layer_norm("ln_2", hidden),
+        transposed_matrix("mlp.c_fc.weight", hidden, inner),
+        vector("mlp.c_fc.bias", inner),
+        transposed_matrix("mlp.c_proj.weight", inner, hidden),
+        vector("mlp.c_proj.bias", hidden),
+    )
+    attention = AttentionSpec(heads, heads, hidden // heads)
+    blocks = [
+        BlockSpec("transformer.wte", BlockKind.EMBEDDING, (embedding("weight", vocab, hidden),)),
+        BlockSpec(
+            "transformer.wpe", BlockKind.EMBEDDING, (embedding("weight", positions, hidden),)
+        ),
+        *(
+            BlockSpec(f"transformer.h.{i}", BlockKind.DECODER_LAYER, layer, attention)
+            for i in range(layers)
+        ),
+        BlockSpec("transformer.ln_f", BlockKind.NORM, tuple(layer_norm("", hidden))),
+    ]
+    blocks.append(
+        lm_head_block(cfg.bool("tie_word_embeddings", True), "transformer.wte", vocab, hidden)
+    )
+    dims = ModelDims(
+        hidden, inner, heads, heads, hidden // heads, vocab, layers, max_positions=positions
+    )
+    return ArchitectureSpec("gpt2", "GPT2LMHeadModel", tuple(blocks), dims)

@@ -1,0 +1,158 @@
+"""The Llama-style decoder most open LLMs share: RMSNorm, rotary attention, gated MLP.
+
+Families differ in a handful of switches (biases, fused projections, extra norms, MoE
+experts, sliding-window layers); :class:`RopeDecoderLayout` names them and
+:func:`rope_decoder` turns a config plus a layout into an ArchitectureSpec whose block
+and tensor names are the transformers module paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memlens.profiler.architectures.config_view import ConfigView
+from memlens.profiler.architectures.spec import (
+    ArchitectureSpec,
+    AttentionSpec,
+    BlockKind,
+    BlockSpec,
+    ModelDims,
+    lm_head_block,
+)
+from memlens.profiler.tensors import TensorSpec, embedding, matrix, vector
+
+
+@dataclass(frozen=True)
+class RopeDecoderLayout:
+    """The switches in which Llama-style families differ."""
+
+    family: str
+    model_class: str
+    qkv_bias: bool = False
+    o_bias: bool = False
+    mlp_bias: bool = False
+    fused_qkv: bool = False
+    fused_gate_up: bool = False
+    qk_norm: bool = False
+    layer_norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
+    experts: int = 1
+    experts_per_token: int = 1
+    tie_default: bool = False
+
+
+def head_dim(cfg: ConfigView) -> int:
+    """``head_dim`` from the config, else hidden size ÷ attention heads."""
+    return cfg.optional_int("head_dim") or cfg.int("hidden_size") // cfg.int("num_attention_heads")
+
+
+def windows_from_layer_types(
+    cfg: ConfigView, window: int | None, default_types: list[str]
+) -> list[int | None]:
+    """Per-layer sliding window (None for full attention) from ``layer_types``."""
+    types = cfg.layer_types(len(default_types)) or default_types
+    return [window if kind == "sliding_attention" else None for kind in types]
+
+
+def full_attention(cfg: ConfigView) -> list[int | None]:
+    """No layer slides."""
+    return [None] * cfg.int("num_hidden_layers")
+
+
+def uniform_windows(cfg: ConfigView, default_window: int | None) -> list[int | None]:
+    """Every layer slides when the config sets ``sliding_window`` (Mistral, Phi-3)."""
+    window = cfg.nullable_int("sliding_window", default_window)
+    return [window] * cfg.int("num_hidden_layers")
+
+
+def _attention_tensors(
+    layout: RopeDecoderLayout, hidden: int, q_out: int, kv_out: int, dim: int
+) -> list[TensorSpec]:
+    if layout.fused_qkv:
+        tensors = [matrix("self_attn.qkv_proj.weight", q_out + 2 * kv_out, hidden)]
+        if layout.qkv_bias:
+            tensors.append(vector("self_attn.qkv_proj.bias", q_out + 2 * kv_out))
+    else:
+        tensors = []
+        for proj, out in (("q_proj", q_out), ("k_proj", kv_out), ("v_proj", kv_out)):
+            tensors.append(matrix(f"self_attn.{proj}.weight", out, hidden))
+            if layout.qkv_bias:
+                tensors.append(vector(f"self_attn.{proj}.bias", out))
+    tensors.append(matrix("self_attn.o_proj.weight", hidden, q_out))
+    if layout.o_bias:
+        tensors.append(vector("self_attn.o_proj.bias", hidden))
+    if layout.qk_norm:
+        tensors += [vector("self_attn.q_norm.weight", dim), vector("self_attn.k_norm.weight", dim)]
+    return tensors
+
+
+def _mlp_tensors(layout: RopeDecoderLayout, hidden: int, inter: int) -> list[TensorSpec]:
+    if layout.experts > 1:
+        return [
+            matrix("mlp.gate.weight", layout.experts, hidden),
+            matrix("mlp.experts.gate_up_proj", 2 * inter, hidden, experts=layout.experts),
+            matrix("mlp.experts.down_proj", hidden, inter, experts=layout.experts),
+        ]
+    if layout.fused_gate_up:
+        pairs = [("gate_up_proj", 2 * inter, hidden), ("down_proj", hidden, inter)]
+    else:
+        pairs = [
+            ("gate_proj", inter, hidden),
+            ("up_proj", inter, hidden),
+            ("down_proj", hidden, inter),
+        ]
+    tensors = []
+    for proj, out, inp in pairs:
+        tensors.append(matrix(f"mlp.{proj}.weight", out, inp))
+        if layout.mlp_bias:
+            tensors.append(vector(f"mlp.{proj}.bias", out))
+    return tensors
+
+
+def rope_decoder(
+    cfg: ConfigView, layout: RopeDecoderLayout, windows: list[int | None]
+) -> ArchitectureSpec:
+    """The ArchitectureSpec of a Llama-style causal LM (``model.*`` + ``lm_head``)."""
+    hidden = cfg.int("hidden_size")
+    inter = cfg.int("intermediate_size")
+    layers = cfg.int("num_hidden_layers")
+    heads = cfg.int("num_attention_heads")
+    kv_heads = cfg.int("num_key_value_heads", heads)
+    vocab = cfg.int("vocab_size")
+    dim = head_dim(cfg)
+
+    layer_tensors = tuple(
+        _attention_tensors(layout, hidden, heads * dim, kv_heads * dim, dim)
+        + _mlp_tensors(layout, hidden, inter)
+        + [vector(f"{norm}.weight", hidden) for norm in layout.layer_norms]
+    )
+    blocks = [
+        BlockSpec("model.embed_tokens", BlockKind.EMBEDDING, (embedding("weight", vocab, hidden),))
+    ]
+    blocks += [
+        BlockSpec(
+            f"model.layers.{i}",
+            BlockKind.DECODER_LAYER,
+            layer_tensors,
+            AttentionSpec(heads, kv_heads, dim, windows[i]),
+        )
+        for i in range(layers)
+    ]
+    blocks.append(BlockSpec("model.norm", BlockKind.NORM, (vector("weight", hidden),)))
+    blocks.append(
+        lm_head_block(
+            cfg.bool("tie_word_embeddings", layout.tie_default), "model.embed_tokens", vocab, hidden
+        )
+    )
+    dims = ModelDims(
+        hidden,
+        inter,
+        heads,
+        kv_heads,
+        dim,
+        vocab,
+        layers,
+        layout.experts,
+        layout.experts_per_token,
+        cfg.optional_int("max_position_embeddings"),
+    )
+    return ArchitectureSpec(layout.family, layout.model_class, tuple(blocks), dims)

@@ -1,0 +1,112 @@
+"""The shape of a model as the estimators see it: blocks of tensors plus attention facts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from memlens.profiler.tensors import TensorSpec, matrix
+
+
+class BlockKind(StrEnum):
+    """What role a block plays in the model."""
+
+    EMBEDDING = "embedding"
+    """Token, position or token-type embeddings (and their norm)."""
+    DECODER_LAYER = "decoder_layer"
+    """One transformer layer of a causal model (holds a KV cache)."""
+    ENCODER_LAYER = "encoder_layer"
+    """One transformer layer of an encoder (no KV cache)."""
+    NORM = "norm"
+    """The final norm."""
+    LM_HEAD = "lm_head"
+    """The output projection to the vocabulary."""
+    HEAD = "head"
+    """Any other task head (pooler, MLM transform, projections)."""
+
+
+@dataclass(frozen=True)
+class AttentionSpec:
+    """What a layer keeps in the KV cache per token.
+
+    ``sliding_window`` follows transformers' ``DynamicSlidingWindowLayer``: once the
+    context passes the window, the layer holds the last ``sliding_window - 1`` tokens.
+    """
+
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    sliding_window: int | None = None
+
+    def cached_tokens(self, context: int) -> int:
+        """Tokens this layer holds in its cache after ``context`` tokens."""
+        if self.sliding_window is None:
+            return context
+        return min(context, self.sliding_window - 1)
+
+    def kv_elements_per_token(self) -> int:
+        """Key plus value elements cached per token (per sequence)."""
+        return 2 * self.num_kv_heads * self.head_dim
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """A named group of parameters: an embedding, one layer, the final norm, a head.
+
+    ``name`` is the module path in the transformers model (``model.layers.3``), so the
+    analytic and exact estimators can be compared block by block. A tied block has no
+    tensors of its own; ``tied_to`` names the block whose weights it shares.
+    """
+
+    name: str
+    kind: BlockKind
+    tensors: tuple[TensorSpec, ...] = ()
+    attention: AttentionSpec | None = None
+    tied_to: str | None = None
+
+    @property
+    def params(self) -> int:
+        """Parameters held by this block (0 when tied)."""
+        return sum(t.numel for t in self.tensors)
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """The sizes the activation estimate needs."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    num_layers: int
+    experts: int = 1
+    experts_per_token: int = 1
+    max_positions: int | None = None
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """Everything the estimators know about one model config."""
+
+    family: str
+    model_class: str
+    blocks: tuple[BlockSpec, ...]
+    dims: ModelDims
+    causal: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def params(self) -> int:
+        """Total parameters, tied weights counted once."""
+        return sum(b.params for b in self.blocks)
+
+
+def lm_head_block(
+    tied: bool, embedding_block: str, vocab: int, dim: int, name: str = "lm_head"
+) -> BlockSpec:
+    """The output projection: tied to ``embedding_block`` or its own ``(vocab, dim)`` matrix."""
+    if tied:
+        return BlockSpec(name, BlockKind.LM_HEAD, tied_to=embedding_block)
+    return BlockSpec(name, BlockKind.LM_HEAD, (matrix("weight", vocab, dim),))
