@@ -76,7 +76,7 @@ def describe_bert(cfg: ConfigView) -> ArchitectureSpec:
                 tuple(linear("", hidden, hidden, True)),
             ),
             BlockSpec(
-                "cls.predictions.transform.LayerNorm", BlockKind.HEAD, tuple(layer_norm("", hidden))
+                "cls.predictions.transform.LayerNorm", BlockKind.NORM, tuple(layer_norm("", hidden))
             ),
             BlockSpec(
                 "cls.predictions.decoder", BlockKind.LM_HEAD, tied_to=f"{emb}.word_embeddings"
@@ -87,6 +87,15 @@ def describe_bert(cfg: ConfigView) -> ArchitectureSpec:
             BlockSpec("pooler.dense", BlockKind.HEAD, tuple(linear("", hidden, hidden, True)))
         )
     dims = ModelDims(
-        hidden, inter, heads, heads, hidden // heads, vocab, layers, max_positions=positions
+        hidden,
+        inter,
+        heads,
+        heads,
+        hidden // heads,
+        vocab,
+        layers,
+        max_positions=positions,
+        mlp_peak_widths=2,
+        rotary=False,
     )
     return ArchitectureSpec("bert", model_class, tuple(blocks), dims, causal=False)

@@ -84,5 +84,7 @@ def describe_falcon(cfg: ConfigView) -> ArchitectureSpec:
         vocab,
         layers,
         max_positions=cfg.optional_int("max_position_embeddings"),
+        mlp_peak_widths=2,
+        rotary=not cfg.bool("alibi", False),
     )
     return ArchitectureSpec("falcon", "FalconForCausalLM", tuple(blocks), dims)

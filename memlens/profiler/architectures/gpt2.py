@@ -52,6 +52,15 @@ def describe_gpt2(cfg: ConfigView) -> ArchitectureSpec:
         lm_head_block(cfg.bool("tie_word_embeddings", True), "transformer.wte", vocab, hidden)
     )
     dims = ModelDims(
-        hidden, inner, heads, heads, hidden // heads, vocab, layers, max_positions=positions
+        hidden,
+        inner,
+        heads,
+        heads,
+        hidden // heads,
+        vocab,
+        layers,
+        max_positions=positions,
+        mlp_peak_widths=4 if cfg.str("activation_function", "gelu_new") == "gelu_new" else 2,
+        rotary=False,
     )
     return ArchitectureSpec("gpt2", "GPT2LMHeadModel", tuple(blocks), dims)

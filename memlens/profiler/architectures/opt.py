@@ -72,6 +72,15 @@ def describe_opt(cfg: ConfigView) -> ArchitectureSpec:
         lm_head_block(cfg.bool("tie_word_embeddings", True), f"{prefix}.embed_tokens", vocab, proj)
     )
     dims = ModelDims(
-        hidden, ffn, heads, heads, hidden // heads, vocab, layers, max_positions=positions
+        hidden,
+        ffn,
+        heads,
+        heads,
+        hidden // heads,
+        vocab,
+        layers,
+        max_positions=positions,
+        mlp_peak_widths=2,
+        rotary=False,
     )
     return ArchitectureSpec("opt", "OPTForCausalLM", tuple(blocks), dims)

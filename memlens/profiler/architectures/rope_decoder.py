@@ -154,5 +154,6 @@ def rope_decoder(
         layout.experts,
         layout.experts_per_token,
         cfg.optional_int("max_position_embeddings"),
+        mlp_peak_widths=4 if layout.fused_gate_up else 3,
     )
     return ArchitectureSpec(layout.family, layout.model_class, tuple(blocks), dims)

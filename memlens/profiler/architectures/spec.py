@@ -84,6 +84,12 @@ class ModelDims:
     experts: int = 1
     experts_per_token: int = 1
     max_positions: int | None = None
+    mlp_peak_widths: int = 3
+    """``intermediate_size``-wide tensors alive at once at the MLP's peak (3 for a gated
+    MLP, 4 when gate and up are one fused matrix, 2 for fc → activation, 4 for GPT-2's
+    tanh GELU written out in Python)."""
+    rotary: bool = True
+    """Whether queries and keys get rotary embeddings (temporaries during prefill)."""
 
 
 @dataclass(frozen=True)

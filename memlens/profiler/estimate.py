@@ -1,0 +1,248 @@
+"""``MemoryEstimate``: what a model needs, block by block, at each storage dtype.
+
+One result type for both estimators: the analytic one (``analytic_estimate``, pure
+Python, milliseconds; the language server calls it on every edit) and the exact one
+(``memlens.profiler.meta.exact_estimate``, which builds the model on the meta device and
+feeds the real parameter shapes through :func:`estimate_from_spec`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from memlens.errors import UsageError
+from memlens.profiler.activations import ActivationPeak, prefill_peak
+from memlens.profiler.architectures import ArchitectureSpec, BlockKind, describe
+from memlens.profiler.tensors import DEFAULT_GROUP_SIZE, StorageDtype, check_group_size
+
+Source = Literal["analytic", "meta", "measured"]
+DEFAULT_CONTEXT = 4096
+MAX_CONTEXT = 1 << 24  # 16M tokens: beyond any released model's context
+MAX_BATCH = 1 << 16
+
+
+@dataclass(frozen=True)
+class LayerMemory:
+    """One block's memory. Bytes are exact integers; activations are an estimate."""
+
+    name: str
+    kind: str
+    params: int
+    bytes_by_dtype: dict[str, int]
+    """Weight bytes of this block stored as each requested dtype."""
+    kv_bytes_per_token: int
+    """KV-cache bytes this block adds per token per sequence (0 for non-attention)."""
+    activation_bytes: int
+    """Transient bytes while this block runs a prefill of ``context × batch``."""
+    kv_cache_bytes: int = 0
+    """KV-cache bytes this block holds for ``context × batch``."""
+    tied_to: str | None = None
+    sliding_window: int | None = None
+
+
+@dataclass(frozen=True)
+class DeviceFit:
+    """Whether the estimate fits one memory pool of this machine."""
+
+    device: str
+    name: str
+    capacity_bytes: int
+    fits: bool
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """The memory a model needs at one dtype (DESIGN.md §4 contract).
+
+    ``total_bytes`` = weights + KV cache for ``context × batch`` + the activation peak of
+    a prefill of ``context × batch``.
+    """
+
+    model: str
+    dtype: str
+    total_bytes: int
+    layers: tuple[LayerMemory, ...]
+    kv_bytes_per_token: int
+    activations_bytes: int
+    exact: bool
+    source: Source
+    family: str
+    model_class: str
+    params: int
+    weight_bytes: int
+    kv_cache_bytes: int
+    context: int
+    batch: int
+    group_size: int
+    notes: tuple[str, ...] = ()
+    fits: tuple[DeviceFit, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (the CLI's ``--json`` and the worker protocol)."""
+        return asdict(self)
+
+
+def check_shape(context: int, batch: int) -> None:
+    """Raise UsageError for a context or batch no run could have."""
+    if not 1 <= context <= MAX_CONTEXT:
+        raise UsageError(f"--context must be between 1 and {MAX_CONTEXT} tokens, got {context}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise UsageError(f"--batch must be between 1 and {MAX_BATCH}, got {batch}")
+
+
+def default_context(spec: ArchitectureSpec) -> int:
+    """4096 tokens, or the model's maximum when that is shorter."""
+    limit = spec.dims.max_positions
+    return min(DEFAULT_CONTEXT, limit) if limit else DEFAULT_CONTEXT
+
+
+def kv_cache_bytes(spec: ArchitectureSpec, dtype: StorageDtype, context: int, batch: int) -> int:
+    """Bytes every layer's KV cache holds after ``context`` tokens of ``batch`` sequences."""
+    return (
+        sum(
+            b.attention.kv_elements_per_token() * b.attention.cached_tokens(context)
+            for b in spec.blocks
+            if b.attention is not None
+        )
+        * batch
+        * dtype.float_bytes
+    )
+
+
+def activation_peak(
+    spec: ArchitectureSpec, dtype: StorageDtype, batch: int, tokens: int
+) -> ActivationPeak:
+    """The activation peak of a forward over ``batch × tokens`` at ``dtype``'s compute dtype."""
+    has_head = any(b.kind is BlockKind.LM_HEAD for b in spec.blocks)
+    return prefill_peak(
+        spec.dims, batch, tokens, dtype.float_bytes, causal=spec.causal, lm_head=has_head
+    )
+
+
+def weight_bytes(spec: ArchitectureSpec, dtype: StorageDtype, group_size: int) -> int:
+    """Exact bytes of every parameter stored as ``dtype``, tied weights once."""
+    return sum(t.nbytes(dtype, group_size) for b in spec.blocks for t in b.tensors)
+
+
+def generate_peak_bytes(
+    spec: ArchitectureSpec,
+    dtype: StorageDtype,
+    batch: int,
+    prompt_tokens: int,
+    new_tokens: int,
+    group_size: int = DEFAULT_GROUP_SIZE,
+) -> int:
+    """Predicted peak of ``generate()``: weights plus the larger of the prefill (KV of the
+    prompt plus its activations) and the last decode step (KV of everything, one token)."""
+    prefill = (
+        kv_cache_bytes(spec, dtype, prompt_tokens, batch)
+        + activation_peak(spec, dtype, batch, prompt_tokens).total_bytes
+    )
+    last_step = (
+        kv_cache_bytes(spec, dtype, prompt_tokens + new_tokens, batch)
+        + activation_peak(spec, dtype, batch, 1).total_bytes
+    )
+    return weight_bytes(spec, dtype, group_size) + max(prefill, last_step)
+
+
+def _layer_memory(
+    spec: ArchitectureSpec,
+    dtypes: Sequence[StorageDtype],
+    dtype: StorageDtype,
+    group_size: int,
+    context: int,
+    batch: int,
+    peak: ActivationPeak,
+) -> tuple[LayerMemory, ...]:
+    layers = []
+    for block in spec.blocks:
+        per_token = kv = 0
+        if block.attention is not None:
+            per_token = block.attention.kv_elements_per_token() * dtype.float_bytes
+            kv = per_token * block.attention.cached_tokens(context) * batch
+        if block.kind in (BlockKind.DECODER_LAYER, BlockKind.ENCODER_LAYER):
+            activation = peak.layer_bytes
+        elif block.kind is BlockKind.LM_HEAD:
+            activation = peak.logits_bytes
+        else:
+            activation = 0
+        layers.append(
+            LayerMemory(
+                name=block.name,
+                kind=block.kind.value,
+                params=block.params,
+                bytes_by_dtype={
+                    d.value: sum(t.nbytes(d, group_size) for t in block.tensors) for d in dtypes
+                },
+                kv_bytes_per_token=per_token,
+                activation_bytes=activation,
+                kv_cache_bytes=kv,
+                tied_to=block.tied_to,
+                sliding_window=block.attention.sliding_window if block.attention else None,
+            )
+        )
+    return tuple(layers)
+
+
+def estimate_from_spec(
+    spec: ArchitectureSpec,
+    model: str,
+    dtypes: Sequence[StorageDtype],
+    *,
+    group_size: int = DEFAULT_GROUP_SIZE,
+    context: int | None = None,
+    batch: int = 1,
+    source: Source = "analytic",
+    exact: bool = True,
+    notes: Sequence[str] = (),
+) -> list[MemoryEstimate]:
+    """One MemoryEstimate per dtype in ``dtypes`` for the model ``spec`` describes."""
+    check_group_size(group_size)
+    context = default_context(spec) if context is None else context
+    check_shape(context, batch)
+    all_notes = [*spec.notes, *notes]
+    if spec.dims.max_positions and context > spec.dims.max_positions:
+        all_notes.append(
+            f"context {context} exceeds the model's {spec.dims.max_positions} positions"
+        )
+    estimates = []
+    for dtype in dtypes:
+        peak = activation_peak(spec, dtype, batch, context)
+        layers = _layer_memory(spec, dtypes, dtype, group_size, context, batch, peak)
+        weights = weight_bytes(spec, dtype, group_size)
+        kv = kv_cache_bytes(spec, dtype, context, batch)
+        estimates.append(
+            MemoryEstimate(
+                model=model,
+                dtype=dtype.value,
+                total_bytes=weights + kv + peak.total_bytes,
+                layers=layers,
+                kv_bytes_per_token=sum(layer.kv_bytes_per_token for layer in layers),
+                activations_bytes=peak.total_bytes,
+                exact=exact,
+                source=source,
+                family=spec.family,
+                model_class=spec.model_class,
+                params=spec.params,
+                weight_bytes=weights,
+                kv_cache_bytes=kv,
+                context=context,
+                batch=batch,
+                group_size=group_size,
+                notes=tuple(all_notes),
+            )
+        )
+    return estimates
+
+
+def analytic_estimate(
+    config: Mapping[str, Any],
+    model: str,
+    dtypes: Sequence[StorageDtype] = (StorageDtype.BF16,),
+    **options: Any,
+) -> list[MemoryEstimate]:
+    """The analytic estimate of a config dict (pure Python; raises
+    UnsupportedArchitectureError for families without formulas)."""
+    return estimate_from_spec(describe(config, source=model), model, dtypes, **options)
