@@ -52,7 +52,7 @@ def _cpu_peak_extra(fn: Callable[[], T]) -> tuple[T, int]:
         result = fn()
     events = [
         (event.start_ns(), event.nbytes())
-        for event in prof.profiler.kineto_results.events()  # type: ignore[union-attr]
+        for event in prof.profiler.kineto_results.events()
         if event.name() == "[memory]"
     ]
     held = peak = 0

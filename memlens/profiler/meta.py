@@ -37,7 +37,7 @@ def _transformers() -> Any:
         raise DependencyError(
             "the exact estimator needs transformers: pip install memlens"
         ) from exc
-    transformers.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     return transformers
 
 
@@ -179,7 +179,7 @@ def exact_spec(config: Mapping[str, Any]) -> tuple[ArchitectureSpec, bool, list[
         attention = [b.attention for b in analytic.blocks if b.kind is BlockKind.DECODER_LAYER]
         causal, dims, family, kv_exact = analytic.causal, analytic.dims, analytic.family, True
     else:
-        hf = model.config
+        hf: Any = model.config
         causal = bool(getattr(hf, "is_decoder", False)) or "CausalLM" in type(model).__name__
         attention = _generic_attention(hf, num_layers) if causal else []
         family, kv_exact = hf.model_type, False

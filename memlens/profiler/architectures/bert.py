@@ -37,12 +37,12 @@ def describe_bert(cfg: ConfigView) -> ArchitectureSpec:
     model_class = cfg.architecture("BertModel")
     if model_class not in (*_LM_HEAD_CLASSES, "BertModel"):
         model_class = "BertModel"
-    hidden = cfg.int("hidden_size", 768)
-    layers = cfg.int("num_hidden_layers", 12)
-    heads = cfg.int("num_attention_heads", 12)
-    inter = cfg.int("intermediate_size", 3072)
-    vocab = cfg.int("vocab_size", 30522)
-    positions = cfg.int("max_position_embeddings", 512)
+    hidden = cfg.integer("hidden_size", 768)
+    layers = cfg.integer("num_hidden_layers", 12)
+    heads = cfg.integer("num_attention_heads", 12)
+    inter = cfg.integer("intermediate_size", 3072)
+    vocab = cfg.integer("vocab_size", 30522)
+    positions = cfg.integer("max_position_embeddings", 512)
     prefix = "bert." if model_class in _LM_HEAD_CLASSES else ""
     emb = f"{prefix}embeddings"
 
@@ -58,7 +58,7 @@ def describe_bert(cfg: ConfigView) -> ArchitectureSpec:
         BlockSpec(
             f"{emb}.token_type_embeddings",
             BlockKind.EMBEDDING,
-            (embedding("weight", cfg.int("type_vocab_size", 2), hidden),),
+            (embedding("weight", cfg.integer("type_vocab_size", 2), hidden),),
         ),
         BlockSpec(f"{emb}.LayerNorm", BlockKind.NORM, tuple(layer_norm("", hidden))),
     ]

@@ -20,7 +20,7 @@ class ConfigView:
     @property
     def model_type(self) -> str:
         """The ``model_type`` field, lower-cased."""
-        return self.str("model_type").lower()
+        return self.string("model_type").lower()
 
     def with_defaults(self, **defaults: Any) -> ConfigView:
         """A view in which absent or null ``defaults`` keys take the given values."""
@@ -31,7 +31,7 @@ class ConfigView:
         """True when ``key`` is present and not null."""
         return self.data.get(key) is not None
 
-    def int(self, key: str, default: int = _MISSING, *, minimum: int = 1) -> int:
+    def integer(self, key: str, default: int = _MISSING, *, minimum: int = 1) -> int:
         """An integer field ≥ ``minimum``; ``default`` when absent or null."""
         value = self.data.get(key)
         if value is None:
@@ -46,7 +46,7 @@ class ConfigView:
 
     def optional_int(self, key: str, default: int | None = None) -> int | None:
         """An integer field ≥ 1, or ``default`` when absent or null."""
-        return self.int(key, default) if self.has(key) else default
+        return self.integer(key) if self.has(key) else default
 
     def nullable_int(self, key: str, default_when_absent: int | None) -> int | None:
         """An integer field ≥ 1 that may be null; ``default_when_absent`` when the key is absent.
@@ -58,7 +58,7 @@ class ConfigView:
             return default_when_absent
         return self.optional_int(key)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def flag(self, key: str, default: bool) -> bool:
         """A boolean field, ``default`` when absent or null."""
         value = self.data.get(key)
         if value is None:
@@ -67,7 +67,7 @@ class ConfigView:
             raise ConfigError(f"{self.source}: field {key!r} must be true or false, got {value!r}")
         return value
 
-    def str(self, key: str, default: str = _MISSING) -> str:
+    def string(self, key: str, default: str = _MISSING) -> str:
         """A string field; ``default`` when absent or null."""
         value = self.data.get(key)
         if value is None:

@@ -16,7 +16,7 @@ from memlens.profiler.tensors import TensorSpec, embedding, layer_norm, linear
 
 
 def _layer_norms(cfg: ConfigView, new_arch: bool, hidden: int) -> list[TensorSpec]:
-    if not cfg.bool("parallel_attn", True):
+    if not cfg.flag("parallel_attn", True):
         return layer_norm("input_layernorm", hidden) + layer_norm(
             "post_attention_layernorm", hidden
         )
@@ -33,15 +33,15 @@ def describe_falcon(cfg: ConfigView) -> ArchitectureSpec:
     With ``new_decoder_architecture`` the cache holds keys and values broadcast to every
     query head, so the KV cache is as large as multi-head attention's.
     """
-    hidden = cfg.int("hidden_size", 4544)
-    layers = cfg.int("num_hidden_layers", 32)
-    heads = cfg.int("num_attention_heads", 71)
-    kv_heads = cfg.int("num_kv_heads", heads)
-    vocab = cfg.int("vocab_size", 65024)
-    ffn = cfg.int("ffn_hidden_size", 4 * hidden)
-    bias = cfg.bool("bias", False)
-    new_arch = cfg.bool("new_decoder_architecture", False)
-    multi_query = cfg.bool("multi_query", True)
+    hidden = cfg.integer("hidden_size", 4544)
+    layers = cfg.integer("num_hidden_layers", 32)
+    heads = cfg.integer("num_attention_heads", 71)
+    kv_heads = cfg.integer("num_kv_heads", heads)
+    vocab = cfg.integer("vocab_size", 65024)
+    ffn = cfg.integer("ffn_hidden_size", 4 * hidden)
+    bias = cfg.flag("bias", False)
+    new_arch = cfg.flag("new_decoder_architecture", False)
+    multi_query = cfg.flag("multi_query", True)
     dim = hidden // heads
     if new_arch:
         qkv_out, cached_heads = (heads + 2 * kv_heads) * dim, heads
@@ -72,7 +72,7 @@ def describe_falcon(cfg: ConfigView) -> ArchitectureSpec:
     ]
     blocks.append(
         lm_head_block(
-            cfg.bool("tie_word_embeddings", True), "transformer.word_embeddings", vocab, hidden
+            cfg.flag("tie_word_embeddings", True), "transformer.word_embeddings", vocab, hidden
         )
     )
     dims = ModelDims(
@@ -85,6 +85,6 @@ def describe_falcon(cfg: ConfigView) -> ArchitectureSpec:
         layers,
         max_positions=cfg.optional_int("max_position_embeddings"),
         mlp_peak_widths=2,
-        rotary=not cfg.bool("alibi", False),
+        rotary=not cfg.flag("alibi", False),
     )
     return ArchitectureSpec("falcon", "FalconForCausalLM", tuple(blocks), dims)

@@ -16,7 +16,7 @@ from memlens.profiler.architectures.spec import ArchitectureSpec
 @register("gemma")
 def describe_gemma(cfg: ConfigView) -> ArchitectureSpec:
     """Gemma: Llama-shaped, LM head tied by default."""
-    bias = cfg.bool("attention_bias", False)
+    bias = cfg.flag("attention_bias", False)
     layout = RopeDecoderLayout(
         "gemma", "GemmaForCausalLM", qkv_bias=bias, o_bias=bias, tie_default=True
     )
@@ -26,7 +26,7 @@ def describe_gemma(cfg: ConfigView) -> ArchitectureSpec:
 @register("gemma2")
 def describe_gemma2(cfg: ConfigView) -> ArchitectureSpec:
     """Gemma 2: pre/post norms around attention and MLP; even layers slide (4096)."""
-    bias = cfg.bool("attention_bias", False)
+    bias = cfg.flag("attention_bias", False)
     layout = RopeDecoderLayout(
         "gemma2",
         "Gemma2ForCausalLM",
@@ -40,7 +40,7 @@ def describe_gemma2(cfg: ConfigView) -> ArchitectureSpec:
             "post_feedforward_layernorm",
         ),
     )
-    layers = cfg.int("num_hidden_layers")
+    layers = cfg.integer("num_hidden_layers")
     defaults = ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(layers)]
     windows = windows_from_layer_types(cfg, cfg.nullable_int("sliding_window", 4096), defaults)
     return rope_decoder(cfg.with_defaults(head_dim=256), layout, windows)

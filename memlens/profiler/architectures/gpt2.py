@@ -18,12 +18,12 @@ from memlens.profiler.tensors import embedding, layer_norm, transposed_matrix, v
 @register("gpt2")
 def describe_gpt2(cfg: ConfigView) -> ArchitectureSpec:
     """GPT2LMHeadModel: ``transformer.*`` blocks; the LM head shares ``wte``."""
-    hidden = cfg.int("n_embd", 768)
-    layers = cfg.int("n_layer", 12)
-    heads = cfg.int("n_head", 12)
-    inner = cfg.int("n_inner", 4 * hidden)
-    vocab = cfg.int("vocab_size", 50257)
-    positions = cfg.int("n_positions", 1024)
+    hidden = cfg.integer("n_embd", 768)
+    layers = cfg.integer("n_layer", 12)
+    heads = cfg.integer("n_head", 12)
+    inner = cfg.integer("n_inner", 4 * hidden)
+    vocab = cfg.integer("vocab_size", 50257)
+    positions = cfg.integer("n_positions", 1024)
     layer = (
         *layer_norm("ln_1", hidden),
         transposed_matrix("attn.c_attn.weight", hidden, 3 * hidden),
@@ -49,7 +49,7 @@ def describe_gpt2(cfg: ConfigView) -> ArchitectureSpec:
         BlockSpec("transformer.ln_f", BlockKind.NORM, tuple(layer_norm("", hidden))),
     ]
     blocks.append(
-        lm_head_block(cfg.bool("tie_word_embeddings", True), "transformer.wte", vocab, hidden)
+        lm_head_block(cfg.flag("tie_word_embeddings", True), "transformer.wte", vocab, hidden)
     )
     dims = ModelDims(
         hidden,
@@ -60,7 +60,7 @@ def describe_gpt2(cfg: ConfigView) -> ArchitectureSpec:
         vocab,
         layers,
         max_positions=positions,
-        mlp_peak_widths=4 if cfg.str("activation_function", "gelu_new") == "gelu_new" else 2,
+        mlp_peak_widths=4 if cfg.string("activation_function", "gelu_new") == "gelu_new" else 2,
         rotary=False,
     )
     return ArchitectureSpec("gpt2", "GPT2LMHeadModel", tuple(blocks), dims)

@@ -15,12 +15,12 @@ from memlens.profiler.architectures.spec import ArchitectureSpec
 @register("llama")
 def describe_llama(cfg: ConfigView) -> ArchitectureSpec:
     """Llama: optional attention and MLP biases, no sliding window."""
-    bias = cfg.bool("attention_bias", False)
+    bias = cfg.flag("attention_bias", False)
     layout = RopeDecoderLayout(
         "llama",
         "LlamaForCausalLM",
         qkv_bias=bias,
         o_bias=bias,
-        mlp_bias=cfg.bool("mlp_bias", False),
+        mlp_bias=cfg.flag("mlp_bias", False),
     )
     return rope_decoder(cfg, layout, full_attention(cfg))

@@ -25,7 +25,7 @@ def describe_mixtral(cfg: ConfigView) -> ArchitectureSpec:
     layout = RopeDecoderLayout(
         "mixtral",
         "MixtralForCausalLM",
-        experts=cfg.int("num_local_experts", 8),
-        experts_per_token=cfg.int("num_experts_per_tok", 2),
+        experts=cfg.integer("num_local_experts", 8),
+        experts_per_token=cfg.integer("num_experts_per_tok", 2),
     )
     return rope_decoder(cfg, layout, uniform_windows(cfg, None))

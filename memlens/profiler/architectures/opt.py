@@ -20,15 +20,15 @@ _POSITION_OFFSET = 2  # OPTLearnedPositionalEmbedding reserves two rows
 @register("opt")
 def describe_opt(cfg: ConfigView) -> ArchitectureSpec:
     """OPTForCausalLM: ``model.decoder.*`` blocks; the LM head shares ``embed_tokens``."""
-    hidden = cfg.int("hidden_size", 768)
-    layers = cfg.int("num_hidden_layers", 12)
-    heads = cfg.int("num_attention_heads", 12)
-    ffn = cfg.int("ffn_dim", 3072)
-    vocab = cfg.int("vocab_size", 50272)
-    positions = cfg.int("max_position_embeddings", 2048)
-    proj = cfg.int("word_embed_proj_dim", hidden)
-    bias = cfg.bool("enable_bias", True)
-    affine = cfg.bool("layer_norm_elementwise_affine", True)
+    hidden = cfg.integer("hidden_size", 768)
+    layers = cfg.integer("num_hidden_layers", 12)
+    heads = cfg.integer("num_attention_heads", 12)
+    ffn = cfg.integer("ffn_dim", 3072)
+    vocab = cfg.integer("vocab_size", 50272)
+    positions = cfg.integer("max_position_embeddings", 2048)
+    proj = cfg.integer("word_embed_proj_dim", hidden)
+    bias = cfg.flag("enable_bias", True)
+    affine = cfg.flag("layer_norm_elementwise_affine", True)
     prefix = "model.decoder"
 
     layer = tuple(
@@ -57,7 +57,7 @@ def describe_opt(cfg: ConfigView) -> ArchitectureSpec:
             BlockSpec(f"{prefix}.project_out", BlockKind.HEAD, (matrix("weight", proj, hidden),)),
             BlockSpec(f"{prefix}.project_in", BlockKind.HEAD, (matrix("weight", hidden, proj),)),
         ]
-    final_norm = cfg.bool("do_layer_norm_before", True) and not cfg.bool(
+    final_norm = cfg.flag("do_layer_norm_before", True) and not cfg.flag(
         "_remove_final_layer_norm", False
     )
     if final_norm and affine:
@@ -69,7 +69,7 @@ def describe_opt(cfg: ConfigView) -> ArchitectureSpec:
         for i in range(layers)
     ]
     blocks.append(
-        lm_head_block(cfg.bool("tie_word_embeddings", True), f"{prefix}.embed_tokens", vocab, proj)
+        lm_head_block(cfg.flag("tie_word_embeddings", True), f"{prefix}.embed_tokens", vocab, proj)
     )
     dims = ModelDims(
         hidden,

@@ -14,11 +14,11 @@ from memlens.profiler.architectures.spec import ArchitectureSpec
 
 def _qwen_windows(cfg: ConfigView) -> list[int | None]:
     """Layers from ``max_window_layers`` on slide, only when ``use_sliding_window``."""
-    layers = cfg.int("num_hidden_layers")
+    layers = cfg.integer("num_hidden_layers")
     window = (
-        cfg.nullable_int("sliding_window", 4096) if cfg.bool("use_sliding_window", False) else None
+        cfg.nullable_int("sliding_window", 4096) if cfg.flag("use_sliding_window", False) else None
     )
-    first_sliding = cfg.int("max_window_layers", 28, minimum=0)
+    first_sliding = cfg.integer("max_window_layers", 28, minimum=0)
     defaults = [
         "sliding_attention" if window is not None and i >= first_sliding else "full_attention"
         for i in range(layers)
@@ -36,7 +36,7 @@ def describe_qwen2(cfg: ConfigView) -> ArchitectureSpec:
 @register("qwen3")
 def describe_qwen3(cfg: ConfigView) -> ArchitectureSpec:
     """Qwen3: RMSNorm on queries and keys per head; explicit ``head_dim`` (128)."""
-    bias = cfg.bool("attention_bias", False)
+    bias = cfg.flag("attention_bias", False)
     layout = RopeDecoderLayout(
         "qwen3", "Qwen3ForCausalLM", qkv_bias=bias, o_bias=bias, qk_norm=True
     )

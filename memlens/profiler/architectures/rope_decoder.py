@@ -42,7 +42,9 @@ class RopeDecoderLayout:
 
 def head_dim(cfg: ConfigView) -> int:
     """``head_dim`` from the config, else hidden size ÷ attention heads."""
-    return cfg.optional_int("head_dim") or cfg.int("hidden_size") // cfg.int("num_attention_heads")
+    return cfg.optional_int("head_dim") or cfg.integer("hidden_size") // cfg.integer(
+        "num_attention_heads"
+    )
 
 
 def windows_from_layer_types(
@@ -55,13 +57,13 @@ def windows_from_layer_types(
 
 def full_attention(cfg: ConfigView) -> list[int | None]:
     """No layer slides."""
-    return [None] * cfg.int("num_hidden_layers")
+    return [None] * cfg.integer("num_hidden_layers")
 
 
 def uniform_windows(cfg: ConfigView, default_window: int | None) -> list[int | None]:
     """Every layer slides when the config sets ``sliding_window`` (Mistral, Phi-3)."""
     window = cfg.nullable_int("sliding_window", default_window)
-    return [window] * cfg.int("num_hidden_layers")
+    return [window] * cfg.integer("num_hidden_layers")
 
 
 def _attention_tensors(
@@ -112,12 +114,12 @@ def rope_decoder(
     cfg: ConfigView, layout: RopeDecoderLayout, windows: list[int | None]
 ) -> ArchitectureSpec:
     """The ArchitectureSpec of a Llama-style causal LM (``model.*`` + ``lm_head``)."""
-    hidden = cfg.int("hidden_size")
-    inter = cfg.int("intermediate_size")
-    layers = cfg.int("num_hidden_layers")
-    heads = cfg.int("num_attention_heads")
-    kv_heads = cfg.int("num_key_value_heads", heads)
-    vocab = cfg.int("vocab_size")
+    hidden = cfg.integer("hidden_size")
+    inter = cfg.integer("intermediate_size")
+    layers = cfg.integer("num_hidden_layers")
+    heads = cfg.integer("num_attention_heads")
+    kv_heads = cfg.integer("num_key_value_heads", heads)
+    vocab = cfg.integer("vocab_size")
     dim = head_dim(cfg)
 
     layer_tensors = tuple(
@@ -140,7 +142,7 @@ def rope_decoder(
     blocks.append(BlockSpec("model.norm", BlockKind.NORM, (vector("weight", hidden),)))
     blocks.append(
         lm_head_block(
-            cfg.bool("tie_word_embeddings", layout.tie_default), "model.embed_tokens", vocab, hidden
+            cfg.flag("tie_word_embeddings", layout.tie_default), "model.embed_tokens", vocab, hidden
         )
     )
     dims = ModelDims(
