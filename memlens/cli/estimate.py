@@ -1,0 +1,150 @@
+"""``memlens estimate MODEL``: the memory a model needs, block by block, per dtype."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from memlens.cli.layer_groups import group_layers
+from memlens.errors import UnsupportedArchitectureError
+from memlens.profiler.configs import ResolvedConfig, resolve_config
+from memlens.profiler.estimate import MemoryEstimate, analytic_estimate
+from memlens.profiler.machine import fits, memory_pools
+from memlens.profiler.tensors import (
+    DEFAULT_GROUP_SIZE,
+    VALID_GROUP_SIZES,
+    StorageDtype,
+    parse_dtypes,
+)
+from memlens.units import format_bytes, format_count
+
+NAME = "estimate"
+HELP = "how much memory a model needs (weights per block and dtype, KV cache, activations)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``memlens estimate``."""
+    parser.add_argument(
+        "model",
+        metavar="MODEL",
+        help="model directory, config.json path, or Hugging Face id (resolved offline first)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="fp32,bf16,int8,int4",
+        help="comma-separated storage dtypes: fp32, bf16, fp16, int8, int4 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        default=DEFAULT_GROUP_SIZE,
+        choices=VALID_GROUP_SIZES,
+        help="INT4 quantization group size (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--context", type=int, help="tokens per sequence (default: 4096 or the model's maximum)"
+    )
+    parser.add_argument("--batch", type=int, default=1, help="sequences (default: %(default)s)")
+    parser.add_argument(
+        "--estimator",
+        choices=("auto", "analytic", "exact"),
+        default="auto",
+        help="analytic formulas, the exact meta-device model, or auto: analytic where "
+        "memlens has formulas for the architecture, exact otherwise (default: %(default)s)",
+    )
+    parser.add_argument("--offline", action="store_true", help="never ask the Hugging Face hub")
+    parser.add_argument("--json", action="store_true", help="print MemoryEstimate JSON")
+
+
+def _estimate(
+    resolved: ResolvedConfig, dtypes: tuple[StorageDtype, ...], args: argparse.Namespace
+) -> list[MemoryEstimate]:
+    options = {"group_size": args.group_size, "context": args.context, "batch": args.batch}
+    if args.estimator != "exact":
+        try:
+            return analytic_estimate(resolved.config, resolved.model, dtypes, **options)
+        except UnsupportedArchitectureError:
+            if args.estimator == "analytic":
+                raise
+    from memlens.profiler.meta import exact_estimate
+
+    with Console(stderr=True).status("Building the model on the meta device…"):
+        return exact_estimate(resolved.config, resolved.model, dtypes, **options)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Resolve, estimate, and print a table or JSON."""
+    dtypes = parse_dtypes(args.dtype)
+    resolved = resolve_config(args.model, allow_network=not args.offline)
+    pools = memory_pools(probe_gpus=shutil.which("nvidia-smi") is not None)
+    estimates = [
+        dataclasses.replace(e, fits=fits(e.total_bytes, pools))
+        for e in _estimate(resolved, dtypes, args)
+    ]
+    if args.json:
+        json.dump([e.to_json() for e in estimates], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render(estimates, resolved, Console())
+    return 0
+
+
+def render(estimates: list[MemoryEstimate], resolved: ResolvedConfig, console: Console) -> None:
+    """Two tables: weights per block and dtype, then totals and fit per dtype."""
+    first = estimates[0]
+    console.print(
+        f"[bold]{first.model}[/] · {first.family} ({first.model_class}) · "
+        f"{format_count(first.params)} params · {first.source} estimate · "
+        f"config from {resolved.origin}: {resolved.location}"
+    )
+    blocks = Table(
+        title="Weights by block", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    blocks.add_column("block", overflow="fold", min_width=20)
+    blocks.add_column("params", justify="right", no_wrap=True)
+    for e in estimates:
+        blocks.add_column(e.dtype, justify="right", no_wrap=True)
+    for group in group_layers(first.layers):
+        layer = group.layer
+        note = f" (tied to {layer.tied_to})" if layer.tied_to else ""
+        if layer.sliding_window:
+            note += f" (window {layer.sliding_window})"
+        blocks.add_row(
+            group.label + (f" ×{group.count}" if group.count > 1 else "") + note,
+            format_count(layer.params * group.count),
+            *(format_bytes(layer.bytes_by_dtype[e.dtype] * group.count) for e in estimates),
+        )
+    console.print(blocks)
+
+    totals = Table(
+        title=f"Totals for context {first.context} × batch {first.batch}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    for name in ("dtype", "weights", "KV/token", "KV cache", "activations", "total"):
+        totals.add_column(name, justify="right" if name != "dtype" else "left")
+    for fit in first.fits:
+        totals.add_column(f"fits {fit.name} ({format_bytes(fit.capacity_bytes)})")
+    for e in estimates:
+        totals.add_row(
+            e.dtype,
+            format_bytes(e.weight_bytes),
+            format_bytes(e.kv_bytes_per_token),
+            format_bytes(e.kv_cache_bytes),
+            format_bytes(e.activations_bytes),
+            f"[bold]{format_bytes(e.total_bytes)}[/]",
+            *("[green]yes[/]" if f.fits else "[red]no[/]" for f in e.fits),
+        )
+    console.print(totals)
+    if first.group_size and any(StorageDtype(e.dtype) is StorageDtype.INT4 for e in estimates):
+        console.print(f"INT4: group size {first.group_size}, bf16 scale + zero per group.")
+    for note in first.notes:
+        console.print(f"[yellow]note:[/] {note}")

@@ -1,0 +1,61 @@
+"""``memlens`` entry point: builds the parser from the subcommand modules and maps
+MemlensError subclasses to one line on stderr and their exit codes.
+
+Exit codes: 0 success; 1 other memlens error; 2 bad usage; 3 model not found; 4 corrupt
+or inconsistent config; 5 unsupported architecture; 6 missing dependency; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from memlens import __version__
+from memlens.cli import estimate
+from memlens.errors import MemlensError
+
+SUBCOMMANDS: tuple[ModuleType, ...] = (estimate,)
+"""Each module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args)``."""
+
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per subcommand module."""
+    parser = argparse.ArgumentParser(
+        prog="memlens",
+        description="Memory estimates, compressed inference and local tracing for LLM code.",
+    )
+    parser.add_argument("--version", action="version", version=f"memlens {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMANDS:
+        sub = commands.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="memlens: %(levelname)s: %(message)s",
+    )
+    try:
+        code: int = args.run(args)
+    except MemlensError as exc:
+        print(f"memlens: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("memlens: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
