@@ -56,8 +56,9 @@ class DeviceFit:
 class MemoryEstimate:
     """The memory a model needs at one dtype (DESIGN.md §4 contract).
 
-    ``total_bytes`` = weights + KV cache for ``context × batch`` + the activation peak of
-    a prefill of ``context × batch``.
+    ``total_bytes`` = weights + KV cache for ``context × batch`` + the transient peak of a
+    prefill of ``context × batch`` (activations, plus the prefill keys and values that
+    sliding-window layers hold until the first decode step).
     """
 
     model: str
@@ -98,27 +99,49 @@ def default_context(spec: ArchitectureSpec) -> int:
     return min(DEFAULT_CONTEXT, limit) if limit else DEFAULT_CONTEXT
 
 
-def kv_cache_bytes(spec: ArchitectureSpec, dtype: StorageDtype, context: int, batch: int) -> int:
-    """Bytes every layer's KV cache holds after ``context`` tokens of ``batch`` sequences."""
-    return (
-        sum(
-            b.attention.kv_elements_per_token() * b.attention.cached_tokens(context)
-            for b in spec.blocks
-            if b.attention is not None
-        )
-        * batch
-        * dtype.float_bytes
+def kv_cache_bytes(
+    spec: ArchitectureSpec, dtype: StorageDtype, context: int, batch: int, windowed: bool = True
+) -> int:
+    """Bytes every layer's KV cache holds after ``context`` tokens of ``batch`` sequences.
+
+    ``windowed=False`` ignores sliding windows: right after a prefill, transformers'
+    sliding layers keep views into the full prefill keys and values, so the full storage
+    stays allocated until the first decode step.
+    """
+    tokens_per_layer = (
+        (b.attention, b.attention.cached_tokens(context) if windowed else context)
+        for b in spec.blocks
+        if b.attention is not None
     )
+    elements = sum(attn.kv_elements_per_token() * tokens for attn, tokens in tokens_per_layer)
+    return elements * batch * dtype.float_bytes
 
 
 def activation_peak(
     spec: ArchitectureSpec, dtype: StorageDtype, batch: int, tokens: int
 ) -> ActivationPeak:
     """The activation peak of a forward over ``batch × tokens`` at ``dtype``'s compute dtype."""
-    has_head = any(b.kind is BlockKind.LM_HEAD for b in spec.blocks)
     return prefill_peak(
-        spec.dims, batch, tokens, dtype.float_bytes, causal=spec.causal, lm_head=has_head
+        spec.dims,
+        batch,
+        tokens,
+        dtype.float_bytes,
+        causal=spec.causal,
+        lm_head=any(b.kind is BlockKind.LM_HEAD for b in spec.blocks),
+        sliding=any(b.attention and b.attention.sliding_window for b in spec.blocks),
     )
+
+
+def prefill_transient_bytes(
+    spec: ArchitectureSpec, dtype: StorageDtype, batch: int, tokens: int
+) -> int:
+    """Bytes a forward over ``batch × tokens`` holds on top of weights and the windowed KV
+    cache: the activation peak plus the keys and values sliding layers keep until the
+    next step."""
+    beyond_window = kv_cache_bytes(spec, dtype, tokens, batch, windowed=False) - kv_cache_bytes(
+        spec, dtype, tokens, batch
+    )
+    return activation_peak(spec, dtype, batch, tokens).total_bytes + beyond_window
 
 
 def weight_bytes(spec: ArchitectureSpec, dtype: StorageDtype, group_size: int) -> int:
@@ -135,15 +158,13 @@ def generate_peak_bytes(
     group_size: int = DEFAULT_GROUP_SIZE,
 ) -> int:
     """Predicted peak of ``generate()``: weights plus the larger of the prefill (KV of the
-    prompt plus its activations) and the last decode step (KV of everything, one token)."""
-    prefill = (
-        kv_cache_bytes(spec, dtype, prompt_tokens, batch)
-        + activation_peak(spec, dtype, batch, prompt_tokens).total_bytes
+    prompt plus its transients) and the last decode step (KV of everything, one token)."""
+    prefill = kv_cache_bytes(spec, dtype, prompt_tokens, batch) + prefill_transient_bytes(
+        spec, dtype, batch, prompt_tokens
     )
-    last_step = (
-        kv_cache_bytes(spec, dtype, prompt_tokens + new_tokens, batch)
-        + activation_peak(spec, dtype, batch, 1).total_bytes
-    )
+    last_step = kv_cache_bytes(
+        spec, dtype, prompt_tokens + new_tokens, batch
+    ) + prefill_transient_bytes(spec, dtype, batch, 1)
     return weight_bytes(spec, dtype, group_size) + max(prefill, last_step)
 
 
@@ -210,6 +231,7 @@ def estimate_from_spec(
     estimates = []
     for dtype in dtypes:
         peak = activation_peak(spec, dtype, batch, context)
+        transient = prefill_transient_bytes(spec, dtype, batch, context)
         layers = _layer_memory(spec, dtypes, dtype, group_size, context, batch, peak)
         weights = weight_bytes(spec, dtype, group_size)
         kv = kv_cache_bytes(spec, dtype, context, batch)
@@ -217,10 +239,10 @@ def estimate_from_spec(
             MemoryEstimate(
                 model=model,
                 dtype=dtype.value,
-                total_bytes=weights + kv + peak.total_bytes,
+                total_bytes=weights + kv + transient,
                 layers=layers,
                 kv_bytes_per_token=sum(layer.kv_bytes_per_token for layer in layers),
-                activations_bytes=peak.total_bytes,
+                activations_bytes=transient,
                 exact=exact,
                 source=source,
                 family=spec.family,

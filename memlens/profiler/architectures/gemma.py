@@ -30,6 +30,7 @@ def describe_gemma2(cfg: ConfigView) -> ArchitectureSpec:
     layout = RopeDecoderLayout(
         "gemma2",
         "Gemma2ForCausalLM",
+        eager_attention=True,
         qkv_bias=bias,
         o_bias=bias,
         tie_default=True,

@@ -62,5 +62,6 @@ def describe_gpt2(cfg: ConfigView) -> ArchitectureSpec:
         max_positions=positions,
         mlp_peak_widths=4 if cfg.string("activation_function", "gelu_new") == "gelu_new" else 2,
         rotary=False,
+        stream_widths=3,
     )
     return ArchitectureSpec("gpt2", "GPT2LMHeadModel", tuple(blocks), dims)

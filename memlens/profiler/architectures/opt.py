@@ -81,6 +81,7 @@ def describe_opt(cfg: ConfigView) -> ArchitectureSpec:
         layers,
         max_positions=positions,
         mlp_peak_widths=2,
+        stream_widths=3,
         rotary=False,
     )
     return ArchitectureSpec("opt", "OPTForCausalLM", tuple(blocks), dims)

@@ -38,6 +38,7 @@ class RopeDecoderLayout:
     experts: int = 1
     experts_per_token: int = 1
     tie_default: bool = False
+    eager_attention: bool = False
 
 
 def head_dim(cfg: ConfigView) -> int:
@@ -157,5 +158,6 @@ def rope_decoder(
         layout.experts_per_token,
         cfg.optional_int("max_position_embeddings"),
         mlp_peak_widths=4 if layout.fused_gate_up else 3,
+        eager_attention=layout.eager_attention,
     )
     return ArchitectureSpec(layout.family, layout.model_class, tuple(blocks), dims)

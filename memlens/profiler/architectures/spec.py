@@ -90,6 +90,13 @@ class ModelDims:
     tanh GELU written out in Python)."""
     rotary: bool = True
     """Whether queries and keys get rotary embeddings (temporaries during prefill)."""
+    stream_widths: int = 2
+    """``hidden_size``-wide tensors alive across all layers during a forward: the embedding
+    output and the current layer's input (3 where learned position embeddings are added
+    to the token embeddings as separate tensors: GPT-2, OPT)."""
+    eager_attention: bool = False
+    """Whether transformers runs this family's attention eagerly by default, materialising
+    ``heads × tokens × tokens`` scores and a float mask (Gemma 2, for logit soft-capping)."""
 
 
 @dataclass(frozen=True)
