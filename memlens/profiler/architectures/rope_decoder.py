@@ -19,7 +19,7 @@ from memlens.profiler.architectures.spec import (
     ModelDims,
     lm_head_block,
 )
-from memlens.profiler.tensors import TensorSpec, embedding, matrix, vector
+from memlens.profiler.tensors import TensorKind, TensorSpec, embedding, matrix, vector
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,8 @@ def _attention_tensors(
 def _mlp_tensors(layout: RopeDecoderLayout, hidden: int, inter: int) -> list[TensorSpec]:
     if layout.experts > 1:
         return [
-            matrix("mlp.gate.weight", layout.experts, hidden),
+            # The router is not an nn.Linear and stays unquantized: routing is sensitive.
+            TensorSpec("mlp.gate.weight", (layout.experts, hidden), TensorKind.OTHER),
             matrix("mlp.experts.gate_up_proj", 2 * inter, hidden, experts=layout.experts),
             matrix("mlp.experts.down_proj", hidden, inter, experts=layout.experts),
         ]
