@@ -20,7 +20,9 @@ def _is_loopback(address: Any) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _offline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     """Tests never reach the network: offline flags set, an empty HF cache, and any
     non-loopback connection refused."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

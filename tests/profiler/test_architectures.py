@@ -65,8 +65,19 @@ def test_shipped_config_matches_meta_model(model_id: str) -> None:
 def test_families_cover_the_required_set() -> None:
     families = {describe(tiny_config(n)).family for n in TINY_CONFIGS}
     assert len(families) >= 12
-    assert {"llama", "mistral", "mixtral", "qwen2", "gemma2", "phi3", "glm4", "gpt2", "bert",
-            "opt", "falcon"} <= families
+    assert {
+        "llama",
+        "mistral",
+        "mixtral",
+        "qwen2",
+        "gemma2",
+        "phi3",
+        "glm4",
+        "gpt2",
+        "bert",
+        "opt",
+        "falcon",
+    } <= families
     assert set(supported_model_types()) >= families
 
 
@@ -95,8 +106,13 @@ def test_tied_head_is_counted_once() -> None:
 
 def test_int4_falls_back_to_int8_for_ragged_input_features() -> None:
     spec = describe({**tiny_config("llama"), "intermediate_size": 100})  # 100 % 32 != 0
-    down = next(t for b in spec.blocks if b.name == "model.layers.0" for t in b.tensors
-                if t.name == "mlp.down_proj.weight")
+    down = next(
+        t
+        for b in spec.blocks
+        if b.name == "model.layers.0"
+        for t in b.tensors
+        if t.name == "mlp.down_proj.weight"
+    )
     assert down.nbytes(StorageDtype.INT4, 32) == down.nbytes(StorageDtype.INT8, 32)
 
 

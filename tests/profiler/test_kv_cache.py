@@ -79,7 +79,10 @@ def test_encoder_has_no_kv_cache() -> None:
 def test_kv_cache_scales_with_batch_and_compute_dtype() -> None:
     config = tiny_config("llama")
     [fp32, bf16, int4] = analytic_estimate(
-        config, "llama", [StorageDtype.FP32, StorageDtype.BF16, StorageDtype.INT4], context=100,
+        config,
+        "llama",
+        [StorageDtype.FP32, StorageDtype.BF16, StorageDtype.INT4],
+        context=100,
         batch=3,
     )
     # 3 layers × K and V × 2 kv heads × 16 dims × 4 bytes

@@ -16,14 +16,30 @@ from memlens.profiler.measure import measure_peak, module_bytes
 from memlens.profiler.tensors import StorageDtype
 
 _IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
-_DECODER = {"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
-            "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 2000}
+_DECODER = {
+    "hidden_size": 256,
+    "intermediate_size": 688,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "vocab_size": 2000,
+}
 PEAK_MODELS: dict[str, dict[str, Any]] = {
     "llama-gqa": {"model_type": "llama", **_DECODER},
-    "gpt2": {"model_type": "gpt2", "n_embd": 256, "n_layer": 4, "n_head": 8,
-             "vocab_size": 2000, "n_positions": 1024},
-    "gemma2-eager-sliding": {"model_type": "gemma2", **_DECODER, "head_dim": 32,
-                             "sliding_window": 128},
+    "gpt2": {
+        "model_type": "gpt2",
+        "n_embd": 256,
+        "n_layer": 4,
+        "n_head": 8,
+        "vocab_size": 2000,
+        "n_positions": 1024,
+    },
+    "gemma2-eager-sliding": {
+        "model_type": "gemma2",
+        **_DECODER,
+        "head_dim": 32,
+        "sliding_window": 128,
+    },
 }
 BATCH, PROMPT, NEW = 2, 384, 16
 
@@ -41,8 +57,11 @@ def test_generate_peak_within_15_percent(name: str) -> None:
     def generate() -> torch.Tensor:
         with torch.no_grad():
             return model.generate(  # type: ignore[no-any-return]
-                ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW,
-                min_new_tokens=NEW, do_sample=False,
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=NEW,
+                min_new_tokens=NEW,
+                do_sample=False,
             )
 
     output, measured = measure_peak(generate, resident_bytes=module_bytes(model))

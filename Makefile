@@ -1,0 +1,41 @@
+# The README's two commands. Each sets itself up: a .venv with torch pinned to the CPU
+# build (an unpinned torch would pull a multi-GB CUDA build) and memlens with its dev tools.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.memlens-installed
+TORCH_PIN := torch==2.13.0
+DEMO_MODELS := meta-llama/Llama-2-7b-hf mistralai/Mixtral-8x7B-v0.1 google/gemma-2-9b Qwen/Qwen2.5-0.5B
+
+.PHONY: demo test lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@for model in $(DEMO_MODELS); do \
+		$(BIN)/memlens estimate $$model --dtype fp32,bf16,int8,int4 --context 4096 || exit 1; \
+		echo; \
+	done
+
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check memlens tests benchmarks
+	$(BIN)/ruff format --check memlens tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy memlens
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/estimate_vs_accelerate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache benchmarks/results

@@ -1,0 +1,31 @@
+"""Byte and count formatting (memlens/units.py): binary units, once, at the edge."""
+
+from __future__ import annotations
+
+import pytest
+
+from memlens.units import format_bytes, format_count
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KiB"),
+        (1536, "1.5 KiB"),
+        (25 * 2**30 + 2**29, "25.5 GiB"),
+        (3 * 2**50, "3.0 PiB"),
+        (-2048, "-2.0 KiB"),
+    ],
+)
+def test_format_bytes(value: int, text: str) -> None:
+    assert format_bytes(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(999, "999"), (43_100_000, "43.1M"), (6_738_415_616, "6.7B"), (1_500, "1.5K")],
+)
+def test_format_count(value: int, text: str) -> None:
+    assert format_count(value) == text
