@@ -23,9 +23,12 @@ MAX_CONTEXT = 1 << 24  # 16M tokens: beyond any released model's context
 MAX_BATCH = 1 << 16
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class LayerMemory:
-    """One block's memory. Bytes are exact integers; activations are an estimate."""
+    """One block's memory. Bytes are exact integers; activations are an estimate.
+
+    Plain (not frozen) so that building one per layer stays cheap; treat as read-only.
+    """
 
     name: str
     kind: str
@@ -108,12 +111,10 @@ def kv_cache_bytes(
     sliding layers keep views into the full prefill keys and values, so the full storage
     stays allocated until the first decode step.
     """
-    tokens_per_layer = (
-        (b.attention, b.attention.cached_tokens(context) if windowed else context)
-        for b in spec.blocks
-        if b.attention is not None
+    elements = sum(
+        a.kv_elements_per_token() * (a.cached_tokens(context) if windowed else context)
+        for a in spec.attention_layers
     )
-    elements = sum(attn.kv_elements_per_token() * tokens for attn, tokens in tokens_per_layer)
     return elements * batch * dtype.float_bytes
 
 
@@ -128,7 +129,7 @@ def activation_peak(
         dtype.float_bytes,
         causal=spec.causal,
         lm_head=any(b.kind is BlockKind.LM_HEAD for b in spec.blocks),
-        sliding=any(b.attention and b.attention.sliding_window for b in spec.blocks),
+        sliding=any(a.sliding_window for a in spec.attention_layers),
     )
 
 
@@ -168,40 +169,53 @@ def generate_peak_bytes(
     return weight_bytes(spec, dtype, group_size) + max(prefill, last_step)
 
 
+def _bytes_by_dtype(
+    spec: ArchitectureSpec, dtypes: Sequence[StorageDtype], group_size: int
+) -> list[dict[str, int]]:
+    """Per block, its weight bytes at each dtype. Identical layers share one tensor
+    tuple, so each distinct tuple is summed once (this keeps the estimate sub-ms)."""
+    by_tuple: dict[int, dict[str, int]] = {}
+    result = []
+    for block in spec.blocks:
+        key = id(block.tensors)
+        if key not in by_tuple:
+            by_tuple[key] = {
+                d.value: sum(t.nbytes(d, group_size) for t in block.tensors) for d in dtypes
+            }
+        result.append(by_tuple[key])
+    return result
+
+
 def _layer_memory(
     spec: ArchitectureSpec,
-    dtypes: Sequence[StorageDtype],
+    bytes_by_dtype: list[dict[str, int]],
     dtype: StorageDtype,
-    group_size: int,
     context: int,
     batch: int,
     peak: ActivationPeak,
 ) -> tuple[LayerMemory, ...]:
+    activation_by_kind = {
+        BlockKind.DECODER_LAYER: peak.layer_bytes,
+        BlockKind.ENCODER_LAYER: peak.layer_bytes,
+        BlockKind.LM_HEAD: peak.logits_bytes,
+    }
     layers = []
-    for block in spec.blocks:
-        per_token = kv = 0
-        if block.attention is not None:
-            per_token = block.attention.kv_elements_per_token() * dtype.float_bytes
-            kv = per_token * block.attention.cached_tokens(context) * batch
-        if block.kind in (BlockKind.DECODER_LAYER, BlockKind.ENCODER_LAYER):
-            activation = peak.layer_bytes
-        elif block.kind is BlockKind.LM_HEAD:
-            activation = peak.logits_bytes
-        else:
-            activation = 0
+    for block, block_bytes in zip(spec.blocks, bytes_by_dtype, strict=True):
+        attention = block.attention
+        per_token = attention.kv_elements_per_token() * dtype.float_bytes if attention else 0
         layers.append(
             LayerMemory(
                 name=block.name,
                 kind=block.kind.value,
                 params=block.params,
-                bytes_by_dtype={
-                    d.value: sum(t.nbytes(d, group_size) for t in block.tensors) for d in dtypes
-                },
+                bytes_by_dtype=block_bytes,
                 kv_bytes_per_token=per_token,
-                activation_bytes=activation,
-                kv_cache_bytes=kv,
+                activation_bytes=activation_by_kind.get(block.kind, 0),
+                kv_cache_bytes=per_token * attention.cached_tokens(context) * batch
+                if attention
+                else 0,
                 tied_to=block.tied_to,
-                sliding_window=block.attention.sliding_window if block.attention else None,
+                sliding_window=attention.sliding_window if attention else None,
             )
         )
     return tuple(layers)
@@ -228,13 +242,20 @@ def estimate_from_spec(
         all_notes.append(
             f"context {context} exceeds the model's {spec.dims.max_positions} positions"
         )
+    bytes_by_dtype = _bytes_by_dtype(spec, dtypes, group_size)
+    by_compute_dtype: dict[StorageDtype, tuple[ActivationPeak, int]] = {}
     estimates = []
     for dtype in dtypes:
-        peak = activation_peak(spec, dtype, batch, context)
-        transient = prefill_transient_bytes(spec, dtype, batch, context)
-        layers = _layer_memory(spec, dtypes, dtype, group_size, context, batch, peak)
-        weights = weight_bytes(spec, dtype, group_size)
-        kv = kv_cache_bytes(spec, dtype, context, batch)
+        compute = dtype.compute_dtype
+        if compute not in by_compute_dtype:
+            by_compute_dtype[compute] = (
+                activation_peak(spec, compute, batch, context),
+                prefill_transient_bytes(spec, compute, batch, context),
+            )
+        peak, transient = by_compute_dtype[compute]
+        layers = _layer_memory(spec, bytes_by_dtype, dtype, context, batch, peak)
+        weights = sum(b[dtype.value] for b in bytes_by_dtype)
+        kv = sum(layer.kv_cache_bytes for layer in layers)
         estimates.append(
             MemoryEstimate(
                 model=model,

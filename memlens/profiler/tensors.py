@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 from memlens.errors import UsageError
 
@@ -39,20 +40,27 @@ class StorageDtype(StrEnum):
     @property
     def is_quantized(self) -> bool:
         """True for the integer formats."""
-        return self in (StorageDtype.INT8, StorageDtype.INT4)
+        return self in _QUANTIZED
 
     @property
     def compute_dtype(self) -> StorageDtype:
         """Float dtype of activations and the KV cache when weights are stored this way."""
-        return StorageDtype.BF16 if self.is_quantized else self
+        return StorageDtype.BF16 if self in _QUANTIZED else self
 
     @property
     def float_bytes(self) -> int:
         """Bytes per element of the float dtype (the compute dtype for integer formats)."""
-        return _FLOAT_BYTES[self.compute_dtype]
+        return _FLOAT_BYTES[self]
 
 
-_FLOAT_BYTES = {StorageDtype.FP32: 4, StorageDtype.BF16: 2, StorageDtype.FP16: 2}
+_QUANTIZED = frozenset({StorageDtype.INT8, StorageDtype.INT4})
+_FLOAT_BYTES = {
+    StorageDtype.FP32: 4,
+    StorageDtype.BF16: 2,
+    StorageDtype.FP16: 2,
+    StorageDtype.INT8: 2,  # computes in bf16
+    StorageDtype.INT4: 2,
+}
 _SCALE_BYTES = 2  # bf16 scale (and zero point) per channel or group
 VALID_GROUP_SIZES = (32, 64, 128)
 DEFAULT_GROUP_SIZE = 128
@@ -119,7 +127,7 @@ class TensorSpec:
     out_features: int = 0
     in_features: int = 0
 
-    @property
+    @cached_property
     def numel(self) -> int:
         """Number of elements (parameters)."""
         return math.prod(self.shape)

@@ -132,12 +132,10 @@ def rope_decoder(
     blocks = [
         BlockSpec("model.embed_tokens", BlockKind.EMBEDDING, (embedding("weight", vocab, hidden),))
     ]
+    attention = {w: AttentionSpec(heads, kv_heads, dim, w) for w in set(windows)}
     blocks += [
         BlockSpec(
-            f"model.layers.{i}",
-            BlockKind.DECODER_LAYER,
-            layer_tensors,
-            AttentionSpec(heads, kv_heads, dim, windows[i]),
+            f"model.layers.{i}", BlockKind.DECODER_LAYER, layer_tensors, attention[windows[i]]
         )
         for i in range(layers)
     ]

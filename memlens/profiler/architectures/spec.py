@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from memlens.profiler.tensors import TensorSpec, matrix
 
@@ -64,7 +65,7 @@ class BlockSpec:
     attention: AttentionSpec | None = None
     tied_to: str | None = None
 
-    @property
+    @cached_property
     def params(self) -> int:
         """Parameters held by this block (0 when tied)."""
         return sum(t.numel for t in self.tensors)
@@ -110,10 +111,15 @@ class ArchitectureSpec:
     causal: bool = True
     notes: tuple[str, ...] = field(default=())
 
-    @property
+    @cached_property
     def params(self) -> int:
         """Total parameters, tied weights counted once."""
         return sum(b.params for b in self.blocks)
+
+    @cached_property
+    def attention_layers(self) -> tuple[AttentionSpec, ...]:
+        """The attention of every block that keeps a KV cache, in order."""
+        return tuple(b.attention for b in self.blocks if b.attention is not None)
 
 
 def lm_head_block(
