@@ -145,3 +145,9 @@ def test_analytic_modules_import_without_torch() -> None:
         "assert 'transformers' not in sys.modules, 'transformers was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_mixture_of_experts_reports_active_parameters() -> None:
+    [note] = describe(KNOWN["mistralai/Mixtral-8x7B-v0.1"]).notes
+    assert "12.9B of 46.7B parameters active per token (2 of 8 experts)" in note
+    assert describe(KNOWN["meta-llama/Llama-2-7b-hf"]).notes == ()

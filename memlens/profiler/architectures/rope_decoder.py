@@ -8,6 +8,7 @@ and tensor names are the transformers module paths.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from memlens.profiler.architectures.config_view import ConfigView
@@ -20,6 +21,7 @@ from memlens.profiler.architectures.spec import (
     lm_head_block,
 )
 from memlens.profiler.tensors import TensorKind, TensorSpec, embedding, matrix, vector
+from memlens.units import format_count
 
 
 @dataclass(frozen=True)
@@ -159,4 +161,14 @@ def rope_decoder(
         mlp_peak_widths=4 if layout.fused_gate_up else 3,
         eager_attention=layout.eager_attention,
     )
-    return ArchitectureSpec(layout.family, layout.model_class, tuple(blocks), dims)
+    spec = ArchitectureSpec(layout.family, layout.model_class, tuple(blocks), dims)
+    if layout.experts == 1:
+        return spec
+    idle_experts = layout.experts - layout.experts_per_token
+    active = spec.params - idle_experts * 3 * hidden * inter * layers
+    note = (
+        f"mixture of experts: {format_count(active)} of {format_count(spec.params)} parameters "
+        f"active per token ({layout.experts_per_token} of {layout.experts} experts); all "
+        "experts are resident, so memory follows the total"
+    )
+    return dataclasses.replace(spec, notes=(note,))
