@@ -9,6 +9,7 @@ server never imports it).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,15 +31,31 @@ from memlens.profiler.tensors import StorageDtype, TensorKind, TensorSpec
 log = logging.getLogger(__name__)
 
 
-def _transformers() -> Any:
-    try:
-        import transformers
-    except ImportError as exc:  # pragma: no cover - transformers is a dependency
-        raise DependencyError(
-            "the exact estimator needs transformers: pip install memlens"
-        ) from exc
-    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    return transformers
+_IMPORT_LOCK = threading.Lock()
+_LAZY_ATTRIBUTES = (
+    "AutoConfig",
+    "AutoModel",
+    "AutoModelForCausalLM",
+    "StoppingCriteria",
+    "StoppingCriteriaList",
+    "pytorch_utils",
+)
+
+
+def transformers_module() -> Any:
+    """Import transformers once, resolving its lazy attributes under a lock: two threads
+    touching a lazy attribute for the first time at once can see it missing."""
+    with _IMPORT_LOCK:
+        try:
+            import transformers
+        except ImportError as exc:  # pragma: no cover - transformers is a dependency
+            raise DependencyError(
+                "the exact estimator needs transformers: pip install memlens"
+            ) from exc
+        for name in _LAZY_ATTRIBUTES:
+            getattr(transformers, name)
+        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+        return transformers
 
 
 def build_meta_model(config: Mapping[str, Any], model_class: str | None = None) -> nn.Module:
@@ -48,7 +65,7 @@ def build_meta_model(config: Mapping[str, Any], model_class: str | None = None) 
     ``architectures`` that transformers knows is used, else ``AutoModelForCausalLM``,
     else ``AutoModel``. Remote code is never run.
     """
-    transformers = _transformers()
+    transformers = transformers_module()
     data = dict(config)
     model_type = data.pop("model_type", None)
     try:
@@ -81,7 +98,7 @@ def _layer_list(model: nn.Module) -> tuple[str, nn.ModuleList] | None:
 
 def _tensor_spec(name: str, param: nn.Parameter, owner: nn.Module) -> TensorSpec:
     shape = tuple(param.shape)
-    transformers = _transformers()
+    transformers = transformers_module()  # cheap after the first call
     if isinstance(owner, nn.Linear) and name.endswith("weight"):
         return TensorSpec(name, shape, TensorKind.MATRIX, shape[0], shape[1])
     if isinstance(owner, transformers.pytorch_utils.Conv1D) and name.endswith("weight"):

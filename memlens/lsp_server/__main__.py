@@ -1,0 +1,39 @@
+"""``python -m memlens.lsp_server [--tcp PORT]``: run the language server (stdio default)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from memlens.lsp_server.features import register_all
+from memlens.lsp_server.server import MemlensServer
+
+
+def create_server() -> MemlensServer:
+    """A server with every feature registered."""
+    server = MemlensServer()
+    register_all(server)
+    return server
+
+
+def start_server(argv: list[str] | None = None) -> None:
+    """Parse options and serve over stdio or TCP."""
+    parser = argparse.ArgumentParser(prog="python -m memlens.lsp_server")
+    parser.add_argument("--tcp", type=int, metavar="PORT", help="serve on 127.0.0.1:PORT")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (stderr)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="memlens-lsp: %(levelname)s: %(message)s",
+    )
+    server = create_server()
+    if args.tcp:
+        server.start_tcp("127.0.0.1", args.tcp)
+    else:
+        server.start_io()
+
+
+if __name__ == "__main__":
+    start_server()

@@ -1,0 +1,443 @@
+"""Python source → findings, from the text alone (``ast``; no imports of the user's code,
+no torch).
+
+Finds model loads (``X.from_pretrained``/``from_config``, ``pipeline``), layer
+constructors inside ``nn.Module`` subclasses with their multiplicities, ``generate``
+calls, dtype changes and transformers ``*Config(...)`` constructors. Arguments count
+when they are literals, module or local constants, or simple arithmetic on them;
+anything else is left unknown.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from memlens.lsp_server.findings import (
+    Analysis,
+    ConfigCall,
+    DtypeChange,
+    GenerateCall,
+    LayerFinding,
+    ModelLoad,
+    ModuleClass,
+    Position,
+    Span,
+    SubmoduleUse,
+    SyntaxProblem,
+)
+from memlens.lsp_server.layer_params import LAYERS
+from memlens.lsp_server.static_values import UNKNOWN, Scope, dotted_name, evaluate, static_int
+from memlens.lsp_server.tolerant_parse import parse_tolerant
+from memlens.profiler.architectures import supported_model_types
+
+TORCH_DTYPES = {
+    "float32": "fp32",
+    "float": "fp32",
+    "bfloat16": "bf16",
+    "float16": "fp16",
+    "half": "fp16",
+    "auto": "auto",
+}
+DTYPE_METHODS = {"half": "fp16", "float": "fp32", "bfloat16": "bf16"}
+_NOT_A_MODEL = re.compile(r"(Tokenizer|Processor|FeatureExtractor|Config|Scheduler)")
+_CONFIG_NOT_A_MODEL = {
+    "BitsAndBytesConfig",
+    "GenerationConfig",
+    "AutoConfig",
+    "PretrainedConfig",
+    "PreTrainedConfig",
+    "QuantoConfig",
+    "GPTQConfig",
+    "AwqConfig",
+    "TorchAoConfig",
+    "HqqConfig",
+}
+
+
+def _position(lines: list[str], lineno: int, byte_col: int) -> Position:
+    """ast's 1-based line and UTF-8 byte column → 0-based line, code-point column."""
+    line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+    return Position(lineno - 1, len(line.encode("utf-8")[:byte_col].decode("utf-8", "ignore")))
+
+
+@dataclass
+class _Imports:
+    """Local names of imported modules and classes, by their canonical dotted names."""
+
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def add(self, node: ast.Import | ast.ImportFrom) -> None:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                local = alias.asname or alias.name.split(".")[0]
+                self.aliases[local] = alias.name if alias.asname else local
+        elif node.module and node.level == 0:
+            for alias in node.names:
+                self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+
+    def canonical(self, name: str | None) -> str | None:
+        """``nn.Linear`` → ``torch.nn.Linear`` through the file's imports."""
+        if name is None:
+            return None
+        head, _, rest = name.partition(".")
+        full = self.aliases.get(head)
+        if full is None:
+            return "torch.nn." + rest if head == "nn" and rest else name
+        return f"{full}.{rest}" if rest else full
+
+
+def _static_dtype(node: ast.expr | None, scope: Scope) -> str | None:
+    """``torch.bfloat16`` / ``"bfloat16"`` / ``"auto"`` → ``bf16``/``auto``; ``?`` if unknown."""
+    if node is None:
+        return None
+    name = dotted_name(node)
+    if name is not None and name.startswith("torch."):
+        return TORCH_DTYPES.get(name.removeprefix("torch."), "?")
+    value = evaluate(node, scope)
+    if isinstance(value, str):
+        return TORCH_DTYPES.get(value.removeprefix("torch."), "?")
+    if isinstance(node, ast.Name):
+        assigned = scope.node(node.id)
+        return _static_dtype(assigned, scope) if assigned is not None else "?"
+    return "?"
+
+
+def _keyword(call: ast.Call, *names: str) -> ast.keyword | None:
+    return next((k for k in call.keywords if k.arg in names), None)
+
+
+def _range_length(call: ast.expr, scope: Scope) -> int | None:
+    """``range(n)``/``range(a, b)``/``range(a, b, s)`` with static bounds → its length."""
+    if not (isinstance(call, ast.Call) and dotted_name(call.func) == "range" and call.args):
+        return None
+    bounds = [
+        static_int(a, scope) if not isinstance(a, ast.UnaryOp) else evaluate(a, scope)
+        for a in call.args
+    ]
+    numbers = [b for b in bounds if isinstance(b, int) and not isinstance(b, bool)]
+    if len(numbers) != len(bounds) or len(numbers) > 3 or (len(numbers) == 3 and numbers[2] == 0):
+        return None
+    return len(range(*numbers))
+
+
+def _times(count: int | None, factor: int | None) -> int | None:
+    return None if count is None or factor is None else count * factor
+
+
+class _Analyzer:
+    def __init__(self, lines: list[str], tree: ast.Module) -> None:
+        self.lines = lines
+        self.tree = tree
+        self.imports = _Imports()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                self.imports.add(node)
+        self.module_scope = Scope().collect(tree.body)
+        self.targets = {
+            id(node.value): node.targets[0].id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+        }
+        self.module_classes = self._module_class_names()
+        self.loads: list[ModelLoad] = []
+        self.generates: list[GenerateCall] = []
+        self.dtype_changes: list[DtypeChange] = []
+        self.configs: list[ConfigCall] = []
+        self.batch_sizes: list[int] = []
+        self.classes: list[ModuleClass] = []
+
+    def span(self, node: ast.expr | ast.stmt) -> Span:
+        start = _position(self.lines, node.lineno, node.col_offset)
+        end = _position(self.lines, node.end_lineno or node.lineno, node.end_col_offset or 0)
+        return Span(start, end)
+
+    # -- nn.Module classes -------------------------------------------------------------
+    def _module_class_names(self) -> set[str]:
+        classes = {n.name: n for n in ast.walk(self.tree) if isinstance(n, ast.ClassDef)}
+        modules: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, node in classes.items():
+                if name in modules:
+                    continue
+                bases = {self.imports.canonical(dotted_name(b)) for b in node.bases}
+                if bases & {"torch.nn.Module", "torch.nn.modules.module.Module"} or (
+                    bases & modules
+                ):
+                    modules.add(name)
+                    changed = True
+        return modules
+
+    def _class_finding(self, node: ast.ClassDef, scope: Scope) -> ModuleClass:
+        class_scope = Scope(scope).collect(node.body)
+        layers: list[LayerFinding] = []
+        submodules: list[SubmoduleUse] = []
+        for statement in node.body:
+            if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            method_scope = Scope(class_scope).collect(statement.body)
+            for call, count in self._calls_with_multiplicity(statement.body, method_scope, 1):
+                name = self.imports.canonical(dotted_name(call.func))
+                if name and name.startswith("torch.nn.") and name[9:] in LAYERS:
+                    layers.append(self._layer(call, name[9:], node.name, count, method_scope))
+                elif name in self.module_classes:
+                    submodules.append(SubmoduleUse(self.span(call), name, node.name, count))
+        start = self.span(node).start
+        header = Span(start, Position(start.line, len(self.lines[start.line])))
+        return ModuleClass(header, node.name, tuple(layers), tuple(submodules))
+
+    def _layer(
+        self, call: ast.Call, layer: str, owner: str, count: int | None, scope: Scope
+    ) -> LayerFinding:
+        signature = LAYERS[layer]
+        arguments: dict[str, Any] = dict(signature.defaults)
+        for param, arg in zip(signature.parameters, call.args, strict=False):
+            arguments[param] = evaluate(arg, scope)
+        for keyword in call.keywords:
+            if keyword.arg is not None:
+                arguments[keyword.arg] = evaluate(keyword.value, scope)
+        complete = (
+            all(p in arguments for p in signature.parameters)
+            and not any(isinstance(a, ast.Starred) for a in call.args)
+            and all(k.arg is not None for k in call.keywords)
+        )
+        known = {k: (None if v is UNKNOWN else v) for k, v in arguments.items()}
+        params = signature.count(known) if complete else None
+        dtype_keyword = _keyword(call, "dtype")
+        dtype = _static_dtype(dtype_keyword.value, scope) if dtype_keyword else "fp32"
+        return LayerFinding(
+            self.span(call),
+            layer,
+            owner,
+            params,
+            count,
+            dtype if dtype not in (None, "?", "auto") else "fp32",
+        )
+
+    def _calls_with_multiplicity(
+        self, nodes: list[ast.stmt] | list[ast.expr], scope: Scope, count: int | None
+    ) -> Iterator[tuple[ast.Call, int | None]]:
+        for node in nodes:
+            yield from self._walk_counted(node, scope, count)
+
+    def _walk_counted(
+        self, node: ast.AST, scope: Scope, count: int | None
+    ) -> Iterator[tuple[ast.Call, int | None]]:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            return
+        if isinstance(node, ast.For):
+            body_count = _times(count, _range_length(node.iter, scope))
+            yield from self._walk_counted(node.iter, scope, count)
+            for statement in node.body:
+                yield from self._walk_counted(statement, scope, body_count)
+            for statement in node.orelse:
+                yield from self._walk_counted(statement, scope, count)
+            return
+        if isinstance(node, ast.ListComp | ast.GeneratorExp | ast.SetComp):
+            inner = count
+            for generator in node.generators:
+                inner = _times(inner, _range_length(generator.iter, scope))
+                if generator.ifs:
+                    inner = None
+            yield from self._walk_counted(node.elt, scope, inner)
+            return
+        if isinstance(node, ast.Call):
+            yield node, count
+        for child in ast.iter_child_nodes(node):
+            yield from self._walk_counted(child, scope, count)
+
+    # -- loads, generate, dtype changes, configs ----------------------------------------
+    def _scopes(self) -> Iterator[tuple[list[ast.stmt], Scope]]:
+        """Every statement list with the scope its names resolve in."""
+        yield self.tree.body, self.module_scope
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                yield node.body, Scope(self.module_scope).collect(node.body)
+
+    def run(self) -> None:
+        calls = [
+            (node, scope)
+            for body, scope in self._scopes()
+            for statement in body
+            for node in _walk_same_scope(statement)
+            if isinstance(node, ast.Call)
+        ]
+        calls.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
+        for call, scope in calls:  # configs first: from_config(CONFIG) refers to them
+            last = (dotted_name(call.func) or "").rsplit(".", 1)[-1]
+            if last.endswith("Config") and last not in _CONFIG_NOT_A_MODEL:
+                self._config(call, last, scope)
+        for call, scope in calls:
+            self._call(call, scope)
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.ClassDef) and node.name in self.module_classes:
+                self.classes.append(self._class_finding(node, self.module_scope))
+
+    def _call(self, call: ast.Call, scope: Scope) -> None:
+        name = dotted_name(call.func)
+        canonical = self.imports.canonical(name)
+        batch = _keyword(call, "batch_size")
+        if batch is not None and (size := static_int(batch.value, scope)):
+            self.batch_sizes.append(size)
+        if isinstance(call.func, ast.Attribute):
+            method = call.func.attr
+            receiver = dotted_name(call.func.value)
+            if method in ("from_pretrained", "from_config") and receiver:
+                if not _NOT_A_MODEL.search(receiver.rsplit(".", 1)[-1]):
+                    self.loads.append(self._load(call, receiver, method, scope))
+                return
+            if method == "generate" and receiver:
+                tokens = _keyword(call, "max_new_tokens")
+                self.generates.append(
+                    GenerateCall(
+                        self.span(call),
+                        receiver,
+                        static_int(tokens.value, scope) if tokens else None,
+                    )
+                )
+                return
+            if receiver and (dtype := self._dtype_change(call, method, scope)):
+                self.dtype_changes.append(DtypeChange(self.span(call), receiver, dtype))
+                return
+        if canonical in ("transformers.pipeline", "pipeline"):
+            self.loads.append(self._load(call, "pipeline", "pipeline", scope))
+
+    def _dtype_change(self, call: ast.Call, method: str, scope: Scope) -> str | None:
+        if method in DTYPE_METHODS and not call.args and not call.keywords:
+            return DTYPE_METHODS[method]
+        if method != "to":
+            return None
+        keyword = _keyword(call, "dtype")
+        candidates = [keyword.value] if keyword else list(call.args)
+        for candidate in candidates:
+            dtype = _static_dtype(candidate, scope)
+            if dtype in ("fp32", "bf16", "fp16"):
+                return dtype
+        return None
+
+    def _config(self, call: ast.Call, class_name: str, scope: Scope) -> None:
+        model_type = class_name.removesuffix("Config").lower()
+        if model_type not in supported_model_types():
+            return
+        fields: dict[str, object] = {"model_type": model_type}
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                return  # **kwargs: fields unknown
+            value = evaluate(keyword.value, scope)
+            fields[keyword.arg] = None if value is UNKNOWN else value
+        if call.args:
+            return
+        self.configs.append(
+            ConfigCall(self.span(call), class_name, model_type, fields, self.targets.get(id(call)))
+        )
+
+    def _load(self, call: ast.Call, loader: str, method: str, scope: Scope) -> ModelLoad:
+        if method == "pipeline":
+            ref_node = _keyword(call, "model")
+            ref_expr = (
+                ref_node.value if ref_node else (call.args[1] if len(call.args) > 1 else None)
+            )
+        else:
+            ref_node = _keyword(call, "pretrained_model_name_or_path", "config")
+            ref_expr = ref_node.value if ref_node else (call.args[0] if call.args else None)
+        ref_value = evaluate(ref_expr, scope) if ref_expr is not None else UNKNOWN
+        config = None
+        if method == "from_config" and isinstance(ref_expr, ast.Name):
+            config = next((c.fields for c in self.configs if c.target == ref_expr.id), None)
+        dtype_kw = _keyword(call, "dtype", "torch_dtype")
+        device_map = _keyword(call, "device_map")
+        device_value = evaluate(device_map.value, scope) if device_map else None
+        remote = _keyword(call, "trust_remote_code")
+        return ModelLoad(
+            span=self.span(call),
+            loader=f"{loader}.{method}" if method != "pipeline" else "pipeline",
+            model_ref=ref_value if isinstance(ref_value, str) else None,
+            dtype=_static_dtype(dtype_kw.value, scope) if dtype_kw else None,
+            dtype_keyword=dtype_kw.arg if dtype_kw else None,
+            dtype_span=self.span(dtype_kw.value) if dtype_kw else None,
+            insert_at=self._insert_position(call),
+            needs_comma=self._needs_comma(call),
+            device_map=device_value if isinstance(device_value, str) else None,
+            quantization=self._quantization(call, scope),
+            trust_remote_code=bool(remote) and evaluate(remote.value, scope) is True,  # type: ignore[union-attr]
+            target=self.targets.get(id(call)),
+            config=config,
+        )
+
+    def _insert_position(self, call: ast.Call) -> Position:
+        end = _position(self.lines, call.end_lineno or call.lineno, call.end_col_offset or 1)
+        return Position(end.line, max(end.col - 1, 0))
+
+    def _needs_comma(self, call: ast.Call) -> bool:
+        arguments: list[ast.AST] = [*call.args, *call.keywords]
+        if not arguments:
+            return False
+        last = max(arguments, key=lambda a: (a.end_lineno or 0, a.end_col_offset or 0))  # type: ignore[attr-defined]
+        after = _position(self.lines, last.end_lineno, last.end_col_offset)  # type: ignore[attr-defined]
+        close = self._insert_position(call)
+        between = "\n".join(self.lines[after.line : close.line + 1])
+        offset_start = after.col
+        offset_end = len(between) - (len(self.lines[close.line]) - close.col)
+        return "," not in between[offset_start:offset_end]
+
+    def _quantization(self, call: ast.Call, scope: Scope) -> str | None:
+        for keyword, scheme in (("load_in_8bit", "int8"), ("load_in_4bit", "int4")):
+            flag = _keyword(call, keyword)
+            if flag is not None and evaluate(flag.value, scope) is True:
+                return scheme
+        config = _keyword(call, "quantization_config")
+        node: ast.expr | None = config.value if config else None
+        if isinstance(node, ast.Name):
+            node = scope.node(node.id)
+        if isinstance(node, ast.Call) and (dotted_name(node.func) or "").endswith(
+            "BitsAndBytesConfig"
+        ):
+            return self._quantization(node, scope)
+        return None
+
+
+def _walk_same_scope(node: ast.AST) -> Iterator[ast.AST]:
+    """``ast.walk`` that does not enter functions (each is a scope of its own)."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        return
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        for child in ast.iter_child_nodes(current):
+            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                stack.append(child)
+
+
+def analyze(text: str, version: int | None = None) -> Analysis:
+    """All findings of one document version; never raises on any input text."""
+    parsed = parse_tolerant(text)
+    analyzer = _Analyzer(parsed.lines, parsed.tree)
+    analyzer.run()
+    problems = tuple(
+        SyntaxProblem(
+            Span(
+                Position(start, 0),
+                Position(end, len(parsed.lines[end]) if end < len(parsed.lines) else 0),
+            ),
+            message,
+        )
+        for start, end, message in parsed.blanked
+    )
+    return Analysis(
+        version=version,
+        loads=tuple(sorted(analyzer.loads, key=lambda f: f.span.start)),
+        classes=tuple(analyzer.classes),
+        generates=tuple(analyzer.generates),
+        dtype_changes=tuple(analyzer.dtype_changes),
+        configs=tuple(analyzer.configs),
+        batch_sizes=tuple(analyzer.batch_sizes),
+        syntax_problems=problems,
+    )

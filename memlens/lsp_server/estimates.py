@@ -1,0 +1,162 @@
+"""Findings → memory estimates, with the analytic estimator only (no torch here).
+
+Model references resolve offline (local paths relative to the document or the
+workspace, the HF cache, memlens's table); results are cached briefly so that typing
+does not re-read config files on every keystroke.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memlens.errors import MemlensError
+from memlens.lsp_server.findings import LayerFinding, ModelLoad, ModuleClass
+from memlens.profiler.configs import ResolvedConfig, resolve_config
+from memlens.profiler.estimate import MemoryEstimate, analytic_estimate
+from memlens.profiler.tensors import StorageDtype
+
+CACHE_SECONDS = 30.0
+_DTYPES = {"fp32": StorageDtype.FP32, "bf16": StorageDtype.BF16, "fp16": StorageDtype.FP16}
+_CONFIG_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+@dataclass(frozen=True)
+class LoadEstimate:
+    """The estimate for one model load, or why there is none."""
+
+    estimate: MemoryEstimate | None
+    error: str | None = None
+    unresolved: bool = False
+    """True when the reference could not be resolved offline (an id to download)."""
+    assumed_dtype: bool = False
+    """True when the dtype came from the config (``auto``) or a default, not the call."""
+
+
+def storage_dtype(
+    load: ModelLoad, config: dict[str, Any], override: str | None = None
+) -> tuple[StorageDtype, bool]:
+    """The dtype the load uses: quantization, else explicit dtype, else transformers 5's
+    ``auto`` (the config's ``dtype``/``torch_dtype``), else fp32. Second: whether assumed."""
+    if load.quantization:
+        return StorageDtype(load.quantization), False
+    dtype = override or load.dtype
+    if dtype in _DTYPES:
+        return _DTYPES[dtype], False
+    saved = config.get("dtype") or config.get("torch_dtype")
+    if isinstance(saved, str) and saved in _CONFIG_DTYPES:
+        return _DTYPES[_CONFIG_DTYPES[saved]], True
+    return StorageDtype.FP32, True
+
+
+class Estimator:
+    """Resolves and estimates model loads for one workspace."""
+
+    def __init__(self, workspace_root: Path | None = None) -> None:
+        self.workspace_root = workspace_root
+        self._resolved: dict[tuple[str, str], tuple[float, ResolvedConfig | MemlensError]] = {}
+
+    def resolve(self, ref: str, document_dir: Path | None) -> ResolvedConfig:
+        """Resolve ``ref`` offline; relative paths try the document's folder first."""
+        key = (ref, str(document_dir))
+        cached = self._resolved.get(key)
+        if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+            if isinstance(cached[1], MemlensError):
+                raise cached[1]
+            return cached[1]
+        result: ResolvedConfig | MemlensError
+        try:
+            result = self._resolve_uncached(ref, document_dir)
+        except MemlensError as exc:
+            result = exc
+        self._resolved[key] = (time.monotonic(), result)
+        if isinstance(result, MemlensError):
+            raise result
+        return result
+
+    def _resolve_uncached(self, ref: str, document_dir: Path | None) -> ResolvedConfig:
+        for base in (document_dir, self.workspace_root):
+            if base is not None and not Path(ref).is_absolute() and (base / ref).exists():
+                return resolve_config(str(base / ref), allow_network=False)
+        return resolve_config(ref, allow_network=False)
+
+    def estimate_load(
+        self,
+        load: ModelLoad,
+        document_dir: Path | None,
+        dtype_override: str | None = None,
+        batch: int = 1,
+    ) -> LoadEstimate:
+        """The analytic estimate of one load at its (or an overriding) dtype."""
+        if load.config is not None:
+            config: dict[str, Any] = dict(load.config)
+            if any(v is None for v in config.values()):
+                return LoadEstimate(None, "the config has fields memlens cannot read statically")
+            model = f"{load.config['model_type']} config"
+        elif load.model_ref is None:
+            return LoadEstimate(None, "the model id is not a literal or module constant")
+        else:
+            try:
+                resolved = self.resolve(load.model_ref, document_dir)
+            except MemlensError as exc:
+                return LoadEstimate(None, str(exc), unresolved=True)
+            config, model = resolved.config, resolved.model
+        dtype, assumed = storage_dtype(load, config, dtype_override)
+        try:
+            [estimate] = analytic_estimate(config, model, [dtype], batch=batch)
+        except MemlensError as exc:
+            return LoadEstimate(None, str(exc))
+        return LoadEstimate(estimate, assumed_dtype=assumed)
+
+
+def layer_bytes(layer: LayerFinding) -> int | None:
+    """Bytes of all instances of a layer at its dtype."""
+    if layer.params is None or layer.count is None:
+        return None
+    return layer.params * layer.count * StorageDtype(layer.dtype).float_bytes
+
+
+@dataclass(frozen=True)
+class ClassTotal:
+    """Parameters and bytes a module class builds, as far as they are known statically."""
+
+    params: int
+    bytes: int
+    complete: bool
+    """False when some layer or submodule could not be counted (figures are a floor)."""
+
+
+def class_totals(classes: tuple[ModuleClass, ...]) -> dict[str, ClassTotal]:
+    """Totals per class, submodules included (each class counted once per use)."""
+    by_name = {c.name: c for c in classes}
+    totals: dict[str, ClassTotal] = {}
+
+    def total(name: str, visiting: frozenset[str]) -> ClassTotal:
+        if name in totals:
+            return totals[name]
+        cls = by_name[name]
+        params = size = 0
+        complete = True
+        for layer in cls.layers:
+            counted = layer_bytes(layer)
+            if counted is None or layer.params is None or layer.count is None:
+                complete = False
+                continue
+            params += layer.params * layer.count
+            size += counted
+        for use in cls.submodules:
+            if use.module in visiting or use.count is None:
+                complete = False
+                continue
+            inner = total(use.module, visiting | {name})
+            params += inner.params * use.count
+            size += inner.bytes * use.count
+            complete = complete and inner.complete
+        totals[name] = ClassTotal(params, size, complete)
+        return totals[name]
+
+    for name in by_name:
+        total(name, frozenset({name}))
+    return totals

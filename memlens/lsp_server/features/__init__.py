@@ -1,0 +1,26 @@
+"""One module per LSP feature; each exposes ``register(server)``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from memlens.lsp_server.features import (
+    code_actions,
+    code_lens,
+    commands,
+    diagnostics,
+    documents,
+    hover,
+    inlay_hints,
+)
+
+if TYPE_CHECKING:
+    from memlens.lsp_server.server import MemlensServer
+
+FEATURES = (documents, inlay_hints, hover, diagnostics, code_actions, code_lens, commands)
+
+
+def register_all(server: MemlensServer) -> None:
+    """Register every feature's handlers on ``server``."""
+    for feature in FEATURES:
+        feature.register(server)

@@ -1,0 +1,124 @@
+"""``workspace/executeCommand``: ``memlens.estimate``, ``memlens.profile``,
+``memlens.compress`` run in the worker with work-done progress, can be cancelled, and send
+their result to the client as a ``memlens/memoryReport`` notification; plus
+``memlens.workerStatus``.
+
+Arguments are ``[uri, line]`` (the model load on that line) or ``[{"model": ID, ...}]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from memlens.errors import MemlensError, UsageError
+from memlens.lsp_server.estimates import storage_dtype
+
+if TYPE_CHECKING:
+    from memlens.lsp_server.server import MemlensServer
+
+REPORT_NOTIFICATION = "memlens/memoryReport"
+COMMAND_TIMEOUT_S = 600.0
+_KINDS = {
+    "memlens.estimate": "estimate",
+    "memlens.profile": "profile",
+    "memlens.compress": "compress",
+}
+
+
+def request_params(ls: MemlensServer, arguments: tuple[Any, ...]) -> dict[str, Any]:
+    """Worker params from ``[uri, line]`` or ``[{"model": ...}]``; UsageError otherwise."""
+    if len(arguments) == 1 and isinstance(arguments[0], dict) and "model" in arguments[0]:
+        return dict(arguments[0])
+    if len(arguments) == 2 and isinstance(arguments[0], str) and isinstance(arguments[1], int):
+        uri, line = arguments
+        if uri not in ls.workspace.text_documents:
+            raise UsageError(f"{uri} is not open")
+        load = next((ld for ld in ls.analysis(uri).loads if ld.span.start.line == line), None)
+        if load is None or load.model_ref is None:
+            raise UsageError(f"no model load with a static id on line {line + 1}")
+        estimate = ls.load_estimate(uri, load).estimate
+        config = {"dtype": estimate.dtype} if estimate else {}
+        dtype, _ = storage_dtype(load, config)
+        folder = ls.document_dir(uri)
+        return {
+            "model": load.model_ref,
+            "dtypes": [dtype.value],
+            "document_dir": str(folder) if folder else None,
+        }
+    raise UsageError('arguments must be [uri, line] or [{"model": ID}]')
+
+
+async def run_in_worker(
+    ls: MemlensServer, command: str, arguments: tuple[Any, ...]
+) -> dict[str, Any]:
+    """Run one command in the worker with progress; notify and return its report."""
+    if not ls.settings.trusted:
+        raise UsageError("this workspace is not trusted: memlens runs no worker here")
+    params = request_params(ls, arguments)
+    token = str(uuid.uuid4())
+    title = f"memlens: {_KINDS[command]} {params['model']}"
+    progress = ls.client_capabilities.window and ls.client_capabilities.window.work_done_progress
+    if progress:
+        await ls.work_done_progress.create_async(token)
+        ls.work_done_progress.begin(
+            token, types.WorkDoneProgressBegin(title=title, cancellable=True, percentage=0)
+        )
+        task = asyncio.current_task()
+        if task is not None:
+            ls.progress_tasks[token] = task
+
+    def on_progress(update: dict[str, Any]) -> None:
+        if progress:
+            ls.work_done_progress.report(
+                token,
+                types.WorkDoneProgressReport(
+                    message=update.get("message"), percentage=update.get("percentage")
+                ),
+            )
+
+    outcome = "cancelled"
+    try:
+        report: dict[str, Any] = await ls.worker.request(
+            command, params, on_progress, COMMAND_TIMEOUT_S
+        )
+        outcome = "done"
+    except MemlensError as exc:
+        outcome = "failed"
+        ls.show(f"{title}: {exc}", types.MessageType.Error)
+        raise
+    finally:
+        if progress:
+            ls.progress_tasks.pop(token, None)
+            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome))
+    ls.reports[(report.get("kind", _KINDS[command]), report.get("model", ""))] = report
+    ls.protocol.notify(
+        REPORT_NOTIFICATION, {"command": command, "arguments": list(arguments), "report": report}
+    )
+    return report
+
+
+def register(server: MemlensServer) -> None:
+    """The worker-backed commands and progress cancellation."""
+    for name in _KINDS:
+
+        async def handler(ls: MemlensServer, *args: Any, _name: str = name) -> dict[str, Any]:
+            return await run_in_worker(ls, _name, args)
+
+        server.command(name)(handler)
+
+    @server.command("memlens.workerStatus")
+    def worker_status(ls: MemlensServer, *args: Any) -> dict[str, Any]:
+        return {
+            "pid": ls.worker.pid,
+            "restarts": ls.worker.restarts,
+            "trusted": ls.settings.trusted,
+        }
+
+    @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
+    def cancel_progress(ls: MemlensServer, params: types.WorkDoneProgressCancelParams) -> None:
+        if (task := ls.progress_tasks.get(str(params.token))) is not None:
+            task.cancel()

@@ -1,0 +1,62 @@
+"""Lifecycle and document sync: settings from the client, analysis on open/change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from memlens.lsp_server.settings import Settings
+
+if TYPE_CHECKING:
+    from memlens.lsp_server.server import MemlensServer
+
+
+def _memlens_section(settings: Any) -> Any:
+    if isinstance(settings, dict) and isinstance(settings.get("memlens"), dict):
+        return settings["memlens"]
+    return settings
+
+
+def register(server: MemlensServer) -> None:
+    """Handlers for initialize, configuration changes and open/change/close."""
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: MemlensServer, params: types.InitializeParams) -> None:
+        ls.settings = Settings.from_client(_memlens_section(params.initialization_options))
+        root = ls.workspace.root_uri
+        path = to_fs_path(root) if root else None
+        ls.estimator.workspace_root = Path(path) if path else None
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def configuration_changed(
+        ls: MemlensServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        ls.settings = Settings.from_client(_memlens_section(params.settings))
+        for uri in list(ls.workspace.text_documents):
+            if not ls.client_pulls_diagnostics:
+                ls.schedule_diagnostics(uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: MemlensServer, params: types.DidOpenTextDocumentParams) -> None:
+        if not ls.client_pulls_diagnostics:
+            ls.schedule_diagnostics(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: MemlensServer, params: types.DidChangeTextDocumentParams) -> None:
+        if not ls.client_pulls_diagnostics:
+            ls.schedule_diagnostics(params.text_document.uri)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: MemlensServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.forget(params.text_document.uri)
+        if not ls.client_pulls_diagnostics:
+            ls.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=params.text_document.uri, diagnostics=[])
+            )
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: MemlensServer, params: None) -> None:
+        await ls.worker.stop()

@@ -1,0 +1,95 @@
+"""Hover: the per-block memory table of a model load (analytic at once; the worker's
+exact or measured figures once it has them), or a layer's parameter count."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from memlens.cli.layer_groups import group_layers
+from memlens.lsp_server.features.labels import layer_label
+from memlens.lsp_server.findings import ModelLoad, Position
+from memlens.profiler.estimate import MemoryEstimate
+from memlens.units import format_bytes, format_count
+
+if TYPE_CHECKING:
+    from memlens.lsp_server.server import MemlensServer
+
+
+def _escape(text: str) -> str:
+    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>" else c for c in text)
+
+
+def load_markdown(estimate: MemoryEstimate, budget: int, report: dict[str, Any] | None) -> str:
+    """The hover text for one model load."""
+    lines = [
+        f"**{_escape(estimate.model)}** · {estimate.family} · "
+        f"{format_count(estimate.params)} params · {estimate.dtype} ({estimate.source})",
+        "",
+        "| block | params | weights | KV/token |",
+        "|---|---:|---:|---:|",
+    ]
+    for group in group_layers(estimate.layers):
+        layer = group.layer
+        name = group.label + (f" ×{group.count}" if group.count > 1 else "")
+        tied = f" (tied to {layer.tied_to})" if layer.tied_to else ""
+        lines.append(
+            f"| {_escape(name + tied)} | {format_count(layer.params * group.count)} | "
+            f"{format_bytes(layer.bytes_by_dtype[estimate.dtype] * group.count)} | "
+            f"{format_bytes(layer.kv_bytes_per_token * group.count)} |"
+        )
+    fits = "fits" if estimate.total_bytes <= budget else "does **not** fit"
+    lines += [
+        "",
+        f"Weights {format_bytes(estimate.weight_bytes)} + KV cache "
+        f"{format_bytes(estimate.kv_cache_bytes)} ({estimate.context} tokens × batch "
+        f"{estimate.batch}) + activations {format_bytes(estimate.activations_bytes)} = "
+        f"**{format_bytes(estimate.total_bytes)}**, which {fits} the "
+        f"{format_bytes(budget)} budget.",
+    ]
+    if report and report.get("measured"):
+        measured = report["measured"]
+        lines.append(
+            f"Measured: weights {format_bytes(measured['weights_bytes'])}, peak "
+            f"{format_bytes(measured['peak_bytes'])} for {measured['prompt_tokens']}"
+            f"+{measured['new_tokens']} tokens."
+        )
+    lines += [f"> {_escape(note)}" for note in estimate.notes]
+    return "\n".join(lines)
+
+
+def _load_at(ls: MemlensServer, uri: str, position: Position) -> ModelLoad | None:
+    return next((ld for ld in ls.analysis(uri).loads if ld.span.contains(position)), None)
+
+
+def register(server: MemlensServer) -> None:
+    """``textDocument/hover``."""
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    def hover(ls: MemlensServer, params: types.HoverParams) -> types.Hover | None:
+        uri = params.text_document.uri
+        position = ls.from_lsp(uri, params.position)
+        if (load := _load_at(ls, uri, position)) is not None:
+            result = ls.load_estimate(uri, load)
+            if result.estimate is None:
+                text = f"memlens: no estimate: {_escape(result.error or 'unknown model')}"
+            else:
+                report = ls.reports.get(("profile", result.estimate.model))
+                text = load_markdown(result.estimate, ls.settings.budget_bytes, report)
+            return types.Hover(
+                contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),
+                range=ls.to_lsp_range(uri, load.span),
+            )
+        for cls in ls.analysis(uri).classes:
+            for layer in cls.layers:
+                if layer.span.contains(position):
+                    label = layer_label(layer) or "parameters not known statically"
+                    return types.Hover(
+                        contents=types.MarkupContent(
+                            kind=types.MarkupKind.Markdown,
+                            value=f"**nn.{layer.layer}** in `{cls.name}`: {_escape(label)}",
+                        ),
+                        range=ls.to_lsp_range(uri, layer.span),
+                    )
+        return None

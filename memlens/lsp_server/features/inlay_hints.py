@@ -1,0 +1,90 @@
+"""Inlay hints, for the visible range only: ``≈ 12.6 GiB bf16`` at model loads, dtype
+changes and config constructors; ``45.1M params · 172.0 MiB fp32`` at layer constructors;
+the KV cache a ``generate(max_new_tokens=N)`` adds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from memlens.errors import MemlensError
+from memlens.lsp_server.features.labels import layer_label, load_label
+from memlens.lsp_server.findings import Analysis, Position, Span
+from memlens.profiler.estimate import analytic_estimate
+from memlens.profiler.tensors import StorageDtype
+from memlens.units import format_bytes, format_count
+
+if TYPE_CHECKING:
+    from memlens.lsp_server.server import MemlensServer
+
+
+def hint_texts(
+    ls: MemlensServer, uri: str, analysis: Analysis, visible: Span
+) -> list[tuple[Position, str]]:
+    """(position, label) for every hint whose anchor lies in ``visible``."""
+    hints: list[tuple[Position, str]] = []
+
+    def inside(span: Span) -> bool:
+        return visible.start <= span.end and span.start <= visible.end
+
+    for load in analysis.loads:
+        if inside(load.span) and (estimate := ls.load_estimate(uri, load).estimate):
+            hints.append((load.span.end, load_label(estimate)))
+    for change in analysis.dtype_changes:
+        changed = ls.target_load(uri, change.target, change.span.start)
+        estimate = ls.load_estimate(uri, changed, change.dtype).estimate if changed else None
+        if inside(change.span) and estimate is not None:
+            hints.append((change.span.end, load_label(estimate)))
+    batch = max(analysis.batch_sizes, default=1)
+    for call in analysis.generates:
+        source = ls.target_load(uri, call.target, call.span.start) if call.target else None
+        if not inside(call.span) or source is None or call.max_new_tokens is None:
+            continue
+        if (estimate := ls.load_estimate(uri, source).estimate) and estimate.kv_bytes_per_token:
+            kv = estimate.kv_bytes_per_token * call.max_new_tokens * batch
+            hints.append(
+                (
+                    call.span.end,
+                    f"KV +{format_bytes(kv)} for {call.max_new_tokens} new tokens × batch {batch}",
+                )
+            )
+    for config in analysis.configs:
+        if not inside(config.span) or any(v is None for v in config.fields.values()):
+            continue
+        try:
+            [estimate] = analytic_estimate(config.fields, config.config_class, [StorageDtype.FP32])
+        except MemlensError:
+            continue
+        hints.append(
+            (
+                config.span.end,
+                f"{format_count(estimate.params)} params · "
+                f"{format_bytes(estimate.weight_bytes)} fp32",
+            )
+        )
+    for cls in analysis.classes:
+        for layer in cls.layers:
+            if inside(layer.span) and (label := layer_label(layer)):
+                hints.append((layer.span.end, label))
+    return hints
+
+
+def register(server: MemlensServer) -> None:
+    """``textDocument/inlayHint``."""
+
+    @server.feature(types.TEXT_DOCUMENT_INLAY_HINT)
+    def inlay_hints(ls: MemlensServer, params: types.InlayHintParams) -> list[types.InlayHint]:
+        if not ls.settings.hints_enabled:
+            return []
+        uri = params.text_document.uri
+        visible = Span(ls.from_lsp(uri, params.range.start), ls.from_lsp(uri, params.range.end))
+        return [
+            types.InlayHint(
+                position=ls.to_lsp(uri, position),
+                label=label,
+                kind=types.InlayHintKind.Type,
+                padding_left=True,
+            )
+            for position, label in hint_texts(ls, uri, ls.analysis(uri), visible)
+        ]

@@ -1,0 +1,34 @@
+"""The short texts hints, lenses and hovers show (formatted once, at the edge)."""
+
+from __future__ import annotations
+
+from memlens.lsp_server.estimates import ClassTotal, layer_bytes
+from memlens.lsp_server.findings import LayerFinding
+from memlens.profiler.estimate import MemoryEstimate
+from memlens.units import format_bytes, format_count
+
+
+def load_label(estimate: MemoryEstimate) -> str:
+    """``≈ 12.6 GiB bf16 · KV 512.0 KiB/token`` (weights at the load's dtype)."""
+    label = f"≈ {format_bytes(estimate.weight_bytes)} {estimate.dtype}"
+    if estimate.kv_bytes_per_token:
+        label += f" · KV {format_bytes(estimate.kv_bytes_per_token)}/token"
+    return label
+
+
+def layer_label(layer: LayerFinding) -> str | None:
+    """``45.1M params · 172.0 MiB fp32``; ``×12`` when a comprehension repeats it."""
+    size = layer_bytes(layer)
+    if layer.params is None or layer.count is None or size is None:
+        return None
+    times = f"×{layer.count} " if layer.count != 1 else ""
+    return (
+        f"{times}{format_count(layer.params * layer.count)} params · {format_bytes(size)} "
+        f"{layer.dtype}"
+    )
+
+
+def class_label(total: ClassTotal) -> str:
+    """``Σ 6.7B params · 25.1 GiB fp32`` (``≥`` when something could not be counted)."""
+    sign = "Σ" if total.complete else "≥"
+    return f"{sign} {format_count(total.params)} params · {format_bytes(total.bytes)}"

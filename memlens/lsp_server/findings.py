@@ -1,0 +1,143 @@
+"""What the static analysis finds in Python source (DESIGN.md §4 ``Finding``).
+
+Positions are 0-based lines and code-point columns of the analysed text; the server
+converts them to the client's position encoding at the edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in the text: 0-based line, code-point column."""
+
+    line: int
+    col: int
+
+
+@dataclass(frozen=True)
+class Span:
+    """A range of text, end exclusive."""
+
+    start: Position
+    end: Position
+
+    def contains(self, position: Position) -> bool:
+        """True when ``position`` lies inside the span (end inclusive, for cursors)."""
+        return self.start <= position <= self.end
+
+
+@dataclass(frozen=True)
+class ModelLoad:
+    """``X.from_pretrained(...)``, ``X.from_config(...)`` or ``pipeline(..., model=...)``."""
+
+    span: Span
+    loader: str
+    model_ref: str | None
+    """The id or path, when it is a literal or a module constant."""
+    dtype: str | None
+    """``fp32``/``bf16``/``fp16``/``auto``; None when not given; ``?`` when not static."""
+    dtype_keyword: str | None = None
+    """``dtype`` or ``torch_dtype`` when the call passes one."""
+    dtype_span: Span | None = None
+    """Span of the dtype argument's value, for quick fixes that replace it."""
+    insert_at: Position | None = None
+    """Where a new keyword argument goes: just before the closing parenthesis."""
+    needs_comma: bool = True
+    """Whether an inserted keyword argument must start with ``, ``."""
+    device_map: str | None = None
+    quantization: str | None = None
+    """``int8`` or ``int4`` from ``load_in_8bit/4bit`` or a ``BitsAndBytesConfig``."""
+    trust_remote_code: bool = False
+    target: str | None = None
+    """The variable the model is assigned to."""
+    config: dict[str, object] | None = None
+    """For ``from_config(CONFIG)``: the literal fields of that ``*Config(...)`` call."""
+
+
+@dataclass(frozen=True)
+class LayerFinding:
+    """A layer constructor (``nn.Linear(4096, 11008)``) inside an ``nn.Module`` class."""
+
+    span: Span
+    layer: str
+    owner: str
+    params: int | None
+    """Parameters of one instance; None when an argument is not known statically."""
+    count: int | None = 1
+    """Instances made by enclosing comprehensions/loops; None when not static."""
+    dtype: str = "fp32"
+
+
+@dataclass(frozen=True)
+class SubmoduleUse:
+    """A module class of this file instantiated inside another (``Block(cfg)``)."""
+
+    span: Span
+    module: str
+    owner: str
+    count: int | None = 1
+
+
+@dataclass(frozen=True)
+class ModuleClass:
+    """An ``nn.Module`` subclass: its header and what it builds."""
+
+    span: Span
+    name: str
+    layers: tuple[LayerFinding, ...] = ()
+    submodules: tuple[SubmoduleUse, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerateCall:
+    """``X.generate(..., max_new_tokens=N)``."""
+
+    span: Span
+    target: str | None
+    max_new_tokens: int | None
+    batch_size: int | None = None
+
+
+@dataclass(frozen=True)
+class DtypeChange:
+    """``model.half()``, ``model.to(torch.bfloat16)``, ``model.float()``."""
+
+    span: Span
+    target: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ConfigCall:
+    """A transformers ``*Config(...)`` constructor with its literal fields."""
+
+    span: Span
+    config_class: str
+    model_type: str
+    fields: dict[str, object]
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class SyntaxProblem:
+    """A region the parser could not read; its findings are skipped, the rest kept."""
+
+    span: Span
+    message: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything found in one version of one document."""
+
+    version: int | None
+    loads: tuple[ModelLoad, ...] = ()
+    classes: tuple[ModuleClass, ...] = ()
+    generates: tuple[GenerateCall, ...] = ()
+    dtype_changes: tuple[DtypeChange, ...] = ()
+    configs: tuple[ConfigCall, ...] = ()
+    batch_sizes: tuple[int, ...] = ()
+    syntax_problems: tuple[SyntaxProblem, ...] = field(default=())

@@ -1,0 +1,125 @@
+"""``MemlensServer``: the pygls language server and the state every feature shares."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from memlens import __version__
+from memlens.lsp_server.analysis import analyze
+from memlens.lsp_server.estimates import Estimator, LoadEstimate
+from memlens.lsp_server.findings import Analysis, ModelLoad, Position, Span
+from memlens.lsp_server.settings import Settings
+from memlens.lsp_server.worker_client import WorkerClient
+
+log = logging.getLogger(__name__)
+DIAGNOSTICS_DEBOUNCE_S = 0.15
+
+
+class MemlensServer(LanguageServer):
+    """Holds settings, per-document analyses, the estimator and the worker client."""
+
+    def __init__(self) -> None:
+        super().__init__("memlens", __version__)
+        self.settings = Settings()
+        self.estimator = Estimator()
+        self.worker = WorkerClient(on_crash=self.report_worker_crash)
+        self.reports: dict[tuple[str, str], dict[str, Any]] = {}
+        """Latest worker results by (command kind, model), shown in hovers."""
+        self._analyses: dict[str, Analysis] = {}
+        self._debounce: dict[str, asyncio.TimerHandle] = {}
+        self.progress_tasks: dict[str, asyncio.Task[Any]] = {}
+
+    # -- documents ---------------------------------------------------------------------
+    def analysis(self, uri: str) -> Analysis:
+        """The analysis of the document's current version (computed at most once)."""
+        document = self.workspace.get_text_document(uri)
+        cached = self._analyses.get(uri)
+        if cached is not None and cached.version == document.version:
+            return cached
+        analysis = analyze(document.source, document.version)
+        self._analyses[uri] = analysis
+        return analysis
+
+    def forget(self, uri: str) -> None:
+        """Drop a closed document's state."""
+        self._analyses.pop(uri, None)
+        if (handle := self._debounce.pop(uri, None)) is not None:
+            handle.cancel()
+
+    def document_dir(self, uri: str) -> Path | None:
+        """The folder of a ``file:`` document, for relative model paths."""
+        path = to_fs_path(uri)
+        return Path(path).parent if path else None
+
+    def load_estimate(self, uri: str, load: ModelLoad, dtype: str | None = None) -> LoadEstimate:
+        """The analytic estimate of one load, optionally at another dtype."""
+        return self.estimator.estimate_load(load, self.document_dir(uri), dtype)
+
+    def target_load(self, uri: str, target: str, before: Position) -> ModelLoad | None:
+        """The last load assigned to ``target`` before ``before``."""
+        loads = [
+            ld for ld in self.analysis(uri).loads if ld.target == target and ld.span.start < before
+        ]
+        return loads[-1] if loads else None
+
+    # -- positions ---------------------------------------------------------------------
+    def to_lsp(self, uri: str, position: Position) -> types.Position:
+        """A code-point position → the client's position encoding."""
+        lines = self.workspace.get_text_document(uri).lines
+        text = lines[position.line] if position.line < len(lines) else ""
+        codec = self.workspace.position_codec
+        return types.Position(position.line, codec.client_num_units(text[: position.col]))
+
+    def to_lsp_range(self, uri: str, span: Span) -> types.Range:
+        """A span → an LSP range in the client's encoding."""
+        return types.Range(self.to_lsp(uri, span.start), self.to_lsp(uri, span.end))
+
+    def from_lsp(self, uri: str, position: types.Position) -> Position:
+        """A client position → a code-point position."""
+        lines = self.workspace.get_text_document(uri).lines
+        converted = self.workspace.position_codec.position_from_client_units(lines, position)
+        return Position(converted.line, converted.character)
+
+    # -- diagnostics scheduling ----------------------------------------------------------
+    def schedule_diagnostics(self, uri: str) -> None:
+        """Publish diagnostics once typing pauses; stale versions are dropped."""
+        if (handle := self._debounce.pop(uri, None)) is not None:
+            handle.cancel()
+        loop = asyncio.get_running_loop()
+        self._debounce[uri] = loop.call_later(DIAGNOSTICS_DEBOUNCE_S, self._publish, uri)
+
+    def _publish(self, uri: str) -> None:
+        from memlens.lsp_server.features.diagnostics import diagnostics_for
+
+        self._debounce.pop(uri, None)
+        if uri not in self.workspace.text_documents:
+            return
+        document = self.workspace.get_text_document(uri)
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(
+                uri=uri, version=document.version, diagnostics=diagnostics_for(self, uri)
+            )
+        )
+
+    @property
+    def client_pulls_diagnostics(self) -> bool:
+        """Whether the client asks for diagnostics (LSP 3.17 pull) instead of receiving them."""
+        text = self.client_capabilities.text_document
+        return bool(text and text.diagnostic)
+
+    # -- user messages -----------------------------------------------------------------
+    def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        """``window/showMessage``."""
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def report_worker_crash(self, reason: str) -> None:
+        """Tell the user the worker died; it restarts on the next request."""
+        log.warning("%s", reason)
+        self.show(reason, types.MessageType.Warning)

@@ -1,0 +1,122 @@
+"""The worker's JSON-lines protocol.
+
+Request ``{"id", "method", "params"}``; replies ``{"id", "progress": {...}}`` any number
+of times, then ``{"id", "result": ...}`` or ``{"id", "error": {"kind", "message"}}``.
+``{"method": "$/cancel", "params": {"id": N}}`` cancels request N at its next check.
+Requests run on a small thread pool, so a cancel or a cheap request is answered while a
+long one runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from memlens.errors import MemlensError
+
+log = logging.getLogger(__name__)
+Handler = Callable[[dict[str, Any], "RequestContext"], Any]
+_METHODS: dict[str, Handler] = {}
+
+
+class Cancelled(MemlensError):
+    """The client cancelled the request."""
+
+
+def method(name: str) -> Callable[[Handler], Handler]:
+    """Register a worker method (each task module registers its own)."""
+
+    def add(handler: Handler) -> Handler:
+        _METHODS[name] = handler
+        return handler
+
+    return add
+
+
+@dataclass
+class RequestContext:
+    """What a handler can do besides returning: report progress, notice cancellation."""
+
+    request_id: Any
+    write: Callable[[dict[str, Any]], None]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def progress(self, message: str, percentage: int | None = None) -> None:
+        """Send a progress line; raises Cancelled if the request was cancelled."""
+        self.check()
+        payload: dict[str, Any] = {"message": message}
+        if percentage is not None:
+            payload["percentage"] = max(0, min(100, percentage))
+        self.write({"id": self.request_id, "progress": payload})
+
+    def check(self) -> None:
+        """Raise Cancelled when the client has cancelled this request."""
+        if self.cancelled.is_set():
+            raise Cancelled(f"request {self.request_id} was cancelled")
+
+
+def _error(exc: BaseException) -> dict[str, str]:
+    if isinstance(exc, MemlensError):
+        return {"kind": type(exc).__name__, "message": str(exc)}
+    log.exception("worker request failed")
+    return {"kind": "InternalError", "message": f"{type(exc).__name__}: {exc}"}
+
+
+def serve(stdin: TextIO, stdout: TextIO, workers: int = 2) -> int:
+    """Answer requests until stdin closes; returns the exit code."""
+    from memlens.worker import tasks  # noqa: F401  (registers the methods)
+
+    lock = threading.Lock()
+    contexts: dict[Any, RequestContext] = {}
+
+    def write(message: dict[str, Any]) -> None:
+        line = json.dumps(message, separators=(",", ":"))
+        with lock:
+            stdout.write(line + "\n")
+            stdout.flush()
+
+    def run(handler: Handler, params: dict[str, Any], context: RequestContext) -> None:
+        try:
+            result = handler(params, context)
+            write({"id": context.request_id, "result": result})
+        except BaseException as exc:
+            write({"id": context.request_id, "error": _error(exc)})
+        finally:
+            contexts.pop(context.request_id, None)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="memlens-worker") as pool:
+        for line in stdin:
+            if not line.strip():
+                continue
+            try:
+                request = json.loads(line)
+                request_id = request.get("id")
+                name = request["method"]
+                params = request.get("params") or {}
+            except (ValueError, KeyError, AttributeError, TypeError):
+                write({"id": None, "error": {"kind": "ParseError", "message": "bad request line"}})
+                continue
+            if name == "$/cancel":
+                if (target := contexts.get(params.get("id"))) is not None:
+                    target.cancelled.set()
+                continue
+            handler = _METHODS.get(name)
+            if handler is None:
+                write(
+                    {
+                        "id": request_id,
+                        "error": {"kind": "MethodNotFound", "message": f"unknown method {name!r}"},
+                    }
+                )
+                continue
+            context = RequestContext(request_id, write)
+            contexts[request_id] = context
+            pool.submit(run, handler, params, context)
+        for context in contexts.values():
+            context.cancelled.set()
+    return 0
