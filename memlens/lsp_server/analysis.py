@@ -363,7 +363,7 @@ class _Analyzer:
             dtype_keyword=dtype_kw.arg if dtype_kw else None,
             dtype_span=self.span(dtype_kw.value) if dtype_kw else None,
             insert_at=self._insert_position(call),
-            needs_comma=self._needs_comma(call),
+            insert_prefix=self._insert_prefix(call),
             device_map=device_value if isinstance(device_value, str) else None,
             quantization=self._quantization(call, scope),
             trust_remote_code=bool(remote) and evaluate(remote.value, scope) is True,  # type: ignore[union-attr]
@@ -375,17 +375,17 @@ class _Analyzer:
         end = _position(self.lines, call.end_lineno or call.lineno, call.end_col_offset or 1)
         return Position(end.line, max(end.col - 1, 0))
 
-    def _needs_comma(self, call: ast.Call) -> bool:
+    def _insert_prefix(self, call: ast.Call) -> str:
         arguments: list[ast.AST] = [*call.args, *call.keywords]
         if not arguments:
-            return False
+            return ""
         last = max(arguments, key=lambda a: (a.end_lineno or 0, a.end_col_offset or 0))  # type: ignore[attr-defined]
         after = _position(self.lines, last.end_lineno, last.end_col_offset)  # type: ignore[attr-defined]
         close = self._insert_position(call)
         between = "\n".join(self.lines[after.line : close.line + 1])
         offset_start = after.col
         offset_end = len(between) - (len(self.lines[close.line]) - close.col)
-        return "," not in between[offset_start:offset_end]
+        return " " if "," in between[offset_start:offset_end] else ", "
 
     def _quantization(self, call: ast.Call, scope: Scope) -> str | None:
         for keyword, scheme in (("load_in_8bit", "int8"), ("load_in_4bit", "int4")):

@@ -45,8 +45,9 @@ class ModelLoad:
     """Span of the dtype argument's value, for quick fixes that replace it."""
     insert_at: Position | None = None
     """Where a new keyword argument goes: just before the closing parenthesis."""
-    needs_comma: bool = True
-    """Whether an inserted keyword argument must start with ``, ``."""
+    insert_prefix: str = ", "
+    """What an inserted keyword argument starts with: ``", "`` after an argument, ``" "``
+    after a trailing comma, ``""`` in an empty call."""
     device_map: str | None = None
     quantization: str | None = None
     """``int8`` or ``int4`` from ``load_in_8bit/4bit`` or a ``BitsAndBytesConfig``."""

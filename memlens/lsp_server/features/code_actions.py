@@ -54,10 +54,8 @@ def dtype_edits(ls: MemlensServer, uri: str, load: ModelLoad, dtype: str) -> lis
         )
     elif load.insert_at is not None:
         at = ls.to_lsp(uri, load.insert_at)
-        prefix = ", " if load.needs_comma else ""
-        edits.append(
-            types.TextEdit(range=types.Range(at, at), new_text=f"{prefix}dtype={expression}")
-        )
+        new_text = f"{load.insert_prefix}dtype={expression}"
+        edits.append(types.TextEdit(range=types.Range(at, at), new_text=new_text))
     if (
         import_edit := _import_torch_edit(ls, uri, ls.workspace.get_text_document(uri).source)
     ) is not None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def _escape(text: str) -> str:
-    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!|<>" else c for c in text)
+    return "".join("\\" + c if c in "\\`*_[]<>|" else c for c in text)
 
 
 def load_markdown(estimate: MemoryEstimate, budget: int, report: dict[str, Any] | None) -> str:

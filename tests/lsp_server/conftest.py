@@ -1,0 +1,62 @@
+"""A real memlens language server over stdio, driven by pytest-lsp with VS Code's client
+capabilities; LSP specification warnings fail the test (pyproject filterwarnings)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+SERVER_ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "MEMLENS_OFFLINE": "1",
+    "MEMLENS_CACHE_DIR": tempfile.mkdtemp(prefix="memlens-cache-"),
+    "HF_HUB_CACHE": tempfile.mkdtemp(prefix="memlens-hf-"),
+}
+BUDGET = "24GiB"
+
+
+@pytest.fixture(scope="session")
+def workspace() -> Path:
+    """A folder for the documents the tests open (relative model paths resolve here)."""
+    return Path(tempfile.mkdtemp(prefix="memlens-workspace-"))
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(
+        server_command=[sys.executable, "-m", "memlens.lsp_server"], server_env=SERVER_ENV
+    )
+)
+async def client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[None]:
+    """An initialized session with a 24 GiB memory budget."""
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            root_uri=workspace.as_uri(),
+            initialization_options={"memlens": {"memoryBudget": BUDGET}},
+        )
+    )
+    yield
+    await lsp_client.shutdown_session()
+
+
+def open_document(client: LanguageClient, path: Path, text: str, version: int = 1) -> str:
+    """Write ``text`` to ``path`` and open it in the server; returns the URI."""
+    path.write_text(text)
+    uri = path.as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=version, text=text
+            )
+        )
+    )
+    return uri
