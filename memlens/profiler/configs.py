@@ -68,9 +68,16 @@ def _read_config(path: Path) -> dict[str, Any]:
     return parse_config(text, str(path))
 
 
+def _expand(ref: str) -> Path:
+    try:
+        return Path(ref).expanduser()
+    except RuntimeError:  # ~user that does not exist
+        return Path(ref)
+
+
 def _from_path(ref: str) -> ResolvedConfig | None:
-    path = Path(ref).expanduser()
-    looks_like_path = ref.startswith((".", "/", "~")) or ref.endswith(".json") or os.sep in ref
+    path = _expand(ref)
+    looks_like_path = ref.startswith((".", "/", "~")) or os.sep in ref
     if path.is_dir():
         config = path / "config.json"
         if not config.is_file():
@@ -81,7 +88,9 @@ def _from_path(ref: str) -> ResolvedConfig | None:
         return ResolvedConfig(str(path), _read_config(config), "path", str(config))
     if path.is_file():
         return ResolvedConfig(str(path), _read_config(path), "path", str(path))
-    if looks_like_path and not _REPO_ID.match(ref):
+    if path.exists():
+        raise ModelNotFoundError(f"{path} is neither a config.json file nor a model directory")
+    if ref.endswith(".json") or (looks_like_path and not _REPO_ID.match(ref)):
         raise ModelNotFoundError(f"no such file or directory: {path}")
     return None
 
@@ -96,14 +105,24 @@ def hf_cache_dir() -> Path:
     return Path(home) / "hub"
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # a dangling snapshot link
+        return 0.0
+
+
 def _from_hf_cache(ref: str) -> ResolvedConfig | None:
     repo = hf_cache_dir() / ("models--" + ref.replace("/", "--"))
     snapshots = repo / "snapshots"
-    if not snapshots.is_dir():
-        return None
-    main = repo / "refs" / "main"
-    candidates = [snapshots / main.read_text().strip()] if main.is_file() else []
-    candidates += sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    try:
+        if not snapshots.is_dir():
+            return None
+        main = repo / "refs" / "main"
+        candidates = [snapshots / main.read_text().strip()] if main.is_file() else []
+        candidates += sorted(snapshots.iterdir(), key=_mtime, reverse=True)
+    except (OSError, UnicodeDecodeError):
+        return None  # an unreadable cache entry is skipped, not fatal
     for snapshot in candidates:
         config = snapshot / "config.json"
         if config.is_file():
@@ -112,34 +131,32 @@ def _from_hf_cache(ref: str) -> ResolvedConfig | None:
 
 
 @cache
-def _known_index() -> dict[str, str]:
-    index: dict[str, str] = {}
+def _known_entries() -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Shipped configs by canonical id, and every lower-cased id or alias → canonical id."""
+    entries: dict[str, dict[str, Any]] = {}
+    names: dict[str, str] = {}
     folder = resources.files("memlens.profiler") / "known_configs"
-    for entry in folder.iterdir():
-        if entry.name.endswith(".json"):
-            data = json.loads(entry.read_text(encoding="utf-8"))
-            for name in (data["id"], *data["aliases"]):
-                index[name.lower()] = entry.name
-    return index
+    for item in folder.iterdir():
+        if item.name.endswith(".json"):
+            entry = json.loads(item.read_text(encoding="utf-8"))
+            entries[entry["id"]] = entry
+            for name in (entry["id"], *entry["aliases"]):
+                names[name.lower()] = entry["id"]
+    return entries, names
 
 
 def known_models() -> list[str]:
     """Canonical ids of the configs memlens ships."""
-    folder = resources.files("memlens.profiler") / "known_configs"
-    return sorted(
-        json.loads(e.read_text(encoding="utf-8"))["id"]
-        for e in folder.iterdir()
-        if e.name.endswith(".json")
-    )
+    return sorted(_known_entries()[0])
 
 
 def _from_known(ref: str) -> ResolvedConfig | None:
-    filename = _known_index().get(ref.lower())
-    if filename is None:
+    entries, names = _known_entries()
+    model_id = names.get(ref.lower())
+    if model_id is None:
         return None
-    entry = resources.files("memlens.profiler") / "known_configs" / filename
-    data = json.loads(entry.read_text(encoding="utf-8"))
-    return ResolvedConfig(data["id"], data["config"], "built-in", f"memlens:{filename}")
+    entry = entries[model_id]
+    return ResolvedConfig(model_id, dict(entry["config"]), "built-in", f"memlens:{model_id}")
 
 
 def _from_hub(ref: str, timeout_s: float) -> ResolvedConfig:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from memlens.errors import DependencyError, UnsupportedArchitectureError
+from memlens.errors import ConfigError, DependencyError, UnsupportedArchitectureError
 from memlens.profiler.architectures import (
     ArchitectureSpec,
     AttentionSpec,
@@ -58,34 +58,46 @@ def transformers_module() -> Any:
         return transformers
 
 
-def build_meta_model(config: Mapping[str, Any], model_class: str | None = None) -> nn.Module:
+_LAYER_FIELDS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+MAX_LAYERS = 4096
+
+
+def build_meta_model(config: Mapping[str, Any], default_class: str | None = None) -> nn.Module:
     """Instantiate the model a config describes on the meta device (no memory, no I/O).
 
-    ``model_class`` names a transformers class; without it the first of the config's
-    ``architectures`` that transformers knows is used, else ``AutoModelForCausalLM``,
-    else ``AutoModel``. Remote code is never run.
+    The class is the first of the config's ``architectures`` that transformers knows,
+    else ``default_class``, else ``AutoModelForCausalLM``, else ``AutoModel``. Remote code
+    is never run. A config
+    transformers rejects raises ConfigError; an unknown ``model_type``
+    UnsupportedArchitectureError.
     """
     transformers = transformers_module()
     data = dict(config)
     model_type = data.pop("model_type", None)
-    try:
-        hf_config = transformers.AutoConfig.for_model(model_type, **data)
-    except (ValueError, KeyError) as exc:
+    if not isinstance(model_type, str) or model_type not in transformers.CONFIG_MAPPING:
         raise UnsupportedArchitectureError(
             f"transformers {transformers.__version__} does not know model_type {model_type!r}; "
             "memlens never runs a repository's own code (trust_remote_code)"
+        )
+    for key in _LAYER_FIELDS:
+        value = data.get(key)
+        if isinstance(value, int) and value > MAX_LAYERS:
+            raise ConfigError(f"{key} = {value} is beyond any real model (max {MAX_LAYERS})")
+    names = [n for n in data.get("architectures") or [] if isinstance(n, str)]
+    names = names or ([default_class] if default_class else [])
+    try:
+        hf_config = transformers.AutoConfig.for_model(model_type, **data)
+        with torch.device("meta"):
+            for name in names:
+                if (cls := getattr(transformers, name, None)) is not None:
+                    return cls(hf_config)  # type: ignore[no-any-return]
+            for auto in (transformers.AutoModelForCausalLM, transformers.AutoModel):
+                if type(hf_config) in auto._model_mapping:
+                    return auto.from_config(hf_config)  # type: ignore[no-any-return]
+    except Exception as exc:
+        raise ConfigError(
+            f"transformers cannot build this {model_type} config: {type(exc).__name__}: {exc}"
         ) from exc
-    candidates = [model_class] if model_class else list(data.get("architectures") or [])
-    with torch.device("meta"):
-        for name in candidates:
-            cls = getattr(transformers, name, None) if name else None
-            if cls is not None:
-                return cls(hf_config)  # type: ignore[no-any-return]
-        for auto in (transformers.AutoModelForCausalLM, transformers.AutoModel):
-            try:
-                return auto.from_config(hf_config)  # type: ignore[no-any-return]
-            except ValueError:
-                continue
     raise UnsupportedArchitectureError(f"transformers has no model class for {model_type!r}")
 
 
@@ -165,16 +177,56 @@ def blocks_of(
     return tuple(result)
 
 
-def _generic_attention(config: Any, num_layers: int) -> list[AttentionSpec | None]:
-    heads = config.num_attention_heads
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    types = getattr(config, "layer_types", None) or ["full_attention"] * num_layers
-    window = getattr(config, "sliding_window", None)
-    return [
-        AttentionSpec(heads, kv_heads, head_dim, window if t == "sliding_attention" else None)
-        for t in types
+def _generic_facts(
+    hf: Any, model: nn.Module, num_layers: int
+) -> tuple[bool, list[AttentionSpec | None], ModelDims, str]:
+    """Causality, per-layer attention and dims from generic config fields, and a note.
+
+    A config without top-level sizes (multimodal models nest them) gets no KV or
+    activation figures, and the note says so.
+    """
+    causal = bool(getattr(hf, "is_decoder", False)) or "CausalLM" in type(model).__name__
+    sizes = [
+        getattr(hf, name, None) for name in ("hidden_size", "num_attention_heads", "vocab_size")
     ]
+    if not all(isinstance(v, int) and v > 0 for v in sizes):
+        note = (
+            f"no analytic formulas for {hf.model_type!r}: parameters are exact (meta device); "
+            "its config has no top-level sizes, so KV cache and activations are not estimated"
+        )
+        return False, [], ModelDims(0, 0, 1, 1, 0, 0, num_layers), note
+    hidden, heads, vocab = (int(v) for v in sizes)  # type: ignore[arg-type]
+    kv_heads = getattr(hf, "num_key_value_heads", None) or heads
+    head_dim = getattr(hf, "head_dim", None) or hidden // heads
+    window = getattr(hf, "sliding_window", None)
+    types = getattr(hf, "layer_types", None) or ["full_attention"] * num_layers
+    attention: list[AttentionSpec | None] = (
+        [
+            AttentionSpec(heads, kv_heads, head_dim, window if t == "sliding_attention" else None)
+            for t in types
+        ]
+        if causal
+        else []
+    )
+    dims = ModelDims(
+        hidden_size=hidden,
+        intermediate_size=getattr(hf, "intermediate_size", None) or 4 * hidden,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        vocab_size=vocab,
+        num_layers=num_layers,
+        max_positions=getattr(hf, "max_position_embeddings", None),
+    )
+    return (
+        causal,
+        attention,
+        dims,
+        (
+            f"no analytic formulas for {hf.model_type!r}: parameters are exact (meta device); "
+            "KV cache and activations use generic config fields"
+        ),
+    )
 
 
 def exact_spec(config: Mapping[str, Any]) -> tuple[ArchitectureSpec, bool, list[str]]:
@@ -187,34 +239,21 @@ def exact_spec(config: Mapping[str, Any]) -> tuple[ArchitectureSpec, bool, list[
     notes: list[str] = []
     try:
         analytic: ArchitectureSpec | None = describe(config)
-    except UnsupportedArchitectureError:
-        analytic = None
+    except (UnsupportedArchitectureError, ConfigError):
+        analytic = None  # transformers may still build it, with its own defaults
+    # The config's own ``architectures`` decide the class; the family's is only a fallback.
     model = build_meta_model(config, analytic.model_class if analytic else None)
     layer_list = _layer_list(model)
     num_layers = len(layer_list[1]) if layer_list else 0
     if analytic is not None:
         attention = [b.attention for b in analytic.blocks if b.kind is BlockKind.DECODER_LAYER]
         causal, dims, family, kv_exact = analytic.causal, analytic.dims, analytic.family, True
+        notes.extend(analytic.notes)
     else:
-        hf: Any = model.config
-        causal = bool(getattr(hf, "is_decoder", False)) or "CausalLM" in type(model).__name__
-        attention = _generic_attention(hf, num_layers) if causal else []
-        family, kv_exact = hf.model_type, False
-        first = next((a for a in attention if a), None)
-        dims = ModelDims(
-            hidden_size=hf.hidden_size,
-            intermediate_size=getattr(hf, "intermediate_size", 4 * hf.hidden_size),
-            num_heads=hf.num_attention_heads,
-            num_kv_heads=first.num_kv_heads if first else hf.num_attention_heads,
-            head_dim=first.head_dim if first else hf.hidden_size // hf.num_attention_heads,
-            vocab_size=hf.vocab_size,
-            num_layers=num_layers,
-            max_positions=getattr(hf, "max_position_embeddings", None),
-        )
-        notes.append(
-            f"no analytic formulas for {family!r}: parameters are exact (meta device); "
-            "KV cache and activations use generic config fields"
-        )
+        hf_config: Any = model.config
+        causal, attention, dims, note = _generic_facts(hf_config, model, num_layers)
+        family, kv_exact = str(hf_config.model_type), False
+        notes.append(note)
     blocks = blocks_of(model, causal, attention)
     spec = ArchitectureSpec(family, type(model).__name__, blocks, dims, causal)
     return spec, kv_exact, notes

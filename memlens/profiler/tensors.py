@@ -142,10 +142,22 @@ class TensorSpec:
         return self.numel + self.out_features * _SCALE_BYTES
 
 
-def matrix(name: str, out_features: int, in_features: int, experts: int = 1) -> TensorSpec:
-    """A ``(out, in)`` weight matrix, or ``(experts, out, in)`` when ``experts > 1``."""
-    shape = (out_features, in_features) if experts == 1 else (experts, out_features, in_features)
-    return TensorSpec(name, shape, TensorKind.MATRIX, out_features * experts, in_features)
+def matrix(
+    name: str, out_features: int, in_features: int, experts: int | None = None
+) -> TensorSpec:
+    """A ``(out, in)`` weight matrix, or stacked ``(experts, out, in)`` when ``experts`` is
+    given (even 1: a one-expert MoE still stores a 3-D tensor)."""
+    if experts is None:
+        return TensorSpec(
+            name, (out_features, in_features), TensorKind.MATRIX, out_features, in_features
+        )
+    return TensorSpec(
+        name,
+        (experts, out_features, in_features),
+        TensorKind.MATRIX,
+        out_features * experts,
+        in_features,
+    )
 
 
 def vector(name: str, size: int) -> TensorSpec:

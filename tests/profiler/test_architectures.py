@@ -13,7 +13,7 @@ import pytest
 
 from memlens.errors import ConfigError, UnsupportedArchitectureError
 from memlens.profiler.architectures import ArchitectureSpec, describe, supported_model_types
-from memlens.profiler.meta import exact_spec
+from memlens.profiler.meta import build_meta_model, exact_spec
 from memlens.profiler.tensors import StorageDtype
 from tests.profiler.tiny_configs import TINY_CONFIGS, tiny_config
 
@@ -45,8 +45,7 @@ def _by_block(spec: ArchitectureSpec) -> dict[str, tuple[object, ...]]:
 
 def _assert_analytic_matches_exact(config: dict[str, Any]) -> None:
     analytic = describe(config)
-    exact, kv_exact, _ = exact_spec(config)
-    assert kv_exact
+    exact, _, _ = exact_spec(config)
     assert analytic.params == exact.params
     assert analytic.model_class == exact.model_class
     assert _by_block(analytic) == _by_block(exact)
@@ -60,6 +59,49 @@ def test_tiny_config_matches_meta_model(name: str) -> None:
 @pytest.mark.parametrize("model_id", sorted(KNOWN))
 def test_shipped_config_matches_meta_model(model_id: str) -> None:
     _assert_analytic_matches_exact(KNOWN[model_id])
+
+
+def test_exact_model_class_comes_from_the_config_itself() -> None:
+    """The meta model is built from ``architectures``, not from the analytic family."""
+    for model_id, config in KNOWN.items():
+        assert type(build_meta_model(config)).__name__ == config["architectures"][0], model_id
+
+
+@pytest.mark.parametrize(
+    "head", ["LlamaForSequenceClassification", "LlamaModel", "LlamaForTokenClassification"]
+)
+def test_other_heads_fall_back_to_the_exact_model(head: str) -> None:
+    config = {**tiny_config("llama"), "architectures": [head]}
+    with pytest.raises(UnsupportedArchitectureError, match=head):
+        describe(config)
+    spec, kv_exact, notes = exact_spec(config)
+    assert spec.model_class == head and not kv_exact
+    assert any("no analytic formulas" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("config", "error"),
+    [
+        ({"model_type": "no_such_type", "hidden_size": 8}, UnsupportedArchitectureError),
+        ({"model_type": "bloom", "vocab_size": -5}, ConfigError),
+        ({"model_type": "bloom", "hidden_size": "wide"}, ConfigError),
+        ({"model_type": "bloom", "n_layer": 1_000_000}, ConfigError),
+        ({"model_type": "llama", "hidden_size": 100, "num_attention_heads": 32}, ConfigError),
+    ],
+)
+def test_exact_estimator_rejects_bad_configs_with_clear_errors(
+    config: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        exact_spec(config)
+
+
+def test_config_without_top_level_sizes_gets_parameters_only() -> None:
+    spec, kv_exact, notes = exact_spec(
+        {"model_type": "llava", "architectures": ["LlavaForConditionalGeneration"]}
+    )
+    assert spec.params > 0 and not kv_exact
+    assert any("not estimated" in n for n in notes)
 
 
 def test_families_cover_the_required_set() -> None:
@@ -123,6 +165,9 @@ def test_int4_falls_back_to_int8_for_ragged_input_features() -> None:
         ({"model_type": "llama", "hidden_size": 64}, ConfigError),  # missing fields
         ({**TINY_CONFIGS["llama"], "num_hidden_layers": -2}, ConfigError),
         ({**TINY_CONFIGS["llama"], "hidden_size": "wide"}, ConfigError),
+        ({**TINY_CONFIGS["llama"], "hidden_size": 102}, ConfigError),  # 102 % 4 heads ≠ 0
+        ({**TINY_CONFIGS["llama"], "num_key_value_heads": 3}, ConfigError),
+        ({**TINY_CONFIGS["llama"], "num_hidden_layers": 10**6}, ConfigError),
         ({**TINY_CONFIGS["gemma2-alternating"], "layer_types": ["full_attention"]}, ConfigError),
         ({"model_type": "mamba", "hidden_size": 64}, UnsupportedArchitectureError),
     ],

@@ -170,3 +170,25 @@ def test_hub_lookup_is_time_boxed(local_hub: type[_Hub]) -> None:
     with pytest.raises(ModelNotFoundError, match="could not be reached"):
         resolve_config("org/tiny", timeout_s=0.3)
     assert time.monotonic() - started < 1.9
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("nonexist/x.json", "no such file"),  # shaped like an id, but a path
+        ("~no-such-user-memlens/config.json", "no such file"),
+        ("/dev/null", "neither a config.json file nor a model directory"),
+    ],
+)
+def test_odd_paths_get_clear_errors(ref: str, message: str) -> None:
+    with pytest.raises(ModelNotFoundError, match=message):
+        resolve_config(ref)
+
+
+def test_broken_hf_cache_entries_are_skipped(hf_cache: Path) -> None:
+    repo = hf_cache / "models--openai-community--gpt2"
+    (repo / "snapshots").mkdir(parents=True)
+    (repo / "snapshots" / "dangling").symlink_to(hf_cache / "missing")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_bytes(b"\xff\xfe")
+    assert resolve_config("openai-community/gpt2").origin == "built-in"

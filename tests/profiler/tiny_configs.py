@@ -94,9 +94,88 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
         "vocab_size": 320,
         "max_position_embeddings": 128,
     },
+    # Minimal configs: keys left out so transformers' defaults and aliases apply.
+    "mistral-defaults": {
+        "model_type": "mistral",
+        "hidden_size": 64,
+        "intermediate_size": 96,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 8,
+        "vocab_size": 320,
+    },
+    "qwen2-kv-heads-absent": {
+        "model_type": "qwen2",
+        "hidden_size": 64,
+        "intermediate_size": 96,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 32,
+        "vocab_size": 320,
+    },
+    "qwen2-kv-heads-null": {"model_type": "qwen2", **_ROPE, "num_key_value_heads": None},
+    "gemma2-defaults": {
+        "model_type": "gemma2",
+        "hidden_size": 64,
+        "intermediate_size": 96,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 8,
+        "vocab_size": 320,
+    },
+    "glm-defaults": {
+        "model_type": "glm",
+        "hidden_size": 64,
+        "intermediate_size": 96,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "vocab_size": 320,
+    },
+    "gpt2-generic-names": {
+        "model_type": "gpt2",
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "vocab_size": 320,
+        "max_position_embeddings": 64,
+    },
+    "falcon-n-embed": {
+        "model_type": "falcon",
+        "n_embed": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "vocab_size": 320,
+    },
+    "falcon-parallel-two-norms": {
+        "model_type": "falcon",
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "vocab_size": 320,
+        "num_ln_in_parallel_attn": 2,
+        "multi_query": False,
+    },
+    "mixtral-one-expert": {
+        "model_type": "mixtral",
+        **_ROPE,
+        "num_local_experts": 1,
+        "num_experts_per_tok": 1,
+    },
+    "bert-mlm-untied": {
+        "model_type": "bert",
+        "hidden_size": 64,
+        "intermediate_size": 96,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "vocab_size": 320,
+        "architectures": ["BertForMaskedLM"],
+        "tie_word_embeddings": False,
+    },
 }
 
-DECODER_CONFIGS = {k: v for k, v in TINY_CONFIGS.items() if not k.startswith("bert")}
+# transformers 5.x builds this Falcon layout (ln_attn/ln_mlp without the new decoder
+# architecture) but its forward reads ``input_layernorm``, so it cannot run a forward pass.
+_CANNOT_RUN = {"falcon-parallel-two-norms"}
+DECODER_CONFIGS = {
+    k: v for k, v in TINY_CONFIGS.items() if not k.startswith("bert") and k not in _CANNOT_RUN
+}
 
 
 def tiny_config(name: str) -> dict[str, Any]:

@@ -28,15 +28,23 @@ def _encoder_layer(hidden: int, inter: int) -> tuple[TensorSpec, ...]:
     )
 
 
+def _mlm_decoder(tied: bool, embedding_block: str, vocab: int, hidden: int) -> BlockSpec:
+    """Tied: weight shared with the word embeddings, bias with ``cls.predictions.bias``;
+    untied: a weight and a bias of its own."""
+    if tied:
+        return BlockSpec("cls.predictions.decoder", BlockKind.LM_HEAD, tied_to=embedding_block)
+    return BlockSpec(
+        "cls.predictions.decoder", BlockKind.LM_HEAD, tuple(linear("", vocab, hidden, True))
+    )
+
+
 @register("bert")
 def describe_bert(cfg: ConfigView) -> ArchitectureSpec:
     """The class named first in ``architectures`` decides the head; default ``BertModel``.
 
     An encoder keeps no KV cache: its KV figures are zero.
     """
-    model_class = cfg.architecture("BertModel")
-    if model_class not in (*_LM_HEAD_CLASSES, "BertModel"):
-        model_class = "BertModel"
+    model_class = cfg.check_class("BertModel", *_LM_HEAD_CLASSES)
     hidden = cfg.integer("hidden_size", 768)
     layers = cfg.integer("num_hidden_layers", 12)
     heads = cfg.integer("num_attention_heads", 12)
@@ -78,8 +86,8 @@ def describe_bert(cfg: ConfigView) -> ArchitectureSpec:
             BlockSpec(
                 "cls.predictions.transform.LayerNorm", BlockKind.NORM, tuple(layer_norm("", hidden))
             ),
-            BlockSpec(
-                "cls.predictions.decoder", BlockKind.LM_HEAD, tied_to=f"{emb}.word_embeddings"
+            _mlm_decoder(
+                cfg.flag("tie_word_embeddings", True), f"{emb}.word_embeddings", vocab, hidden
             ),
         ]
     else:

@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from memlens.errors import ConfigError
+from memlens.errors import ConfigError, UnsupportedArchitectureError
 
 _MISSING: Any = object()
+MAX_DIMENSION = 1 << 24
+"""No field a model can have is larger (16M); larger values are typos or attacks."""
+_STRUCTURAL_LIMITS = {
+    "num_hidden_layers": 4096,
+    "n_layer": 4096,
+    "num_attention_heads": 8192,
+    "n_head": 8192,
+    "num_key_value_heads": 8192,
+    "num_local_experts": 4096,
+}
 
 
 class ConfigView:
@@ -22,6 +32,27 @@ class ConfigView:
         """The ``model_type`` field, lower-cased."""
         return self.string("model_type").lower()
 
+    def with_aliases(self, aliases: dict[str, str]) -> ConfigView:
+        """A view in which each ``alias → canonical`` key fills the canonical one when it is
+        absent (transformers' ``attribute_map``: GPT-2's ``hidden_size`` is ``n_embd``)."""
+        extra = {
+            c: self.data[a] for a, c in aliases.items() if a in self.data and c not in self.data
+        }
+        return ConfigView({**self.data, **extra}, self.source) if extra else self
+
+    def check_class(self, model_class: str, *others: str) -> str:
+        """The class ``architectures`` names, when the family's formulas cover it.
+
+        A config naming another head (``LlamaForSequenceClassification``) raises
+        UnsupportedArchitectureError, so the exact estimator builds the real class.
+        """
+        named = self.architecture(model_class)
+        if named not in (model_class, *others):
+            raise UnsupportedArchitectureError(
+                f"{self.source}: analytic formulas cover {model_class}, not {named}"
+            )
+        return named
+
     def with_defaults(self, **defaults: Any) -> ConfigView:
         """A view in which absent or null ``defaults`` keys take the given values."""
         missing = {k: v for k, v in defaults.items() if self.data.get(k) is None}
@@ -32,15 +63,18 @@ class ConfigView:
         return self.data.get(key) is not None
 
     def integer(self, key: str, default: int = _MISSING, *, minimum: int = 1) -> int:
-        """An integer field ≥ ``minimum``; ``default`` when absent or null."""
+        """An integer field ≥ ``minimum`` (and within sane limits); ``default`` when absent
+        or null."""
         value = self.data.get(key)
         if value is None:
             if default is _MISSING:
                 raise ConfigError(f"{self.source}: required field {key!r} is missing")
             return default
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        maximum = _STRUCTURAL_LIMITS.get(key, MAX_DIMENSION)
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
             raise ConfigError(
-                f"{self.source}: field {key!r} must be an integer ≥ {minimum}, got {value!r}"
+                f"{self.source}: field {key!r} must be an integer from {minimum} to {maximum}, "
+                f"got {value!r}"
             )
         return value
 

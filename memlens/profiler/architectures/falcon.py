@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from memlens.errors import ConfigError
 from memlens.profiler.architectures.config_view import ConfigView
 from memlens.profiler.architectures.registry import register
 from memlens.profiler.architectures.spec import (
@@ -21,7 +22,7 @@ def _layer_norms(cfg: ConfigView, new_arch: bool, hidden: int) -> list[TensorSpe
             "post_attention_layernorm", hidden
         )
     norms_in_parallel = cfg.optional_int("num_ln_in_parallel_attn", 2 if new_arch else None)
-    if new_arch and norms_in_parallel == 2:
+    if norms_in_parallel == 2:
         return layer_norm("ln_attn", hidden) + layer_norm("ln_mlp", hidden)
     return layer_norm("input_layernorm", hidden)
 
@@ -33,6 +34,8 @@ def describe_falcon(cfg: ConfigView) -> ArchitectureSpec:
     With ``new_decoder_architecture`` the cache holds keys and values broadcast to every
     query head, so the KV cache is as large as multi-head attention's.
     """
+    cfg.check_class("FalconForCausalLM")
+    cfg = cfg.with_aliases({"n_embed": "hidden_size"})
     hidden = cfg.integer("hidden_size", 4544)
     layers = cfg.integer("num_hidden_layers", 32)
     heads = cfg.integer("num_attention_heads", 71)
@@ -42,6 +45,11 @@ def describe_falcon(cfg: ConfigView) -> ArchitectureSpec:
     bias = cfg.flag("bias", False)
     new_arch = cfg.flag("new_decoder_architecture", False)
     multi_query = cfg.flag("multi_query", True)
+    if hidden % heads or heads % kv_heads:
+        raise ConfigError(
+            f"{cfg.source}: {heads} heads do not divide hidden_size {hidden} "
+            f"or share {kv_heads} key/value heads evenly"
+        )
     dim = hidden // heads
     if new_arch:
         qkv_out, cached_heads = (heads + 2 * kv_heads) * dim, heads

@@ -18,7 +18,12 @@ def describe_gemma(cfg: ConfigView) -> ArchitectureSpec:
     """Gemma: Llama-shaped, LM head tied by default."""
     bias = cfg.flag("attention_bias", False)
     layout = RopeDecoderLayout(
-        "gemma", "GemmaForCausalLM", qkv_bias=bias, o_bias=bias, tie_default=True
+        "gemma",
+        "GemmaForCausalLM",
+        qkv_bias=bias,
+        o_bias=bias,
+        tie_default=True,
+        kv_heads_default=16,
     )
     return rope_decoder(cfg.with_defaults(head_dim=256), layout, full_attention(cfg))
 
@@ -31,6 +36,7 @@ def describe_gemma2(cfg: ConfigView) -> ArchitectureSpec:
         "gemma2",
         "Gemma2ForCausalLM",
         eager_attention=True,
+        kv_heads_default=4,
         qkv_bias=bias,
         o_bias=bias,
         tie_default=True,

@@ -16,7 +16,11 @@ from memlens.profiler.architectures.spec import ArchitectureSpec
 def describe_glm(cfg: ConfigView) -> ArchitectureSpec:
     """GLM-4-9B (``-hf``): biased q/k/v, fused gate/up, two norms per layer."""
     layout = RopeDecoderLayout(
-        "glm", "GlmForCausalLM", qkv_bias=cfg.flag("attention_bias", True), fused_gate_up=True
+        "glm",
+        "GlmForCausalLM",
+        qkv_bias=cfg.flag("attention_bias", True),
+        fused_gate_up=True,
+        kv_heads_default=2,
     )
     return rope_decoder(cfg.with_defaults(head_dim=128), layout, full_attention(cfg))
 
@@ -29,6 +33,7 @@ def describe_glm4(cfg: ConfigView) -> ArchitectureSpec:
         "Glm4ForCausalLM",
         qkv_bias=cfg.flag("attention_bias", True),
         fused_gate_up=True,
+        kv_heads_default=2,
         layer_norms=(
             "input_layernorm",
             "post_attention_layernorm",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from memlens.errors import ConfigError
 from memlens.profiler.architectures.config_view import ConfigView
 from memlens.profiler.architectures.registry import register
 from memlens.profiler.architectures.spec import (
@@ -14,13 +15,25 @@ from memlens.profiler.architectures.spec import (
 )
 from memlens.profiler.tensors import embedding, layer_norm, transposed_matrix, vector
 
+# transformers' GPT2Config.attribute_map: the generic names fill GPT-2's own.
+_ATTRIBUTE_MAP = {
+    "hidden_size": "n_embd",
+    "num_hidden_layers": "n_layer",
+    "num_attention_heads": "n_head",
+    "max_position_embeddings": "n_positions",
+}
+
 
 @register("gpt2")
 def describe_gpt2(cfg: ConfigView) -> ArchitectureSpec:
     """GPT2LMHeadModel: ``transformer.*`` blocks; the LM head shares ``wte``."""
+    cfg.check_class("GPT2LMHeadModel")
+    cfg = cfg.with_aliases(_ATTRIBUTE_MAP)
     hidden = cfg.integer("n_embd", 768)
     layers = cfg.integer("n_layer", 12)
     heads = cfg.integer("n_head", 12)
+    if hidden % heads:
+        raise ConfigError(f"{cfg.source}: n_embd {hidden} is not divisible by {heads} heads")
     inner = cfg.integer("n_inner", 4 * hidden)
     vocab = cfg.integer("vocab_size", 50257)
     positions = cfg.integer("n_positions", 1024)

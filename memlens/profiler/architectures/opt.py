@@ -20,6 +20,7 @@ _POSITION_OFFSET = 2  # OPTLearnedPositionalEmbedding reserves two rows
 @register("opt")
 def describe_opt(cfg: ConfigView) -> ArchitectureSpec:
     """OPTForCausalLM: ``model.decoder.*`` blocks; the LM head shares ``embed_tokens``."""
+    cfg.check_class("OPTForCausalLM")
     hidden = cfg.integer("hidden_size", 768)
     layers = cfg.integer("num_hidden_layers", 12)
     heads = cfg.integer("num_attention_heads", 12)

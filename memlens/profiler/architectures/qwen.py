@@ -29,7 +29,7 @@ def _qwen_windows(cfg: ConfigView) -> list[int | None]:
 @register("qwen2")
 def describe_qwen2(cfg: ConfigView) -> ArchitectureSpec:
     """Qwen2: bias on q/k/v (not o); small checkpoints tie the LM head."""
-    layout = RopeDecoderLayout("qwen2", "Qwen2ForCausalLM", qkv_bias=True)
+    layout = RopeDecoderLayout("qwen2", "Qwen2ForCausalLM", qkv_bias=True, kv_heads_default=32)
     return rope_decoder(cfg, layout, _qwen_windows(cfg))
 
 
@@ -38,6 +38,11 @@ def describe_qwen3(cfg: ConfigView) -> ArchitectureSpec:
     """Qwen3: RMSNorm on queries and keys per head; explicit ``head_dim`` (128)."""
     bias = cfg.flag("attention_bias", False)
     layout = RopeDecoderLayout(
-        "qwen3", "Qwen3ForCausalLM", qkv_bias=bias, o_bias=bias, qk_norm=True
+        "qwen3",
+        "Qwen3ForCausalLM",
+        qkv_bias=bias,
+        o_bias=bias,
+        qk_norm=True,
+        kv_heads_default=32,
     )
     return rope_decoder(cfg.with_defaults(head_dim=128), layout, _qwen_windows(cfg))

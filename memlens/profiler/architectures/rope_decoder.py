@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from memlens.errors import ConfigError
 from memlens.profiler.architectures.config_view import ConfigView
 from memlens.profiler.architectures.spec import (
     ArchitectureSpec,
@@ -37,9 +38,13 @@ class RopeDecoderLayout:
     fused_gate_up: bool = False
     qk_norm: bool = False
     layer_norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
+    moe: bool = False
     experts: int = 1
     experts_per_token: int = 1
     tie_default: bool = False
+    kv_heads_default: int | None = None
+    """``num_key_value_heads`` when the key is absent (None: one per attention head); an
+    explicit null always means one per attention head."""
     eager_attention: bool = False
 
 
@@ -48,6 +53,20 @@ def head_dim(cfg: ConfigView) -> int:
     return cfg.optional_int("head_dim") or cfg.integer("hidden_size") // cfg.integer(
         "num_attention_heads"
     )
+
+
+def check_heads(cfg: ConfigView, hidden: int, heads: int, kv_heads: int, dim: int) -> None:
+    """Raise ConfigError for head counts transformers would reject or build degenerate."""
+    if not cfg.has("head_dim") and hidden % heads:
+        raise ConfigError(
+            f"{cfg.source}: hidden_size {hidden} is not divisible by {heads} attention heads"
+        )
+    if dim < 1:
+        raise ConfigError(f"{cfg.source}: head_dim would be {dim}")
+    if heads % kv_heads:
+        raise ConfigError(
+            f"{cfg.source}: {heads} attention heads cannot share {kv_heads} key/value heads evenly"
+        )
 
 
 def windows_from_layer_types(
@@ -91,7 +110,7 @@ def _attention_tensors(
 
 
 def _mlp_tensors(layout: RopeDecoderLayout, hidden: int, inter: int) -> list[TensorSpec]:
-    if layout.experts > 1:
+    if layout.moe:
         return [
             # The router is not an nn.Linear and stays unquantized: routing is sensitive.
             TensorSpec("mlp.gate.weight", (layout.experts, hidden), TensorKind.OTHER),
@@ -118,13 +137,15 @@ def rope_decoder(
     cfg: ConfigView, layout: RopeDecoderLayout, windows: list[int | None]
 ) -> ArchitectureSpec:
     """The ArchitectureSpec of a Llama-style causal LM (``model.*`` + ``lm_head``)."""
+    cfg.check_class(layout.model_class)
     hidden = cfg.integer("hidden_size")
     inter = cfg.integer("intermediate_size")
     layers = cfg.integer("num_hidden_layers")
     heads = cfg.integer("num_attention_heads")
-    kv_heads = cfg.integer("num_key_value_heads", heads)
+    kv_heads = cfg.nullable_int("num_key_value_heads", layout.kv_heads_default) or heads
     vocab = cfg.integer("vocab_size")
     dim = head_dim(cfg)
+    check_heads(cfg, hidden, heads, kv_heads, dim)
 
     layer_tensors = tuple(
         _attention_tensors(layout, hidden, heads * dim, kv_heads * dim, dim)
@@ -162,7 +183,7 @@ def rope_decoder(
         eager_attention=layout.eager_attention,
     )
     spec = ArchitectureSpec(layout.family, layout.model_class, tuple(blocks), dims)
-    if layout.experts == 1:
+    if not layout.moe:
         return spec
     idle_experts = layout.experts - layout.experts_per_token
     active = spec.params - idle_experts * 3 * hidden * inter * layers
