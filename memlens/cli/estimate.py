@@ -12,10 +12,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from memlens.cli.layer_groups import group_layers
 from memlens.errors import UnsupportedArchitectureError
 from memlens.profiler.configs import ResolvedConfig, resolve_config
 from memlens.profiler.estimate import MemoryEstimate, analytic_estimate
+from memlens.profiler.layer_groups import group_layers
 from memlens.profiler.machine import fits, memory_pools
 from memlens.profiler.tensors import (
     DEFAULT_GROUP_SIZE,

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from memlens.cli.layer_groups import group_layers
 from memlens.lsp_server.features.labels import layer_label
 from memlens.lsp_server.findings import ModelLoad, Position
 from memlens.profiler.estimate import MemoryEstimate
+from memlens.profiler.layer_groups import group_layers
 from memlens.units import format_bytes, format_count
 
 if TYPE_CHECKING:

@@ -1,9 +1,9 @@
-"""Display grouping of identical layers (memlens/cli/layer_groups.py)."""
+"""Display grouping of identical layers (memlens.profiler.layer_groups.py)."""
 
 from __future__ import annotations
 
-from memlens.cli.layer_groups import format_indices, group_layers
 from memlens.profiler.estimate import analytic_estimate
+from memlens.profiler.layer_groups import format_indices, group_layers
 from memlens.profiler.tensors import StorageDtype
 from tests.profiler.tiny_configs import tiny_config
 
