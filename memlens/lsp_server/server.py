@@ -9,6 +9,7 @@ from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from memlens import __version__
@@ -22,11 +23,26 @@ log = logging.getLogger(__name__)
 DIAGNOSTICS_DEBOUNCE_S = 0.15
 
 
+class MemlensProtocol(LanguageServerProtocol):
+    """Forwards ``$/cancelRequest`` to running commands.
+
+    pygls runs ``workspace/executeCommand`` handlers as tasks of their own, and its cancel
+    only cancels the request's result; this also cancels the command's task, which in turn
+    cancels its worker request.
+    """
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        server = self._server
+        if isinstance(server, MemlensServer) and (task := server.command_tasks.get(msg_id)):
+            task.cancel()
+        super()._handle_cancel_notification(msg_id)
+
+
 class MemlensServer(LanguageServer):
     """Holds settings, per-document analyses, the estimator and the worker client."""
 
     def __init__(self) -> None:
-        super().__init__("memlens", __version__)
+        super().__init__("memlens", __version__, protocol_cls=MemlensProtocol)
         self.settings = Settings()
         self.estimator = Estimator()
         self.worker = WorkerClient(on_crash=self.report_worker_crash)
@@ -35,6 +51,9 @@ class MemlensServer(LanguageServer):
         self._analyses: dict[str, Analysis] = {}
         self._debounce: dict[str, asyncio.TimerHandle] = {}
         self.progress_tasks: dict[str, asyncio.Task[Any]] = {}
+        """Running commands by their work-done progress token."""
+        self.command_tasks: dict[Any, asyncio.Task[Any]] = {}
+        """Running commands by their JSON-RPC request id."""
 
     # -- documents ---------------------------------------------------------------------
     def analysis(self, uri: str) -> Analysis:

@@ -26,26 +26,59 @@ BUDGET = "24GiB"
 
 @pytest.fixture(scope="session")
 def workspace() -> Path:
-    """A folder for the documents the tests open (relative model paths resolve here)."""
-    return Path(tempfile.mkdtemp(prefix="memlens-workspace-"))
+    """A folder for the documents the tests open (relative model paths resolve here),
+    holding ``tiny-llama/``: a random-weight model saved as safetensors."""
+    import torch
+    import transformers
 
-
-@pytest_lsp.fixture(
-    config=ClientServerConfig(
-        server_command=[sys.executable, "-m", "memlens.lsp_server"], server_env=SERVER_ENV
+    folder = Path(tempfile.mkdtemp(prefix="memlens-workspace-"))
+    config = transformers.LlamaConfig(
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=320,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
     )
+    torch.manual_seed(0)
+    transformers.LlamaForCausalLM(config).save_pretrained(folder / "tiny-llama")
+    return folder
+
+
+SERVER = ClientServerConfig(
+    server_command=[sys.executable, "-m", "memlens.lsp_server"], server_env=SERVER_ENV
 )
-async def client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[None]:
-    """An initialized session with a 24 GiB memory budget."""
-    await lsp_client.initialize_session(
+
+
+async def _session(
+    client: LanguageClient, workspace: Path, options: dict[str, object]
+) -> AsyncIterator[None]:
+    await client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("visual-studio-code"),
             root_uri=workspace.as_uri(),
-            initialization_options={"memlens": {"memoryBudget": BUDGET}},
+            initialization_options={"memlens": options},
         )
     )
     yield
-    await lsp_client.shutdown_session()
+    await client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[None]:
+    """An initialized session with a 24 GiB memory budget."""
+    async for _ in _session(lsp_client, workspace, {"memoryBudget": BUDGET}):
+        yield
+
+
+@pytest_lsp.fixture(config=SERVER)
+async def untrusted_client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[None]:
+    """A session in a workspace VS Code has not trusted: static hints only."""
+    async for _ in _session(lsp_client, workspace, {"trusted": False}):
+        yield
 
 
 def open_document(client: LanguageClient, path: Path, text: str, version: int = 1) -> str:

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lsprotocol import types
 
 from memlens.errors import MemlensError, UsageError
 from memlens.lsp_server.estimates import storage_dtype
-
-if TYPE_CHECKING:
-    from memlens.lsp_server.server import MemlensServer
+from memlens.lsp_server.server import MemlensServer  # pygls resolves command annotations
 
 REPORT_NOTIFICATION = "memlens/memoryReport"
 COMMAND_TIMEOUT_S = 600.0
@@ -60,6 +58,9 @@ async def run_in_worker(
         raise UsageError("this workspace is not trusted: memlens runs no worker here")
     params = request_params(ls, arguments)
     token = str(uuid.uuid4())
+    request_id = ls.protocol.msg_id
+    if (task := asyncio.current_task()) is not None:
+        ls.command_tasks[request_id] = task
     title = f"memlens: {_KINDS[command]} {params['model']}"
     progress = ls.client_capabilities.window and ls.client_capabilities.window.work_done_progress
     if progress:
@@ -91,6 +92,7 @@ async def run_in_worker(
         ls.show(f"{title}: {exc}", types.MessageType.Error)
         raise
     finally:
+        ls.command_tasks.pop(request_id, None)
         if progress:
             ls.progress_tasks.pop(token, None)
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome))
@@ -101,14 +103,17 @@ async def run_in_worker(
     return report
 
 
+def _worker_command(name: str) -> Any:
+    async def handler(ls: MemlensServer, *args: Any) -> dict[str, Any]:
+        return await run_in_worker(ls, name, args)
+
+    return handler
+
+
 def register(server: MemlensServer) -> None:
     """The worker-backed commands and progress cancellation."""
     for name in _KINDS:
-
-        async def handler(ls: MemlensServer, *args: Any, _name: str = name) -> dict[str, Any]:
-            return await run_in_worker(ls, _name, args)
-
-        server.command(name)(handler)
+        server.command(name)(_worker_command(name))
 
     @server.command("memlens.workerStatus")
     def worker_status(ls: MemlensServer, *args: Any) -> dict[str, Any]:

@@ -1,0 +1,173 @@
+"""Worker-backed commands through a real client: progress, the memoryReport notification,
+cancellation, and recovery when the worker is killed mid-command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import LanguageClient
+
+from tests.lsp_server.conftest import open_document
+
+LOADS = """\
+import torch
+from transformers import AutoModelForCausalLM
+big = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-2-7b-hf", dtype=torch.bfloat16)
+tiny = AutoModelForCausalLM.from_pretrained("./tiny-llama", dtype=torch.float32)
+"""
+TINY_PARAMS = 2 * 320 * 64 + 64 + 2 * (64 * 64 * 2 + 32 * 64 * 2 + 3 * 64 * 96 + 2 * 64)
+
+
+async def execute(client: LanguageClient, command: str, *arguments: Any) -> Any:
+    return await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=command, arguments=list(arguments))
+    )
+
+
+_LAST_CLIENT: list[LanguageClient] = []
+
+
+def progress_messages_seen() -> list[str]:
+    return progress_messages(_LAST_CLIENT[-1])[-5:] if _LAST_CLIENT else []
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in time: {progress_messages_seen()}")
+        await asyncio.sleep(0.05)
+
+
+def progress_messages(client: LanguageClient) -> list[str]:
+    return [
+        getattr(r, "message", None) or ""
+        for reports in client.progress_reports.values()
+        for r in reports
+    ]
+
+
+async def test_estimate_reports_progress_and_notifies(
+    client: LanguageClient, workspace: Path
+) -> None:
+    uri = open_document(client, workspace / "commands.py", LOADS)
+    notification = asyncio.ensure_future(client.wait_for_notification("memlens/memoryReport"))
+    result = await execute(client, "memlens.estimate", uri, 2)
+    [estimate] = result["estimates"]
+    assert (estimate["source"], estimate["dtype"]) == ("meta", "bf16")
+    assert estimate["params"] == 6_738_415_616
+    report = await asyncio.wait_for(notification, 10)
+    assert report.report.estimates[0].params == 6_738_415_616  # JSON arrives as an object
+    [reports] = client.progress_reports.values()
+    assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].cancellable
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd) and reports[-1].message == "done"
+
+
+async def test_profile_measures_weights_on_disk(client: LanguageClient, workspace: Path) -> None:
+    uri = open_document(client, workspace / "profile.py", LOADS)
+    report = await execute(client, "memlens.profile", uri, 3)
+    measured = report["measured"]
+    assert measured["weights_bytes"] == TINY_PARAMS * 4 + 2 * 8 * 4  # + rotary buffers
+    assert sum(layer["params"] for layer in measured["layers"]) == TINY_PARAMS
+    assert measured["peak_bytes"] > measured["weights_bytes"]
+    skeleton = await execute(client, "memlens.profile", uri, 2)
+    assert skeleton["measured"] is None
+    assert "not on disk" in skeleton["notes"][0]
+
+
+async def test_compress_plans_exact_sizes(client: LanguageClient, workspace: Path) -> None:
+    uri = open_document(client, workspace / "compress.py", LOADS)
+    report = await execute(client, "memlens.compress", uri, 2)
+    layers = {layer["name"]: layer for layer in report["layers"]}
+    assert layers["lm_head"]["bytes_before"] == 32000 * 4096 * 2
+    assert layers["lm_head"]["bytes_after"] == 32000 * 4096 // 2 + 32000 * 32 * 4
+    assert report["measured"] is False and report["ppl_after"] is None
+
+
+async def test_bad_command_arguments(client: LanguageClient, workspace: Path) -> None:
+    uri = open_document(client, workspace / "bad-args.py", LOADS)
+    for arguments in ((uri, 0), ("file:///not/open.py", 2), ("nonsense",)):
+        with pytest.raises(JsonRpcException):
+            await execute(client, "memlens.estimate", *arguments)
+
+
+async def _start_long_profile(client: LanguageClient, workspace: Path) -> tuple[str, Any]:
+    _LAST_CLIENT.append(client)
+    msg_id = f"long-{time.monotonic_ns()}"
+    future = client.protocol.send_request(
+        types.WORKSPACE_EXECUTE_COMMAND,
+        types.ExecuteCommandParams(
+            command="memlens.profile",
+            arguments=[
+                {
+                    "model": str(workspace / "tiny-llama"),
+                    "dtypes": ["fp32"],
+                    "prompt_tokens": 8,
+                    "new_tokens": 5000,
+                }
+            ],
+        ),
+        msg_id=msg_id,
+    )
+    await wait_until(lambda: any(m.startswith("Generating") for m in progress_messages(client)))
+    return msg_id, future
+
+
+async def test_cancel_stops_the_command_and_keeps_the_worker(
+    client: LanguageClient, workspace: Path
+) -> None:
+    msg_id, future = await _start_long_profile(client, workspace)
+    before = await execute(client, "memlens.workerStatus")
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+    with pytest.raises((JsonRpcException, asyncio.CancelledError)):
+        await asyncio.wait_for(asyncio.wrap_future(future), 30)
+    await wait_until(lambda: "cancelled" in progress_messages(client))
+    after = await execute(client, "memlens.workerStatus")
+    assert after["pid"] == before["pid"] and after["restarts"] == 0
+    result = await execute(client, "memlens.estimate", {"model": "gpt2", "dtypes": ["fp32"]})
+    assert result["estimates"][0]["params"] == 124_439_808
+
+
+async def test_killed_worker_is_reported_and_restarted(
+    client: LanguageClient, workspace: Path
+) -> None:
+    _, future = await _start_long_profile(client, workspace)
+    status = await execute(client, "memlens.workerStatus")
+    os.kill(status["pid"], signal.SIGKILL)
+    with pytest.raises(JsonRpcException, match="worker exited"):
+        await asyncio.wait_for(asyncio.wrap_future(future), 30)
+    await wait_until(lambda: any("worker exited" in m.message for m in client.messages))
+    result = await execute(client, "memlens.estimate", {"model": "gpt2", "dtypes": ["fp32"]})
+    assert result["estimates"][0]["params"] == 124_439_808
+    restarted = await execute(client, "memlens.workerStatus")
+    assert restarted["restarts"] == 1 and restarted["pid"] != status["pid"]
+
+
+async def test_untrusted_workspace_runs_no_worker(
+    untrusted_client: LanguageClient, workspace: Path
+) -> None:
+    client = untrusted_client
+    uri = open_document(client, workspace / "untrusted.py", LOADS)
+    lenses = await client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    assert not any(lens.command.command.startswith("memlens.") for lens in lenses)
+    with pytest.raises(JsonRpcException, match="not trusted"):
+        await execute(client, "memlens.estimate", uri, 2)
+    hints = await client.text_document_inlay_hint_async(
+        types.InlayHintParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(0, 0), types.Position(10, 0)),
+        )
+    )
+    assert any("12.6 GiB bf16" in h.label for h in hints)
+    assert (await execute(client, "memlens.workerStatus"))["pid"] is None
