@@ -1,0 +1,177 @@
+"""The static analysis (memlens/lsp_server/analysis.py) on realistic snippets."""
+
+from __future__ import annotations
+
+import sys
+
+from memlens.lsp_server.analysis import analyze
+from memlens.lsp_server.estimates import class_totals
+from memlens.lsp_server.findings import Position
+
+HF_LOADING = """\
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, pipeline
+
+MODEL_ID = "mistralai/Mistral-7B-v0.1"
+QUANT = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")
+
+tokenizer = AutoTokenizer.from_pretrained(MODEL_ID)
+model = AutoModelForCausalLM.from_pretrained(MODEL_ID, torch_dtype=torch.bfloat16,
+                                             device_map="auto")
+quantized = AutoModelForCausalLM.from_pretrained(MODEL_ID, quantization_config=QUANT)
+eight = AutoModelForCausalLM.from_pretrained("gpt2", load_in_8bit=True)
+remote = AutoModelForCausalLM.from_pretrained("org/custom", trust_remote_code=True)
+pipe = pipeline("text-generation", model="Qwen/Qwen2.5-0.5B", dtype="auto")
+
+def answer(prompt: str, name: str) -> str:
+    local = AutoModelForCausalLM.from_pretrained(name)
+    out = model.generate(**tokenizer(prompt, return_tensors="pt"), max_new_tokens=2 * 128)
+    model.to(torch.float16)
+    return tokenizer.decode(out[0])
+"""
+
+NANOGPT = """\
+import torch
+import torch.nn as nn
+from dataclasses import dataclass
+
+N_EMBD = 768
+N_LAYER = 12
+VOCAB = 50304
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c_attn = nn.Linear(N_EMBD, 3 * N_EMBD)
+        self.c_proj = nn.Linear(N_EMBD, N_EMBD)
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        hidden = 4 * N_EMBD
+        self.c_fc = nn.Linear(N_EMBD, hidden)
+        self.c_proj = nn.Linear(hidden, N_EMBD)
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(N_EMBD)
+        self.attn = CausalSelfAttention()
+        self.ln_2 = nn.LayerNorm(N_EMBD)
+        self.mlp = MLP()
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.wte = nn.Embedding(VOCAB, N_EMBD)
+        self.wpe = nn.Embedding(1024, N_EMBD)
+        self.h = nn.ModuleList([Block() for _ in range(N_LAYER)])
+        self.ln_f = nn.LayerNorm(N_EMBD)
+        self.lm_head = nn.Linear(N_EMBD, config.vocab_size, bias=False)
+"""
+
+
+def test_hf_loading_code() -> None:
+    analysis = analyze(HF_LOADING)
+    loads = {ld.target: ld for ld in analysis.loads}
+    assert set(loads) == {"model", "quantized", "eight", "remote", "pipe", "local"}
+    assert loads["model"].model_ref == "mistralai/Mistral-7B-v0.1"
+    assert (loads["model"].dtype, loads["model"].dtype_keyword) == ("bf16", "torch_dtype")
+    assert loads["model"].device_map == "auto"
+    assert loads["quantized"].quantization == "int4"
+    assert loads["eight"].quantization == "int8"
+    assert loads["remote"].trust_remote_code
+    assert (loads["pipe"].model_ref, loads["pipe"].dtype) == ("Qwen/Qwen2.5-0.5B", "auto")
+    assert loads["local"].model_ref is None  # a function parameter: unknown, not guessed
+    [generate] = analysis.generates
+    assert (generate.target, generate.max_new_tokens) == ("model", 256)
+    [change] = analysis.dtype_changes
+    assert (change.target, change.dtype) == ("model", "fp16")
+
+
+def test_nanogpt_layers_multiplicities_and_totals() -> None:
+    analysis = analyze(NANOGPT)
+    classes = {c.name: c for c in analysis.classes}
+    assert set(classes) == {"CausalSelfAttention", "MLP", "Block", "GPT"}
+    c_attn = classes["CausalSelfAttention"].layers[0]
+    assert (c_attn.layer, c_attn.params, c_attn.count) == ("Linear", 768 * 2304 + 2304, 1)
+    assert [layer.params for layer in classes["MLP"].layers] == [
+        768 * 3072 + 3072,
+        3072 * 768 + 768,
+    ]
+    gpt = classes["GPT"]
+    assert [(s.module, s.count) for s in gpt.submodules] == [("Block", 12)]
+    lm_head = gpt.layers[-1]
+    assert lm_head.params is None  # config.vocab_size is not static
+    totals = class_totals(analysis.classes)
+    block = 2 * 2 * 768 + (768 * 2304 + 2304) + (768 * 768 + 768) + 2 * 768 * 3072 + 3072 + 768
+    assert totals["Block"].params == block and totals["Block"].complete
+    assert totals["GPT"].params == 50304 * 768 + 1024 * 768 + 12 * block + 2 * 768
+    assert not totals["GPT"].complete
+
+
+def test_half_typed_code_keeps_the_rest() -> None:
+    text = NANOGPT.replace(
+        "        self.c_fc = nn.Linear(N_EMBD, hidden)",
+        "        self.c_fc = nn.Linear(N_EMBD, hidden",
+    )
+    text += "\nmodel = AutoModelForCausalLM.from_pretrained('gpt2'\n"
+    analysis = analyze(text)
+    names = {c.name for c in analysis.classes}
+    assert {"CausalSelfAttention", "Block", "GPT"} <= names
+    assert len(analysis.syntax_problems) >= 1
+    assert any(p.span.start.line <= 18 <= p.span.end.line for p in analysis.syntax_problems)
+
+
+def test_unicode_columns_are_code_points() -> None:
+    text = 'x = "ünïcødé"; m = AutoModel.from_pretrained("gpt2")\n'
+    [load] = analyze(text).loads
+    assert load.span.start == Position(0, text.index("AutoModel"))
+
+
+def test_constants_assigned_twice_are_unknown() -> None:
+    text = (
+        "import torch.nn as nn\nD = 64\nif flag:\n    D = 128\n"
+        "class M(nn.Module):\n    def __init__(self):\n        self.l = nn.Linear(D, D)\n"
+    )
+    [cls] = analyze(text).classes
+    assert cls.layers[0].params is None
+
+
+def test_layer_formulas() -> None:
+    text = """import torch.nn as nn
+class M(nn.Module):
+    def __init__(self):
+        self.a = nn.Conv2d(3, 64, kernel_size=(3, 5), groups=1, bias=False)
+        self.b = nn.Conv1d(64, 64, 3, groups=4)
+        self.c = nn.RMSNorm([16, 8])
+        self.d = nn.MultiheadAttention(512, 8)
+        self.e = nn.LayerNorm(256, elementwise_affine=False)
+        self.f = nn.Embedding(num_embeddings=10, embedding_dim=4, dtype=torch.bfloat16)
+        for _ in range(3):
+            self.g = nn.Linear(2, 2)
+        self.h = nn.ModuleList(nn.Linear(4, 4) for i in range(2) for j in range(5))
+"""
+    [cls] = analyze(text).classes
+    found = [(layer.layer, layer.params, layer.count, layer.dtype) for layer in cls.layers]
+    assert found == [
+        ("Conv2d", 64 * 3 * 15, 1, "fp32"),
+        ("Conv1d", 64 * 16 * 3 + 64, 1, "fp32"),
+        ("RMSNorm", 128, 1, "fp32"),
+        ("MultiheadAttention", 4 * 512 * 512 + 4 * 512, 1, "fp32"),
+        ("LayerNorm", 0, 1, "fp32"),
+        ("Embedding", 40, 1, "bf16"),
+        ("Linear", 6, 3, "fp32"),
+        ("Linear", 20, 10, "fp32"),
+    ]
+
+
+def test_analysis_imports_no_torch() -> None:
+    import subprocess
+
+    code = (
+        "import sys\nfrom memlens.lsp_server.analysis import analyze\n"
+        "from memlens.lsp_server import server, features\n"
+        f"analyze({NANOGPT!r})\nassert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
