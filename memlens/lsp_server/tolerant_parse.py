@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from dataclasses import dataclass
 
 _HEADER = re.compile(r"^(?P<indent>[ \t]*)(async[ \t]+def|def|class)\b")
@@ -66,7 +67,9 @@ def parse_tolerant(text: str) -> ParsedSource:
     blanked: list[tuple[int, int, str]] = []
     for _ in range(MAX_REPAIRS):
         try:
-            tree = ast.parse("\n".join(lines))
+            with warnings.catch_warnings():  # the user's invalid escapes are not our logs
+                warnings.simplefilter("ignore")
+                tree = ast.parse("\n".join(lines))
             return ParsedSource(tree, text.splitlines(), tuple(blanked))
         except SyntaxError as exc:
             if not lines:

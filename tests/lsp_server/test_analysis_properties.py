@@ -17,7 +17,7 @@ CORPUS = [
     HF_LOADING,
     NANOGPT,
     SERVE,
-    *(p.read_text() for p in sorted(Path("memlens/lsp_server").glob("*.py"))),
+    *(p.read_text() for p in sorted((Path(__file__).parents[2] / "memlens").rglob("*.py"))),
 ]
 
 
