@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from memlens.lsp_server.findings import (
@@ -30,6 +28,7 @@ from memlens.lsp_server.findings import (
     SyntaxProblem,
 )
 from memlens.lsp_server.layer_params import LAYERS
+from memlens.lsp_server.source_index import index_source
 from memlens.lsp_server.static_values import UNKNOWN, Scope, dotted_name, evaluate, static_int
 from memlens.lsp_server.tolerant_parse import parse_tolerant
 from memlens.profiler.architectures import supported_model_types
@@ -64,30 +63,16 @@ def _position(lines: list[str], lineno: int, byte_col: int) -> Position:
     return Position(lineno - 1, len(line.encode("utf-8")[:byte_col].decode("utf-8", "ignore")))
 
 
-@dataclass
-class _Imports:
-    """Local names of imported modules and classes, by their canonical dotted names."""
-
-    aliases: dict[str, str] = field(default_factory=dict)
-
-    def add(self, node: ast.Import | ast.ImportFrom) -> None:
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                local = alias.asname or alias.name.split(".")[0]
-                self.aliases[local] = alias.name if alias.asname else local
-        elif node.module and node.level == 0:
-            for alias in node.names:
-                self.aliases[alias.asname or alias.name] = f"{node.module}.{alias.name}"
-
-    def canonical(self, name: str | None) -> str | None:
-        """``nn.Linear`` → ``torch.nn.Linear`` through the file's imports."""
-        if name is None:
-            return None
-        head, _, rest = name.partition(".")
-        full = self.aliases.get(head)
-        if full is None:
-            return "torch.nn." + rest if head == "nn" and rest else name
-        return f"{full}.{rest}" if rest else full
+def _canonical(aliases: dict[str, str], name: str | None) -> str | None:
+    """``nn.Linear`` → ``torch.nn.Linear`` through the file's imports (``nn`` without an
+    import is taken as ``torch.nn``, as snippets usually mean)."""
+    if name is None:
+        return None
+    head, _, rest = name.partition(".")
+    full = aliases.get(head)
+    if full is None:
+        return "torch.nn." + rest if head == "nn" and rest else name
+    return f"{full}.{rest}" if rest else full
 
 
 def _static_dtype(node: ast.expr | None, scope: Scope) -> str | None:
@@ -131,19 +116,8 @@ def _times(count: int | None, factor: int | None) -> int | None:
 class _Analyzer:
     def __init__(self, lines: list[str], tree: ast.Module) -> None:
         self.lines = lines
-        self.tree = tree
-        self.imports = _Imports()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                self.imports.add(node)
-        self.module_scope = Scope().collect(tree.body)
-        self.targets = {
-            id(node.value): node.targets[0].id
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-        }
+        self.index = index_source(tree)
+        self.targets = self.index.targets
         self.module_classes = self._module_class_names()
         self.loads: list[ModelLoad] = []
         self.generates: list[GenerateCall] = []
@@ -152,6 +126,9 @@ class _Analyzer:
         self.batch_sizes: list[int] = []
         self.classes: list[ModuleClass] = []
 
+    def canonical(self, name: str | None) -> str | None:
+        return _canonical(self.index.aliases, name)
+
     def span(self, node: ast.expr | ast.stmt) -> Span:
         start = _position(self.lines, node.lineno, node.col_offset)
         end = _position(self.lines, node.end_lineno or node.lineno, node.end_col_offset or 0)
@@ -159,39 +136,21 @@ class _Analyzer:
 
     # -- nn.Module classes -------------------------------------------------------------
     def _module_class_names(self) -> set[str]:
-        classes = {n.name: n for n in ast.walk(self.tree) if isinstance(n, ast.ClassDef)}
+        bases = {
+            node.name: {self.canonical(dotted_name(b)) for b in node.bases}
+            for node, _ in self.index.classes
+        }
         modules: set[str] = set()
         changed = True
         while changed:
             changed = False
-            for name, node in classes.items():
-                if name in modules:
-                    continue
-                bases = {self.imports.canonical(dotted_name(b)) for b in node.bases}
-                if bases & {"torch.nn.Module", "torch.nn.modules.module.Module"} or (
-                    bases & modules
+            for name, names in bases.items():
+                if name not in modules and (
+                    names & {"torch.nn.Module", "torch.nn.modules.module.Module"} or names & modules
                 ):
                     modules.add(name)
                     changed = True
         return modules
-
-    def _class_finding(self, node: ast.ClassDef, scope: Scope) -> ModuleClass:
-        class_scope = Scope(scope).collect(node.body)
-        layers: list[LayerFinding] = []
-        submodules: list[SubmoduleUse] = []
-        for statement in node.body:
-            if not isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
-                continue
-            method_scope = Scope(class_scope).collect(statement.body)
-            for call, count in self._calls_with_multiplicity(statement.body, method_scope, 1):
-                name = self.imports.canonical(dotted_name(call.func))
-                if name and name.startswith("torch.nn.") and name[9:] in LAYERS:
-                    layers.append(self._layer(call, name[9:], node.name, count, method_scope))
-                elif name in self.module_classes:
-                    submodules.append(SubmoduleUse(self.span(call), name, node.name, count))
-        start = self.span(node).start
-        header = Span(start, Position(start.line, len(self.lines[start.line])))
-        return ModuleClass(header, node.name, tuple(layers), tuple(submodules))
 
     def _layer(
         self, call: ast.Call, layer: str, owner: str, count: int | None, scope: Scope
@@ -221,68 +180,45 @@ class _Analyzer:
             dtype if dtype not in (None, "?", "auto") else "fp32",
         )
 
-    def _calls_with_multiplicity(
-        self, nodes: list[ast.stmt] | list[ast.expr], scope: Scope, count: int | None
-    ) -> Iterator[tuple[ast.Call, int | None]]:
-        for node in nodes:
-            yield from self._walk_counted(node, scope, count)
-
-    def _walk_counted(
-        self, node: ast.AST, scope: Scope, count: int | None
-    ) -> Iterator[tuple[ast.Call, int | None]]:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
-            return
-        if isinstance(node, ast.For):
-            body_count = _times(count, _range_length(node.iter, scope))
-            yield from self._walk_counted(node.iter, scope, count)
-            for statement in node.body:
-                yield from self._walk_counted(statement, scope, body_count)
-            for statement in node.orelse:
-                yield from self._walk_counted(statement, scope, count)
-            return
-        if isinstance(node, ast.ListComp | ast.GeneratorExp | ast.SetComp):
-            inner = count
-            for generator in node.generators:
-                inner = _times(inner, _range_length(generator.iter, scope))
-                if generator.ifs:
-                    inner = None
-            yield from self._walk_counted(node.elt, scope, inner)
-            return
-        if isinstance(node, ast.Call):
-            yield node, count
-        for child in ast.iter_child_nodes(node):
-            yield from self._walk_counted(child, scope, count)
+    def _module_findings(self) -> None:
+        layers: dict[str, list[LayerFinding]] = {name: [] for name in self.module_classes}
+        uses: dict[str, list[SubmoduleUse]] = {name: [] for name in self.module_classes}
+        for site in self.index.calls:
+            if site.owner not in self.module_classes:
+                continue
+            scope = site.scope.scope()
+            count: int | None = 1
+            for factor in site.factors:
+                count = _times(count, _range_length(factor, scope) if factor else None)
+            name = self.canonical(dotted_name(site.call.func))
+            if name and name.startswith("torch.nn.") and name[9:] in LAYERS:
+                layers[site.owner].append(
+                    self._layer(site.call, name[9:], site.owner, count, scope)
+                )
+            elif name in self.module_classes:
+                uses[site.owner].append(SubmoduleUse(self.span(site.call), name, site.owner, count))
+        for node, _ in self.index.classes:
+            if node.name in self.module_classes:
+                start = self.span(node).start
+                header = Span(start, Position(start.line, len(self.lines[start.line])))
+                self.classes.append(
+                    ModuleClass(header, node.name, tuple(layers[node.name]), tuple(uses[node.name]))
+                )
 
     # -- loads, generate, dtype changes, configs ----------------------------------------
-    def _scopes(self) -> Iterator[tuple[list[ast.stmt], Scope]]:
-        """Every statement list with the scope its names resolve in."""
-        yield self.tree.body, self.module_scope
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                yield node.body, Scope(self.module_scope).collect(node.body)
-
     def run(self) -> None:
-        calls = [
-            (node, scope)
-            for body, scope in self._scopes()
-            for statement in body
-            for node in _walk_same_scope(statement)
-            if isinstance(node, ast.Call)
-        ]
-        calls.sort(key=lambda item: (item[0].lineno, item[0].col_offset))
-        for call, scope in calls:  # configs first: from_config(CONFIG) refers to them
-            last = (dotted_name(call.func) or "").rsplit(".", 1)[-1]
+        sites = sorted(self.index.calls, key=lambda c: (c.call.lineno, c.call.col_offset))
+        for site in sites:  # configs first: from_config(CONFIG) refers to them
+            last = (dotted_name(site.call.func) or "").rsplit(".", 1)[-1]
             if last.endswith("Config") and last not in _CONFIG_NOT_A_MODEL:
-                self._config(call, last, scope)
-        for call, scope in calls:
-            self._call(call, scope)
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.ClassDef) and node.name in self.module_classes:
-                self.classes.append(self._class_finding(node, self.module_scope))
+                self._config(site.call, last, site.scope.scope())
+        for site in sites:
+            self._call(site.call, site.scope.scope())
+        self._module_findings()
 
     def _call(self, call: ast.Call, scope: Scope) -> None:
         name = dotted_name(call.func)
-        canonical = self.imports.canonical(name)
+        canonical = self.canonical(name)
         batch = _keyword(call, "batch_size")
         if batch is not None and (size := static_int(batch.value, scope)):
             self.batch_sizes.append(size)
@@ -401,19 +337,6 @@ class _Analyzer:
         ):
             return self._quantization(node, scope)
         return None
-
-
-def _walk_same_scope(node: ast.AST) -> Iterator[ast.AST]:
-    """``ast.walk`` that does not enter functions (each is a scope of its own)."""
-    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        return
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        for child in ast.iter_child_nodes(current):
-            if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                stack.append(child)
 
 
 def analyze(text: str, version: int | None = None) -> Analysis:

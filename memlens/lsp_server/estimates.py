@@ -57,6 +57,7 @@ class Estimator:
     def __init__(self, workspace_root: Path | None = None) -> None:
         self.workspace_root = workspace_root
         self._resolved: dict[tuple[str, str], tuple[float, ResolvedConfig | MemlensError]] = {}
+        self._estimates: dict[tuple[object, ...], tuple[float, LoadEstimate]] = {}
 
     def resolve(self, ref: str, document_dir: Path | None) -> ResolvedConfig:
         """Resolve ``ref`` offline; relative paths try the document's folder first."""
@@ -89,7 +90,35 @@ class Estimator:
         dtype_override: str | None = None,
         batch: int = 1,
     ) -> LoadEstimate:
-        """The analytic estimate of one load at its (or an overriding) dtype."""
+        """The analytic estimate of one load at its (or an overriding) dtype.
+
+        Memoized on what the estimate depends on, so a file that loads one model in many
+        places (or is re-analysed on every keystroke) estimates it once.
+        """
+        config_key = (
+            tuple(sorted((k, repr(v)) for k, v in load.config.items()))
+            if load.config is not None
+            else None
+        )
+        key = (
+            load.model_ref,
+            config_key,
+            load.dtype,
+            load.quantization,
+            dtype_override,
+            batch,
+            str(document_dir),
+        )
+        cached = self._estimates.get(key)
+        if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+            return cached[1]
+        result = self._estimate_uncached(load, document_dir, dtype_override, batch)
+        self._estimates[key] = (time.monotonic(), result)
+        return result
+
+    def _estimate_uncached(
+        self, load: ModelLoad, document_dir: Path | None, dtype_override: str | None, batch: int
+    ) -> LoadEstimate:
         if load.config is not None:
             config: dict[str, Any] = dict(load.config)
             if any(v is None for v in config.values()):

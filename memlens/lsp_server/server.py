@@ -20,7 +20,7 @@ from memlens.lsp_server.settings import Settings
 from memlens.lsp_server.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
-DIAGNOSTICS_DEBOUNCE_S = 0.15
+DIAGNOSTICS_DEBOUNCE_S = 0.1
 
 
 class MemlensProtocol(LanguageServerProtocol):
@@ -49,6 +49,7 @@ class MemlensServer(LanguageServer):
         self.reports: dict[tuple[str, str], dict[str, Any]] = {}
         """Latest worker results by (command kind, model), shown in hovers."""
         self._analyses: dict[str, Analysis] = {}
+        self._lines: dict[str, tuple[int | None, list[str]]] = {}
         self._debounce: dict[str, asyncio.TimerHandle] = {}
         self.progress_tasks: dict[str, asyncio.Task[Any]] = {}
         """Running commands by their work-done progress token."""
@@ -69,6 +70,7 @@ class MemlensServer(LanguageServer):
     def forget(self, uri: str) -> None:
         """Drop a closed document's state."""
         self._analyses.pop(uri, None)
+        self._lines.pop(uri, None)
         if (handle := self._debounce.pop(uri, None)) is not None:
             handle.cancel()
 
@@ -89,9 +91,18 @@ class MemlensServer(LanguageServer):
         return loads[-1] if loads else None
 
     # -- positions ---------------------------------------------------------------------
+    def lines(self, uri: str) -> list[str]:
+        """The document's lines, split once per version (pygls splits on every access)."""
+        document = self.workspace.get_text_document(uri)
+        cached = self._lines.get(uri)
+        if cached is None or cached[0] != document.version:
+            cached = (document.version, list(document.lines))
+            self._lines[uri] = cached
+        return cached[1]
+
     def to_lsp(self, uri: str, position: Position) -> types.Position:
         """A code-point position → the client's position encoding."""
-        lines = self.workspace.get_text_document(uri).lines
+        lines = self.lines(uri)
         text = lines[position.line] if position.line < len(lines) else ""
         codec = self.workspace.position_codec
         return types.Position(position.line, codec.client_num_units(text[: position.col]))
@@ -102,8 +113,9 @@ class MemlensServer(LanguageServer):
 
     def from_lsp(self, uri: str, position: types.Position) -> Position:
         """A client position → a code-point position."""
-        lines = self.workspace.get_text_document(uri).lines
-        converted = self.workspace.position_codec.position_from_client_units(lines, position)
+        converted = self.workspace.position_codec.position_from_client_units(
+            self.lines(uri), position
+        )
         return Position(converted.line, converted.character)
 
     # -- diagnostics scheduling ----------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 Value = int | float | str | bool | None | tuple[Any, ...]
@@ -45,52 +45,24 @@ class Scope:
             return self.nodes[name]
         return self.parent.node(name) if self.parent else None
 
-    def collect(self, statements: Iterable[ast.stmt]) -> Scope:
-        """Record names assigned exactly once, by a plain ``NAME = expr`` at this level.
+    @classmethod
+    def from_assignments(
+        cls, parent: Scope | None, counts: dict[str, int], plain: list[tuple[str, ast.expr]]
+    ) -> Scope:
+        """A scope from what one pass saw: every bound name with how often it is bound,
+        and the plain ``NAME = expr`` statements directly in the scope's body.
 
-        A name assigned anywhere else in ``statements`` (inside an ``if``, a loop, twice)
-        becomes unknown here, shadowing any value a parent scope has for it.
+        A name bound once, by such a statement, has that value; every other bound name is
+        unknown here, shadowing any value a parent scope has for it.
         """
-        statements = list(statements)
-        counts: dict[str, int] = {}
-        for statement in statements:
-            for name in _stored_names(statement):
-                counts[name] = counts.get(name, 0) + 1
+        scope = cls(parent)
         for name in counts:
-            self.values[name] = UNKNOWN
-        for statement in statements:
-            target, value = _plain_assignment(statement)
-            if target is not None and value is not None and counts.get(target) == 1:
-                self.nodes[target] = value
-                self.values[target] = evaluate(value, self)
-        return self
-
-
-def _stored_names(statement: ast.stmt) -> Iterable[str]:
-    """Names bound by ``statement``, not descending into nested functions or classes."""
-    stack: list[ast.AST] = [statement]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            yield node.id
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            yield node.name
-            continue  # their bodies are scopes of their own
-        elif isinstance(node, ast.Lambda):
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-
-
-def _plain_assignment(statement: ast.stmt) -> tuple[str | None, ast.expr | None]:
-    if (
-        isinstance(statement, ast.Assign)
-        and len(statement.targets) == 1
-        and isinstance(statement.targets[0], ast.Name)
-    ):
-        return statement.targets[0].id, statement.value
-    if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
-        return statement.target.id, statement.value
-    return None, None
+            scope.values[name] = UNKNOWN
+        for name, value in plain:
+            if counts.get(name) == 1:
+                scope.nodes[name] = value
+                scope.values[name] = evaluate(value, scope)
+        return scope
 
 
 def evaluate(node: ast.expr | None, scope: Scope | None = None) -> Any:

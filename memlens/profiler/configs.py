@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -160,6 +158,9 @@ def _from_known(ref: str) -> ResolvedConfig | None:
 
 
 def _from_hub(ref: str, timeout_s: float) -> ResolvedConfig:
+    import urllib.error  # only a hub look-up needs the HTTP stack
+    import urllib.request
+
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     url = f"{endpoint}/{ref}/resolve/main/config.json"
     request = urllib.request.Request(url, headers={"User-Agent": "memlens"})

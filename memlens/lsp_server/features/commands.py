@@ -9,6 +9,7 @@ Arguments are ``[uri, line]`` (the model load on that line) or ``[{"model": ID, 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from typing import Any
 
@@ -121,6 +122,7 @@ def register(server: MemlensServer) -> None:
             "pid": ls.worker.pid,
             "restarts": ls.worker.restarts,
             "trusted": ls.settings.trusted,
+            "server_imports_torch": "torch" in sys.modules,
         }
 
     @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)

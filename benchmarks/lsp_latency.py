@@ -1,0 +1,338 @@
+"""Language-server latency: the real memlens server through a real LSP client over stdio,
+with `ruff server` timed through the same client on the same file as a yardstick.
+
+On a generated 2,000-line model file it measures: start-up to the first inlay hints;
+p50/p95 of inlay hints, hover, code lens, code actions and pulled diagnostics; how long
+after the last of a burst of keystrokes the pushed diagnostics arrive (debounced, stale
+versions dropped); the server's RSS; and whether the server process imported torch.
+
+Goals: start-up < 1 s, inlay hints p95 < 20 ms, diagnostics within 300 ms of the last
+keystroke, RSS < 120 MB, no torch in the server.
+
+Run: make bench-lsp   (writes benchmarks/results/lsp_latency.json)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import typing
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+from pygls.protocol import default_converter
+from rich.console import Console
+from rich.table import Table
+
+LINES = 2000
+SAMPLES = 60
+KEYSTROKES = 15
+KEYSTROKE_GAP_S = 0.03
+RESULTS = Path(__file__).parent / "results" / "lsp_latency.json"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "MEMLENS_OFFLINE": "1"}
+
+_BLOCK = """\
+class Block{i}(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.Linear(HIDDEN, 3 * HIDDEN)
+        self.proj = nn.Linear(HIDDEN, HIDDEN)
+        self.norm = nn.LayerNorm(HIDDEN)
+        self.mlp = nn.ModuleList([nn.Linear(HIDDEN, 4 * HIDDEN) for _ in range(2)])
+
+
+def load_{i}():
+    model = AutoModelForCausalLM.from_pretrained("meta-llama/Llama-2-7b-hf", dtype=torch.float32)
+    return model.generate(ids, max_new_tokens=128)
+
+"""
+
+
+def generate_source(lines: int = LINES) -> str:
+    """A model file of about ``lines`` lines: many modules and model loads."""
+    header = (
+        "import torch\nimport torch.nn as nn\nfrom transformers import "
+        "AutoModelForCausalLM\n\nHIDDEN = 4096\n\n"
+    )
+    blocks: list[str] = []
+    i = 0
+    while (header + "".join(blocks)).count("\n") < lines:
+        blocks.append(_BLOCK.format(i=i))
+        i += 1
+    return header + "".join(blocks)
+
+
+def capabilities(pull_diagnostics: bool) -> types.ClientCapabilities:
+    """What VS Code declares, with or without pull diagnostics."""
+    text = types.TextDocumentClientCapabilities(
+        inlay_hint=types.InlayHintClientCapabilities(),
+        hover=types.HoverClientCapabilities(content_format=[types.MarkupKind.Markdown]),
+        publish_diagnostics=types.PublishDiagnosticsClientCapabilities(version_support=True),
+        diagnostic=types.DiagnosticClientCapabilities() if pull_diagnostics else None,
+    )
+    return types.ClientCapabilities(
+        text_document=text, window=types.WindowClientCapabilities(work_done_progress=True)
+    )
+
+
+def _lenient_converter() -> Any:
+    """pygls's converter, plus a pass-through for the notebook-filter union that ruff's
+    initialize result uses and cattrs cannot structure (lsprotocol 2025.0.0)."""
+    converter = default_converter()
+
+    def is_notebook_filter(kind: Any) -> bool:
+        return typing.get_origin(kind) is typing.Union and (
+            types.NotebookDocumentFilterNotebookType in typing.get_args(kind)
+        )
+
+    converter.register_structure_hook_func(is_notebook_filter, lambda value, _: value)
+    return converter
+
+
+class Session:
+    """One language server process and the client talking to it."""
+
+    def __init__(self, command: list[str], pull_diagnostics: bool) -> None:
+        self.command = command
+        self.pull = pull_diagnostics
+        self.client = LanguageClient("memlens-bench", "1", converter_factory=_lenient_converter)
+        self.published: dict[int | None, float] = {}
+
+        @self.client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+        def on_diagnostics(params: types.PublishDiagnosticsParams) -> None:
+            self.published.setdefault(params.version, time.perf_counter())
+
+        @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+        def on_progress_create(params: types.WorkDoneProgressCreateParams) -> None:
+            return None
+
+    async def start(self, root: Path) -> None:
+        await self.client.start_io(*self.command, env=ENV)
+        await self.client.initialize_async(
+            types.InitializeParams(
+                capabilities=capabilities(self.pull),
+                root_uri=root.as_uri(),
+                initialization_options={"memlens": {"memoryBudget": "24GiB"}},
+            )
+        )
+        self.client.initialized(types.InitializedParams())
+
+    @property
+    def pid(self) -> int:
+        server = self.client._server  # the subprocess pygls started
+        assert server is not None
+        return int(server.pid)
+
+    def open(self, uri: str, text: str) -> None:
+        self.client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                types.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+            )
+        )
+
+    async def stop(self) -> None:
+        await self.client.shutdown_async(None)
+        self.client.exit(None)
+        await self.client.stop()
+
+
+async def timed(samples: int, call: Callable[[int], Awaitable[Any]]) -> list[float]:
+    """Milliseconds per call, ``samples`` calls in sequence."""
+    times = []
+    for i in range(samples):
+        start = time.perf_counter()
+        await call(i)
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def summary(times: list[float]) -> dict[str, float]:
+    """p50/p95 in milliseconds."""
+    ordered = sorted(times)
+    return {
+        "p50_ms": statistics.median(ordered),
+        "p95_ms": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
+    }
+
+
+async def memlens_run(root: Path, text: str) -> dict[str, Any]:
+    """Every memlens measurement."""
+    uri = (root / "model.py").as_uri()
+    doc = types.TextDocumentIdentifier(uri=uri)
+    started = time.perf_counter()
+    session = Session([sys.executable, "-m", "memlens.lsp_server"], pull_diagnostics=True)
+    await session.start(root)
+    session.open(uri, text)
+    window = types.Range(types.Position(0, 0), types.Position(60, 0))
+    while not await session.client.text_document_inlay_hint_async(
+        types.InlayHintParams(text_document=doc, range=window)
+    ):
+        await asyncio.sleep(0.005)
+    startup_ms = (time.perf_counter() - started) * 1000
+    lines = text.count("\n")
+
+    def visible(i: int) -> types.Range:
+        top = (i * 97) % (lines - 60)
+        return types.Range(types.Position(top, 0), types.Position(top + 60, 0))
+
+    client = session.client
+    results = {
+        "inlay_hints": await timed(
+            SAMPLES,
+            lambda i: client.text_document_inlay_hint_async(
+                types.InlayHintParams(text_document=doc, range=visible(i))
+            ),
+        ),
+        "hover": await timed(
+            SAMPLES,
+            lambda i: client.text_document_hover_async(
+                types.HoverParams(
+                    text_document=doc, position=types.Position(17 + 13 * (i % 100), 30)
+                )
+            ),
+        ),
+        "code_lens": await timed(
+            SAMPLES,
+            lambda i: client.text_document_code_lens_async(types.CodeLensParams(text_document=doc)),
+        ),
+        "code_action": await timed(
+            SAMPLES,
+            lambda i: client.text_document_code_action_async(
+                types.CodeActionParams(
+                    text_document=doc,
+                    range=visible(i),
+                    context=types.CodeActionContext(diagnostics=[]),
+                )
+            ),
+        ),
+        "diagnostics_pull": await timed(
+            SAMPLES,
+            lambda i: client.text_document_diagnostic_async(
+                types.DocumentDiagnosticParams(text_document=doc)
+            ),
+        ),
+    }
+    rss = psutil.Process(session.pid).memory_info().rss
+    status = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="memlens.workerStatus")
+    )
+    await session.stop()
+    push = await diagnostics_after_typing(root, text)
+    return {
+        "startup_to_first_hints_ms": startup_ms,
+        "rss_bytes": rss,
+        "server_imported_torch": status["server_imports_torch"],
+        "requests": {k: summary(v) for k, v in results.items()},
+        "diagnostics_after_last_keystroke_ms": push,
+    }
+
+
+async def diagnostics_after_typing(root: Path, text: str) -> float:
+    """Type a burst of keystrokes; ms from the last one to its version's diagnostics."""
+    uri = (root / "typing.py").as_uri()
+    session = Session([sys.executable, "-m", "memlens.lsp_server"], pull_diagnostics=False)
+    await session.start(root)
+    session.open(uri, text)
+    await asyncio.sleep(1.0)
+    version = 1
+    last = 0.0
+    for i in range(KEYSTROKES):
+        version += 1
+        position = types.Position(5, 13 + i)
+        session.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(position, position), text="0"
+                    )
+                ],
+            )
+        )
+        last = time.perf_counter()
+        await asyncio.sleep(KEYSTROKE_GAP_S)
+    while version not in session.published:
+        await asyncio.sleep(0.002)
+    stale = [v for v in session.published if v is not None and 1 < v < version]
+    await session.stop()
+    if stale:
+        raise AssertionError(f"diagnostics were published for stale versions {stale}")
+    return (session.published[version] - last) * 1000
+
+
+async def ruff_run(root: Path, text: str) -> dict[str, float]:
+    """`ruff server` answering pulled diagnostics for the same file through the same client."""
+    uri = (root / "model.py").as_uri()
+    session = Session([str(Path(sys.executable).parent / "ruff"), "server"], pull_diagnostics=True)
+    await session.start(root)
+    session.open(uri, text)
+    doc = types.TextDocumentIdentifier(uri=uri)
+    times = await timed(
+        SAMPLES,
+        lambda i: session.client.text_document_diagnostic_async(
+            types.DocumentDiagnosticParams(text_document=doc)
+        ),
+    )
+    await session.stop()
+    return summary(times)
+
+
+def main() -> None:
+    """Run both servers, print the table, write the JSON."""
+    root = Path(tempfile.mkdtemp(prefix="memlens-bench-"))
+    text = generate_source()
+    (root / "model.py").write_text(text)
+    ours = asyncio.run(memlens_run(root, text))
+    ruff = asyncio.run(ruff_run(root, text))
+    console = Console()
+    table = Table(title=f"memlens language server on a {text.count(chr(10))}-line file")
+    for name in ("request", "p50 ms", "p95 ms", "goal"):
+        table.add_column(name, justify="left" if name == "request" else "right")
+    goals = {"inlay_hints": "p95 < 20"}
+    for name, figures in ours["requests"].items():
+        table.add_row(
+            name, f"{figures['p50_ms']:.2f}", f"{figures['p95_ms']:.2f}", goals.get(name, "")
+        )
+    table.add_row(
+        "ruff server: diagnostics (pull)",
+        f"{ruff['p50_ms']:.2f}",
+        f"{ruff['p95_ms']:.2f}",
+        "yardstick",
+    )
+    console.print(table)
+    ratio = ours["requests"]["diagnostics_pull"]["p50_ms"] / ruff["p50_ms"]
+    console.print(
+        f"start-up to first inlay hints: {ours['startup_to_first_hints_ms']:.0f} ms (goal < 1000)\n"
+        f"diagnostics after the last keystroke: "
+        f"{ours['diagnostics_after_last_keystroke_ms']:.0f} ms (goal < 300)\n"
+        f"server RSS: {ours['rss_bytes'] / 2**20:.1f} MiB (goal < 120)\n"
+        f"server imported torch: {ours['server_imported_torch']}\n"
+        f"memlens pulled diagnostics p50 / ruff's: {ratio:.2f}×"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "lines": text.count("\n"),
+                "memlens": ours,
+                "ruff": ruff,
+                "diagnostics_ratio_vs_ruff": ratio,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
