@@ -138,6 +138,7 @@ def local_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Hub]]:
     """A hub stand-in on loopback: the real HTTP code path without the internet."""
     handler = type("Hub", (_Hub,), {})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.handle_error = lambda request, address: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
