@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import sys
 
 from rich import box
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     """Resolve, estimate, and print a table or JSON."""
     dtypes = parse_dtypes(args.dtype)
     resolved = resolve_config(args.model, allow_network=not args.offline)
-    pools = memory_pools(probe_gpus=shutil.which("nvidia-smi") is not None)
+    pools = memory_pools()
     estimates = [
         dataclasses.replace(e, fits=fits(e.total_bytes, pools))
         for e in _estimate(resolved, dtypes, args)

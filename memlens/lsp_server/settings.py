@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import psutil
-
 from memlens.errors import UsageError
+from memlens.profiler.machine import default_budget
 
 log = logging.getLogger(__name__)
 _SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]i?B|B)?\s*$", re.IGNORECASE)
@@ -39,12 +39,17 @@ def parse_size(value: Any) -> int:
     raise UsageError(f"memoryBudget {value!r} is not a size: use bytes or e.g. '24GiB'")
 
 
+@functools.cache
+def _machine_budget() -> int:
+    return default_budget()
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the client configured under ``memlens.*``."""
 
     memory_budget: int | None = None
-    """Bytes a model may use; None means this machine's RAM."""
+    """Bytes a model may use; None means the largest visible GPU, else this machine's RAM."""
     hints_enabled: bool = True
     tracing_enabled: bool = False
     collector_port: int = 4318
@@ -55,7 +60,7 @@ class Settings:
     @property
     def budget_bytes(self) -> int:
         """The budget diagnostics check against."""
-        return self.memory_budget or psutil.virtual_memory().total
+        return self.memory_budget or _machine_budget()
 
     @classmethod
     def from_client(cls, data: Mapping[str, Any] | None) -> Settings:
