@@ -44,7 +44,7 @@ def gpu_pools() -> list[MemoryPool]:
         return []
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     allowed = [v.strip() for v in visible.split(",")] if visible is not None else None
-    pools = []
+    pools: list[MemoryPool] = []
     for line in output.splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) != 3 or not parts[2].isdigit():
