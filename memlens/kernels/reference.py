@@ -1,0 +1,90 @@
+"""Plain-torch float references for every quantized op (the oracle tests compare with).
+
+Formats (shared with the fast paths and with ``memlens/profiler/tensors.py``'s byte
+counts):
+
+- INT8 weight-only, symmetric per output channel: ``w ≈ q * scale[:, None]``,
+  ``q`` in [-127, 127].
+- INT4 weight-only, asymmetric per group of ``g`` input features: ``w ≈ (q - 8) * scale +
+  zero`` with ``q`` in [0, 15] (the layout aten's int4 CPU kernels use).
+- Per-token-group quantization of activations (KV cache): along the last dimension, in
+  groups of ``g``, ``x ≈ q * scale + minimum`` with ``q`` in [0, 2**bits - 1].
+"""
+
+from __future__ import annotations
+
+import torch
+
+INT4_MIDPOINT = 8
+_EPS = 1e-8
+
+
+def quantize_int8_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, K)`` float → int8 ``(N, K)`` and float32 per-channel scales ``(N,)``."""
+    scale = weight.abs().amax(dim=1).float().clamp(min=_EPS) / 127  # (N,)
+    q = torch.clamp(torch.round(weight.float() / scale[:, None]), -127, 127)  # (N, K)
+    return q.to(torch.int8), scale
+
+
+def int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``x (…, K) @ dequant(q (N, K), scale (N,)).T`` → ``(…, N)`` in ``x``'s dtype."""
+    weight = q.float() * scale.float()[:, None]  # (N, K)
+    return (x.float() @ weight.T).to(x.dtype)
+
+
+def quantize_int4_weight(
+    weight: torch.Tensor, group_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(N, K)`` float → values ``(N, K)`` int32 in [0, 15], scales and zeros ``(N, K/g)``."""
+    n, k = weight.shape
+    grouped = weight.float().reshape(n, k // group_size, group_size)  # (N, K/g, g)
+    low = grouped.amin(dim=-1)  # (N, K/g)
+    high = grouped.amax(dim=-1)
+    scale = (high - low).clamp(min=_EPS) / 15
+    q = torch.clamp(torch.round((grouped - low[..., None]) / scale[..., None]), 0, 15)
+    zero = low + INT4_MIDPOINT * scale  # so that w = (q - 8) * scale + zero
+    return q.reshape(n, k).to(torch.int32), scale, zero
+
+
+def dequantize_int4_weight(
+    values: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_size: int
+) -> torch.Tensor:
+    """Inverse of :func:`quantize_int4_weight` → float32 ``(N, K)``."""
+    n, k = values.shape
+    grouped = values.float().reshape(n, k // group_size, group_size)  # (N, K/g, g)
+    weight = (grouped - INT4_MIDPOINT) * scale[..., None] + zero[..., None]
+    return weight.reshape(n, k)
+
+
+def int4_matmul(
+    x: torch.Tensor, values: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_size: int
+) -> torch.Tensor:
+    """``x (…, K) @ dequant(values).T`` → ``(…, N)`` in ``x``'s dtype."""
+    weight = dequantize_int4_weight(values, scale, zero, group_size)  # (N, K)
+    return (x.float() @ weight.T).to(x.dtype)
+
+
+def quantize_groups(
+    x: torch.Tensor, bits: int, group_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Quantize the last dimension in groups: → uint8 values, float scales and minimums
+    of shape ``(…, D/g)``."""
+    *lead, d = x.shape
+    grouped = x.float().reshape(*lead, d // group_size, group_size)  # (…, D/g, g)
+    low = grouped.amin(dim=-1)  # (…, D/g)
+    scale = (grouped.amax(dim=-1) - low).clamp(min=_EPS) / (2**bits - 1)
+    q = torch.clamp(torch.round((grouped - low[..., None]) / scale[..., None]), 0, 2**bits - 1)
+    return q.reshape(*lead, d).to(torch.uint8), scale, low
+
+
+def dequantize_groups(
+    q: torch.Tensor,
+    scale: torch.Tensor,
+    low: torch.Tensor,
+    group_size: int,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Inverse of :func:`quantize_groups` → ``(…, D)`` in ``dtype``."""
+    *lead, d = q.shape
+    grouped = q.float().reshape(*lead, d // group_size, group_size)  # (…, D/g, g)
+    return (grouped * scale[..., None] + low[..., None]).reshape(*lead, d).to(dtype)
