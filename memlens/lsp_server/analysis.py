@@ -39,8 +39,45 @@ TORCH_DTYPES = {
     "bfloat16": "bf16",
     "float16": "fp16",
     "half": "fp16",
+    "float64": "fp64",
+    "double": "fp64",
     "auto": "auto",
 }
+# torch.nn modules that hold no parameters, and containers whose contents are counted.
+PARAMETERLESS = frozenset(
+    {
+        "ReLU",
+        "GELU",
+        "SiLU",
+        "Tanh",
+        "Sigmoid",
+        "Softmax",
+        "LogSoftmax",
+        "Dropout",
+        "Identity",
+        "Flatten",
+        "Unflatten",
+        "Sequential",
+        "ModuleList",
+        "ModuleDict",
+        "LeakyReLU",
+        "Mish",
+        "ELU",
+        "Softplus",
+        "AvgPool1d",
+        "AvgPool2d",
+        "MaxPool1d",
+        "MaxPool2d",
+        "AdaptiveAvgPool1d",
+        "AdaptiveAvgPool2d",
+        "Upsample",
+        "ZeroPad2d",
+        "Hardswish",
+        "Hardtanh",
+        "ReLU6",
+    }
+)
+_COMMENT = re.compile(r"#[^\n]*")
 DTYPE_METHODS = {"half": "fp16", "float": "fp32", "bfloat16": "bf16"}
 _NOT_A_MODEL = re.compile(r"(Tokenizer|Processor|FeatureExtractor|Config|Scheduler)")
 _CONFIG_NOT_A_MODEL = {
@@ -75,11 +112,14 @@ def _canonical(aliases: dict[str, str], name: str | None) -> str | None:
     return f"{full}.{rest}" if rest else full
 
 
-def _static_dtype(node: ast.expr | None, scope: Scope) -> str | None:
-    """``torch.bfloat16`` / ``"bfloat16"`` / ``"auto"`` → ``bf16``/``auto``; ``?`` if unknown."""
+def _static_dtype(
+    node: ast.expr | None, scope: Scope, aliases: dict[str, str] | None = None
+) -> str | None:
+    """``torch.bfloat16`` / ``"bfloat16"`` / ``"auto"`` → ``bf16``/``auto``; ``?`` if unknown.
+    ``aliases`` (the file's imports) make ``T.float16`` after ``import torch as T`` count."""
     if node is None:
         return None
-    name = dotted_name(node)
+    name = _canonical(aliases or {}, dotted_name(node))
     if name is not None and name.startswith("torch."):
         return TORCH_DTYPES.get(name.removeprefix("torch."), "?")
     value = evaluate(node, scope)
@@ -87,8 +127,19 @@ def _static_dtype(node: ast.expr | None, scope: Scope) -> str | None:
         return TORCH_DTYPES.get(value.removeprefix("torch."), "?")
     if isinstance(node, ast.Name):
         assigned = scope.node(node.id)
-        return _static_dtype(assigned, scope) if assigned is not None else "?"
+        return _static_dtype(assigned, scope, aliases) if assigned is not None else "?"
     return "?"
+
+
+def _may_hold_parameters(name: str | None) -> bool:
+    """Whether a call in ``__init__`` may create parameters memlens cannot count: another
+    ``torch.nn`` module, an ``nn.Parameter``, or a class-like name from elsewhere."""
+    if name is None:
+        return False
+    last = name.rsplit(".", 1)[-1]
+    if name.startswith("torch.nn."):
+        return last not in PARAMETERLESS
+    return last[:1].isupper() and not last.endswith(("Config", "Error", "Exception"))
 
 
 def _keyword(call: ast.Call, *names: str) -> ast.keyword | None:
@@ -170,19 +221,24 @@ class _Analyzer:
         known = {k: (None if v is UNKNOWN else v) for k, v in arguments.items()}
         params = signature.count(known) if complete else None
         dtype_keyword = _keyword(call, "dtype")
-        dtype = _static_dtype(dtype_keyword.value, scope) if dtype_keyword else "fp32"
+        dtype = (
+            _static_dtype(dtype_keyword.value, scope, self.index.aliases)
+            if dtype_keyword
+            else "fp32"
+        )
         return LayerFinding(
             self.span(call),
             layer,
             owner,
             params,
             count,
-            dtype if dtype not in (None, "?", "auto") else "fp32",
+            dtype if dtype not in (None, "auto") else "fp32",
         )
 
     def _module_findings(self) -> None:
         layers: dict[str, list[LayerFinding]] = {name: [] for name in self.module_classes}
         uses: dict[str, list[SubmoduleUse]] = {name: [] for name in self.module_classes}
+        unknown = dict.fromkeys(self.module_classes, 0)
         for site in self.index.calls:
             if site.owner not in self.module_classes:
                 continue
@@ -197,12 +253,20 @@ class _Analyzer:
                 )
             elif name in self.module_classes:
                 uses[site.owner].append(SubmoduleUse(self.span(site.call), name, site.owner, count))
+            elif _may_hold_parameters(name):
+                unknown[site.owner] += 1
         for node, _ in self.index.classes:
             if node.name in self.module_classes:
                 start = self.span(node).start
                 header = Span(start, Position(start.line, len(self.lines[start.line])))
                 self.classes.append(
-                    ModuleClass(header, node.name, tuple(layers[node.name]), tuple(uses[node.name]))
+                    ModuleClass(
+                        header,
+                        node.name,
+                        tuple(layers[node.name]),
+                        tuple(uses[node.name]),
+                        unknown[node.name],
+                    )
                 )
 
     # -- loads, generate, dtype changes, configs ----------------------------------------
@@ -253,7 +317,7 @@ class _Analyzer:
         keyword = _keyword(call, "dtype")
         candidates = [keyword.value] if keyword else list(call.args)
         for candidate in candidates:
-            dtype = _static_dtype(candidate, scope)
+            dtype = _static_dtype(candidate, scope, self.index.aliases)
             if dtype in ("fp32", "bf16", "fp16"):
                 return dtype
         return None
@@ -281,7 +345,8 @@ class _Analyzer:
                 ref_node.value if ref_node else (call.args[1] if len(call.args) > 1 else None)
             )
         else:
-            ref_node = _keyword(call, "pretrained_model_name_or_path", "config")
+            names = ("config",) if method == "from_config" else ("pretrained_model_name_or_path",)
+            ref_node = _keyword(call, *names)
             ref_expr = ref_node.value if ref_node else (call.args[0] if call.args else None)
         ref_value = evaluate(ref_expr, scope) if ref_expr is not None else UNKNOWN
         config = None
@@ -295,7 +360,7 @@ class _Analyzer:
             span=self.span(call),
             loader=f"{loader}.{method}" if method != "pipeline" else "pipeline",
             model_ref=ref_value if isinstance(ref_value, str) else None,
-            dtype=_static_dtype(dtype_kw.value, scope) if dtype_kw else None,
+            dtype=_static_dtype(dtype_kw.value, scope, self.index.aliases) if dtype_kw else None,
             dtype_keyword=dtype_kw.arg if dtype_kw else None,
             dtype_span=self.span(dtype_kw.value) if dtype_kw else None,
             insert_at=self._insert_position(call),
@@ -304,6 +369,7 @@ class _Analyzer:
             quantization=self._quantization(call, scope),
             trust_remote_code=bool(remote) and evaluate(remote.value, scope) is True,  # type: ignore[union-attr]
             target=self.targets.get(id(call)),
+            double_star=any(k.arg is None for k in call.keywords),
             config=config,
         )
 
@@ -321,7 +387,9 @@ class _Analyzer:
         between = "\n".join(self.lines[after.line : close.line + 1])
         offset_start = after.col
         offset_end = len(between) - (len(self.lines[close.line]) - close.col)
-        return " " if "," in between[offset_start:offset_end] else ", "
+        # Only whitespace, commas and comments lie between the last argument and ")".
+        tail = _COMMENT.sub("", between[offset_start:offset_end])
+        return " " if "," in tail else ", "
 
     def _quantization(self, call: ast.Call, scope: Scope) -> str | None:
         for keyword, scheme in (("load_in_8bit", "int8"), ("load_in_4bit", "int4")):
@@ -337,6 +405,33 @@ class _Analyzer:
         ):
             return self._quantization(node, scope)
         return None
+
+
+def _import_line(tree: ast.Module, lines: list[str]) -> int:
+    """The 0-based line a new import goes on: before the first import that is not
+    ``__future__``, else after the docstring and ``__future__`` imports, else after the
+    leading comments (shebang, encoding)."""
+    after = 0
+    for statement in tree.body:
+        is_docstring = (
+            statement is tree.body[0]
+            and isinstance(statement, ast.Expr)
+            and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str)
+        )
+        is_future = isinstance(statement, ast.ImportFrom) and statement.module == "__future__"
+        if is_docstring or is_future:
+            after = statement.end_lineno or statement.lineno
+            continue
+        if isinstance(statement, ast.Import | ast.ImportFrom):
+            return statement.lineno - 1
+        break
+    if after:
+        return after
+    leading = 0
+    while leading < len(lines) and lines[leading].startswith("#"):
+        leading += 1
+    return leading
 
 
 def analyze(text: str, version: int | None = None) -> Analysis:
@@ -363,4 +458,15 @@ def analyze(text: str, version: int | None = None) -> Analysis:
         configs=tuple(analyzer.configs),
         batch_sizes=tuple(analyzer.batch_sizes),
         syntax_problems=problems,
+        torch_name=next(
+            (
+                local
+                for local, full in sorted(
+                    analyzer.index.aliases.items(), key=lambda item: item[0] != "torch"
+                )
+                if full == "torch"
+            ),
+            None,
+        ),
+        import_line=_import_line(parsed.tree, parsed.lines),
     )

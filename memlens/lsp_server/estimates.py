@@ -140,11 +140,15 @@ class Estimator:
         return LoadEstimate(estimate, assumed_dtype=assumed)
 
 
+_LAYER_DTYPE_BYTES = {"fp64": 8, "fp32": 4, "bf16": 2, "fp16": 2}
+
+
 def layer_bytes(layer: LayerFinding) -> int | None:
-    """Bytes of all instances of a layer at its dtype."""
-    if layer.params is None or layer.count is None:
+    """Bytes of all instances of a layer at its dtype (None when anything is unknown)."""
+    element = _LAYER_DTYPE_BYTES.get(layer.dtype)
+    if layer.params is None or layer.count is None or element is None:
         return None
-    return layer.params * layer.count * StorageDtype(layer.dtype).float_bytes
+    return layer.params * layer.count * element
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,7 @@ def class_totals(classes: tuple[ModuleClass, ...]) -> dict[str, ClassTotal]:
             return totals[name]
         cls = by_name[name]
         params = size = 0
-        complete = True
+        complete = cls.unknown_parts == 0
         for layer in cls.layers:
             counted = layer_bytes(layer)
             if counted is None or layer.params is None or layer.count is None:

@@ -54,6 +54,8 @@ class ModelLoad:
     trust_remote_code: bool = False
     target: str | None = None
     """The variable the model is assigned to."""
+    double_star: bool = False
+    """The call passes ``**kwargs``, which may already hold a dtype."""
     config: dict[str, object] | None = None
     """For ``from_config(CONFIG)``: the literal fields of that ``*Config(...)`` call."""
 
@@ -70,6 +72,7 @@ class LayerFinding:
     count: int | None = 1
     """Instances made by enclosing comprehensions/loops; None when not static."""
     dtype: str = "fp32"
+    """``fp32``/``bf16``/``fp16``/``fp64``, or ``?`` when the dtype argument is not static."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,9 @@ class ModuleClass:
     name: str
     layers: tuple[LayerFinding, ...] = ()
     submodules: tuple[SubmoduleUse, ...] = ()
+    unknown_parts: int = 0
+    """Modules or parameters ``__init__`` creates that memlens cannot count (an
+    ``nn.Parameter``, an ``nn.GRU``, a class from another file)."""
 
 
 @dataclass(frozen=True)
@@ -142,3 +148,7 @@ class Analysis:
     configs: tuple[ConfigCall, ...] = ()
     batch_sizes: tuple[int, ...] = ()
     syntax_problems: tuple[SyntaxProblem, ...] = field(default=())
+    torch_name: str | None = None
+    """The local name bound to the ``torch`` module (``T`` after ``import torch as T``)."""
+    import_line: int = 0
+    """Where a new top-level import goes: after the docstring and ``__future__`` imports."""

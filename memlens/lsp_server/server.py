@@ -17,6 +17,7 @@ from memlens.lsp_server.analysis import analyze
 from memlens.lsp_server.estimates import Estimator, LoadEstimate
 from memlens.lsp_server.findings import Analysis, ModelLoad, Position, Span
 from memlens.lsp_server.settings import Settings
+from memlens.lsp_server.tolerant_parse import split_lines
 from memlens.lsp_server.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,18 @@ class MemlensProtocol(LanguageServerProtocol):
             task.cancel()
         super()._handle_cancel_notification(msg_id)
 
+    def cancel_request(self, msg_id: Any) -> None:
+        """Cancel a running request as if the client had sent ``$/cancelRequest``: its
+        task stops and the client gets the cancelled response."""
+        self._handle_cancel_notification(msg_id)
+
 
 class MemlensServer(LanguageServer):
     """Holds settings, per-document analyses, the estimator and the worker client."""
 
     def __init__(self) -> None:
         super().__init__("memlens", __version__, protocol_cls=MemlensProtocol)
+        self.protocol: MemlensProtocol
         self.settings = Settings()
         self.estimator = Estimator()
         self.worker = WorkerClient(on_crash=self.report_worker_crash)
@@ -51,8 +58,8 @@ class MemlensServer(LanguageServer):
         self._analyses: dict[str, Analysis] = {}
         self._lines: dict[str, tuple[int | None, list[str]]] = {}
         self._debounce: dict[str, asyncio.TimerHandle] = {}
-        self.progress_tasks: dict[str, asyncio.Task[Any]] = {}
-        """Running commands by their work-done progress token."""
+        self.progress_requests: dict[str, Any] = {}
+        """Running commands' JSON-RPC request ids by their work-done progress token."""
         self.command_tasks: dict[Any, asyncio.Task[Any]] = {}
         """Running commands by their JSON-RPC request id."""
 
@@ -96,7 +103,7 @@ class MemlensServer(LanguageServer):
         document = self.workspace.get_text_document(uri)
         cached = self._lines.get(uri)
         if cached is None or cached[0] != document.version:
-            cached = (document.version, list(document.lines))
+            cached = (document.version, split_lines(document.source))
             self._lines[uri] = cached
         return cached[1]
 
@@ -144,6 +151,21 @@ class MemlensServer(LanguageServer):
         """Whether the client asks for diagnostics (LSP 3.17 pull) instead of receiving them."""
         text = self.client_capabilities.text_document
         return bool(text and text.diagnostic)
+
+    def refresh_views(self) -> None:
+        """After a settings change: ask the client to re-request hints, lenses and
+        diagnostics (where it supports refresh), or push diagnostics again."""
+        workspace = self.client_capabilities.workspace
+        if workspace and workspace.inlay_hint and workspace.inlay_hint.refresh_support:
+            self.workspace_inlay_hint_refresh(None)
+        if workspace and workspace.code_lens and workspace.code_lens.refresh_support:
+            self.workspace_code_lens_refresh(None)
+        if self.client_pulls_diagnostics:
+            if workspace and workspace.diagnostics and workspace.diagnostics.refresh_support:
+                self.workspace_diagnostic_refresh(None)
+        else:
+            for uri in list(self.workspace.text_documents):
+                self.schedule_diagnostics(uri)
 
     # -- user messages -----------------------------------------------------------------
     def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:

@@ -50,13 +50,26 @@ class ScopeInfo:
 
 
 @dataclass(frozen=True)
+class LoopFactor:
+    """A loop around a call: it repeats the call's module only when the module is
+    accumulated (``self.layers.append(nn.Linear(...))``), not when it is reassigned."""
+
+    iterable: ast.expr | None
+    """The loop's ``range(...)``; None for a ``while`` loop (count unknown)."""
+
+
+ACCUMULATORS = frozenset({"append", "extend", "insert", "add_module", "register_module"})
+Factor = ast.expr | LoopFactor | None
+
+
+@dataclass(frozen=True)
 class CallSite:
     """A call, where it is, and how many times a module's constructor runs it."""
 
     call: ast.Call
     scope: ScopeInfo
     owner: str | None
-    """The class whose method contains the call (None outside methods)."""
+    """The module class whose ``__init__`` contains the call (None elsewhere)."""
     factors: tuple[ast.expr | None, ...] = ()
     """``range(...)`` iterables that repeat the call; None for a repetition not static."""
 
@@ -76,6 +89,7 @@ class SourceIndex:
 class _Indexer:
     def __init__(self) -> None:
         self.index = SourceIndex(ScopeInfo(None))
+        self.accumulating = 0  # depth inside arguments of .append(...) and friends
 
     def imports(self, node: ast.Import | ast.ImportFrom) -> None:
         aliases = self.index.aliases
@@ -92,7 +106,7 @@ class _Indexer:
         statements: list[ast.stmt],
         scope: ScopeInfo,
         owner: str | None,
-        factors: tuple[ast.expr | None, ...],
+        factors: tuple[Factor, ...],
         direct: bool,
     ) -> None:
         for statement in statements:
@@ -103,7 +117,7 @@ class _Indexer:
         node: ast.stmt,
         scope: ScopeInfo,
         owner: str | None,
-        factors: tuple[ast.expr | None, ...],
+        factors: tuple[Factor, ...],
         direct: bool,
     ) -> None:
         if isinstance(node, ast.Import | ast.ImportFrom):
@@ -114,12 +128,15 @@ class _Indexer:
             scope.bind(node.name)
             inner = ScopeInfo(scope)
             self.index.classes.append((node, inner))
-            for child in node.body:  # methods run as the class's; class-body code does not
+            for child in node.body:  # __init__ builds the module's layers; nothing else does
                 if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                    self.function(child, inner, node.name)
+                    # methods see the module's names, not the class body's (as in Python)
+                    inner.bind(child.name)
+                    self.function(child, scope, node.name if child.name == "__init__" else None)
                 else:
                     self.statement(child, inner, None, (), True)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            scope.bind(node.name)
             self.function(node, scope, owner)
         elif isinstance(node, ast.Assign):
             for target in node.targets:
@@ -139,8 +156,37 @@ class _Indexer:
         elif isinstance(node, ast.For | ast.AsyncFor):
             self.stores(node.target, scope)
             self.expression(node.iter, scope, owner, factors)
-            self.body(node.body, scope, owner, (*factors, node.iter), False)
+            self.body(node.body, scope, owner, (*factors, LoopFactor(node.iter)), False)
             self.body(node.orelse, scope, owner, factors, False)
+        elif isinstance(node, ast.While):
+            self.expression(node.test, scope, owner, factors)
+            self.body(node.body, scope, owner, (*factors, LoopFactor(None)), False)
+            self.body(node.orelse, scope, owner, factors, False)
+        elif isinstance(node, ast.AugAssign):
+            self.stores(node.target, scope)
+            self.expression(node.value, scope, owner, factors)
+        elif isinstance(node, ast.With | ast.AsyncWith):
+            for item in node.items:
+                self.expression(item.context_expr, scope, owner, factors)
+                if item.optional_vars is not None:
+                    self.stores(item.optional_vars, scope)
+            self.body(node.body, scope, owner, factors, False)
+        elif isinstance(node, ast.Try | ast.TryStar):
+            for handler in node.handlers:
+                if handler.name:
+                    scope.bind(handler.name)
+                self.body(handler.body, scope, owner, factors, False)
+            for block in (node.body, node.orelse, node.finalbody):
+                self.body(block, scope, owner, factors, False)
+        elif isinstance(node, ast.Match):
+            self.expression(node.subject, scope, owner, factors)
+            for case in node.cases:
+                for pattern in ast.walk(case.pattern):
+                    if isinstance(name := getattr(pattern, "name", None), str):
+                        scope.bind(name)
+                    if isinstance(rest := getattr(pattern, "rest", None), str):
+                        scope.bind(rest)
+                self.body(case.body, scope, owner, factors, False)
         elif isinstance(node, _SCOPE_STATEMENTS):
             for name, value in ast.iter_fields(node):
                 if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
@@ -156,18 +202,29 @@ class _Indexer:
     def function(
         self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: ScopeInfo, owner: str | None
     ) -> None:
-        scope.bind(node.name)
+        """A function's body in a scope of its own, its parameters bound (unknown)."""
         for default in (*node.args.defaults, *node.args.kw_defaults):
             if default is not None:
                 self.expression(default, scope, None, ())
-        self.body(node.body, ScopeInfo(scope), owner, (), True)
+        inner = ScopeInfo(scope)
+        arguments = node.args
+        for argument in (
+            *arguments.posonlyargs,
+            *arguments.args,
+            *arguments.kwonlyargs,
+            arguments.vararg,
+            arguments.kwarg,
+        ):
+            if argument is not None:
+                inner.bind(argument.arg)
+        self.body(node.body, inner, owner, (), True)
 
     def children(
         self,
         node: ast.AST,
         scope: ScopeInfo,
         owner: str | None,
-        factors: tuple[ast.expr | None, ...],
+        factors: tuple[Factor, ...],
         only: str | None = None,
     ) -> None:
         for name, value in ast.iter_fields(node):
@@ -196,24 +253,36 @@ class _Indexer:
         node: ast.expr,
         scope: ScopeInfo,
         owner: str | None,
-        factors: tuple[ast.expr | None, ...],
+        factors: tuple[Factor, ...],
     ) -> None:
         if isinstance(node, ast.Lambda):
             return
         if isinstance(node, ast.NamedExpr):
             self.stores(node.target, scope)
         if isinstance(node, _COMPREHENSIONS):
+            local = ScopeInfo(scope)  # comprehension variables do not leak
             inner = factors
             for generator in node.generators:
-                self.expression(generator.iter, scope, owner, inner)
+                self.expression(generator.iter, local, owner, inner)
+                self.stores(generator.target, local)
                 inner = (*inner, None if generator.ifs else generator.iter)
             elements = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
             for element in elements:
-                self.expression(element, scope, owner, inner)
+                self.expression(element, local, owner, inner)
             return
-        if isinstance(node, ast.Call):
-            self.index.calls.append(CallSite(node, scope, owner, factors))
+        if not isinstance(node, ast.Call):
+            self.children(node, scope, owner, factors)
+            return
+        effective = tuple(
+            f.iterable if isinstance(f, LoopFactor) else f
+            for f in factors
+            if not isinstance(f, LoopFactor) or self.accumulating
+        )
+        self.index.calls.append(CallSite(node, scope, owner, effective))
+        accumulator = isinstance(node.func, ast.Attribute) and node.func.attr in ACCUMULATORS
+        self.accumulating += accumulator
         self.children(node, scope, owner, factors)
+        self.accumulating -= accumulator
 
 
 def index_source(tree: ast.Module) -> SourceIndex:

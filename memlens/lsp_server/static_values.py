@@ -40,9 +40,10 @@ class Scope:
         return self.parent.lookup(name) if self.parent else UNKNOWN
 
     def node(self, name: str) -> ast.expr | None:
-        """The expression a name was assigned once, in this scope or a parent's."""
-        if name in self.nodes:
-            return self.nodes[name]
+        """The expression a name was assigned once, in this scope or a parent's (None when
+        this scope binds the name some other way, shadowing its parents)."""
+        if name in self.values:
+            return self.nodes.get(name)
         return self.parent.node(name) if self.parent else None
 
     @classmethod

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 _HEADER = re.compile(r"^(?P<indent>[ \t]*)(async[ \t]+def|def|class)\b")
 MAX_REPAIRS = 32
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -36,21 +37,36 @@ def _is_code(line: str) -> bool:
     return bool(stripped) and not stripped.startswith("#")
 
 
+def _with_decorators(lines: list[str], header: int) -> int:
+    """The first line of the ``@decorator`` lines directly above a def/class header."""
+    indent = _indent(lines[header])
+    start = header
+    while (
+        start > 0
+        and lines[start - 1].strip().startswith("@")
+        and (_indent(lines[start - 1]) == indent)
+    ):
+        start -= 1
+    return start
+
+
 def _block_around(lines: list[str], error_line: int) -> tuple[int, int]:
-    """The innermost def/class block containing ``error_line``, else its statement."""
+    """The innermost def/class block (decorators included) containing ``error_line``,
+    else its statement."""
     error_line = min(error_line, len(lines) - 1)
-    for start in range(error_line, -1, -1):
-        match = _HEADER.match(lines[start])
-        if match is None:
+    for header in range(error_line, -1, -1):
+        if _HEADER.match(lines[header]) is None:
             continue
-        indent = _indent(lines[start])
-        end = start
-        for following in range(start + 1, len(lines)):
+        indent = _indent(lines[header])
+        end = header
+        for following in range(header + 1, len(lines)):
             if _is_code(lines[following]) and _indent(lines[following]) <= indent:
                 break
             end = following
+        while end > error_line and not _is_code(lines[end]):
+            end -= 1  # trailing blank lines belong to nobody
         if end >= error_line:
-            return start, end
+            return _with_decorators(lines, header), end
     # Module-level statement: from the last line at column 0 up to the next one.
     start = error_line
     while start > 0 and (not _is_code(lines[start]) or _indent(lines[start]) > 0):
@@ -61,22 +77,28 @@ def _block_around(lines: list[str], error_line: int) -> tuple[int, int]:
     return start, end
 
 
+def split_lines(text: str) -> list[str]:
+    """Lines as LSP and Python's tokenizer count them: ``\r\n``, ``\r`` or ``\n`` only
+    (``str.splitlines`` also breaks at form feeds and Unicode separators)."""
+    return _LINE_BREAK.split(text)
+
+
 def parse_tolerant(text: str) -> ParsedSource:
     """Parse ``text``, blanking unparsable blocks until the rest parses."""
-    lines = text.replace("\x00", " ").splitlines()
+    original = split_lines(text)
+    lines = split_lines(text.replace("\x00", " "))
     blanked: list[tuple[int, int, str]] = []
     for _ in range(MAX_REPAIRS):
         try:
             with warnings.catch_warnings():  # the user's invalid escapes are not our logs
                 warnings.simplefilter("ignore")
                 tree = ast.parse("\n".join(lines))
-            return ParsedSource(tree, text.splitlines(), tuple(blanked))
+            return ParsedSource(tree, original, tuple(blanked))
         except SyntaxError as exc:
-            if not lines:
-                break
             start, end = _block_around(lines, max((exc.lineno or 1) - 1, 0))
+            if blanked and blanked[-1][:2] == (start, end):
+                break  # blanking this region again cannot help
             indent = lines[start][: _indent(lines[start])]
-            message = exc.msg
-            blanked.append((start, end, message))
+            blanked.append((start, end, exc.msg))
             lines[start : end + 1] = [f"{indent}pass"] + [""] * (end - start)
-    return ParsedSource(ast.Module(body=[], type_ignores=[]), text.splitlines(), tuple(blanked))
+    return ParsedSource(ast.Module(body=[], type_ignores=[]), original, tuple(blanked))

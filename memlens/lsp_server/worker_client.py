@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from memlens.errors import MemlensError
@@ -22,6 +23,7 @@ from memlens.errors import MemlensError
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[dict[str, Any]], None]
 _STREAM_LIMIT = 64 * 1024 * 1024  # one estimate of an 80-layer model is a long line
+CANCEL_GRACE_S = 5.0
 
 
 class WorkerError(MemlensError):
@@ -40,6 +42,15 @@ class WorkerTimeout(MemlensError):
     """A worker request ran past its time limit and was cancelled."""
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A request in flight, tied to the worker process it was sent to."""
+
+    future: asyncio.Future[Any]
+    on_progress: ProgressCallback | None
+    process: asyncio.subprocess.Process
+
+
 class WorkerClient:
     """Owns one ``python -m memlens.worker`` process at a time."""
 
@@ -50,7 +61,7 @@ class WorkerClient:
         self.on_crash = on_crash
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._pending: dict[int, tuple[asyncio.Future[Any], ProgressCallback | None]] = {}
+        self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(1)
         self._start_lock = asyncio.Lock()
         self.restarts = 0
@@ -65,58 +76,72 @@ class WorkerClient:
             if self._process is None or self._process.returncode is not None:
                 if self._process is not None:
                     self.restarts += 1
-                self._process = await asyncio.create_subprocess_exec(
-                    *self.command,
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    env={**os.environ},
-                    limit=_STREAM_LIMIT,
-                )
+                try:
+                    self._process = await asyncio.create_subprocess_exec(
+                        *self.command,
+                        stdin=asyncio.subprocess.PIPE,
+                        stdout=asyncio.subprocess.PIPE,
+                        env={**os.environ},
+                        limit=_STREAM_LIMIT,
+                    )
+                except OSError as exc:
+                    raise WorkerCrashed(f"cannot start the memlens worker: {exc}") from exc
                 self._reader = asyncio.create_task(self._read(self._process))
             return self._process
 
+    def _dispatch(self, process: asyncio.subprocess.Process, line: bytes) -> None:
+        """Route one reply line; anything malformed is logged and dropped."""
+        try:
+            message = json.loads(line)
+            entry = self._pending.get(message["id"]) if isinstance(message, dict) else None
+        except (ValueError, KeyError, TypeError):
+            log.warning("worker wrote a line that is not a reply: %r", line[:200])
+            return
+        if entry is None or entry.process is not process:
+            return
+        if "progress" in message:
+            if entry.on_progress is not None and isinstance(message["progress"], dict):
+                try:
+                    entry.on_progress(message["progress"])
+                except Exception:  # a progress consumer's bug must not stop the reader
+                    log.exception("progress callback failed")
+        elif not entry.future.done():
+            error = message.get("error")
+            if isinstance(error, dict):
+                entry.future.set_exception(
+                    WorkerError(str(error.get("kind", "Error")), str(error.get("message", error)))
+                )
+            else:
+                entry.future.set_result(message.get("result"))
+
     async def _read(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
-        while line := await process.stdout.readline():
-            try:
-                message = json.loads(line)
-            except ValueError:
-                log.warning("worker wrote a line that is not JSON: %r", line[:200])
-                continue
-            entry = self._pending.get(message.get("id"))
-            if entry is None:
-                continue
-            future, on_progress = entry
-            if "progress" in message:
-                if on_progress is not None:
-                    on_progress(message["progress"])
-            elif not future.done():
-                if "error" in message:
-                    error = message["error"]
-                    future.set_exception(
-                        WorkerError(
-                            error.get("kind", "Error"), error.get("message", "worker error")
-                        )
-                    )
-                else:
-                    future.set_result(message.get("result"))
+        try:
+            while line := await process.stdout.readline():
+                self._dispatch(process, line)
+        except (ValueError, asyncio.LimitOverrunError):  # a reply beyond the line limit
+            log.warning("worker reply exceeded %d bytes; restarting the worker", _STREAM_LIMIT)
+            process.kill()
         code = await process.wait()
         reason = (
-            f"the memlens worker exited (code {code}) while working; it restarts on the "
-            "next request"
+            f"the memlens worker exited (code {code}) while working; it restarts on "
+            "the next request"
         )
-        crashed = [f for f, _ in self._pending.values() if not f.done()]
+        crashed = [
+            e.future for e in self._pending.values() if e.process is process and not e.future.done()
+        ]
         for future in crashed:
             future.set_exception(WorkerCrashed(reason))
         if crashed and self.on_crash is not None:
             self.on_crash(reason)
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: dict[str, Any]) -> asyncio.subprocess.Process:
         process = await self._ensure_started()
         assert process.stdin is not None
         process.stdin.write((json.dumps(message) + "\n").encode())
         with contextlib.suppress(ConnectionError):
             await process.stdin.drain()
+        return process
 
     async def request(
         self,
@@ -128,16 +153,23 @@ class WorkerClient:
         """Send one request and wait for its result.
 
         Cancelling the awaiting task cancels the request in the worker; a timeout cancels it
-        and raises WorkerTimeout; a worker death raises WorkerCrashed.
+        and raises WorkerTimeout (the worker is restarted if it does not stop within a grace
+        period); a worker death raises WorkerCrashed.
         """
         request_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (future, on_progress)
+        process = await self._ensure_started()
+        self._pending[request_id] = _Pending(future, on_progress, process)
         try:
             await self._send({"id": request_id, "method": method, "params": params or {}})
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
             await self.cancel(request_id)
+            try:
+                await asyncio.wait_for(asyncio.shield(future), CANCEL_GRACE_S)
+            except (TimeoutError, MemlensError):
+                if not future.done():
+                    process.kill()  # stuck in native code: only a restart frees it
             raise WorkerTimeout(
                 f"{method} took longer than {timeout:g} s and was cancelled"
             ) from None

@@ -93,13 +93,17 @@ def serve(stdin: TextIO, stdout: TextIO, workers: int = 2) -> int:
         for line in stdin:
             if not line.strip():
                 continue
-            try:
-                request = json.loads(line)
-                request_id = request.get("id")
-                name = request["method"]
-                params = request.get("params") or {}
-            except (ValueError, KeyError, AttributeError, TypeError):
-                write({"id": None, "error": {"kind": "ParseError", "message": "bad request line"}})
+            request_id, name, params = _parse(line)
+            if name is None or params is None or (request_id is None and name != "$/cancel"):
+                write(
+                    {
+                        "id": request_id,
+                        "error": {
+                            "kind": "ParseError",
+                            "message": 'expected {"id", "method", "params"}',
+                        },
+                    }
+                )
                 continue
             if name == "$/cancel":
                 if (target := contexts.get(params.get("id"))) is not None:
@@ -117,6 +121,24 @@ def serve(stdin: TextIO, stdout: TextIO, workers: int = 2) -> int:
             context = RequestContext(request_id, write)
             contexts[request_id] = context
             pool.submit(run, handler, params, context)
-        for context in contexts.values():
+        for context in list(contexts.values()):
             context.cancelled.set()
     return 0
+
+
+def _parse(line: str) -> tuple[Any, str | None, dict[str, Any] | None]:
+    """(id, method, params) of a request line; method or params None when malformed."""
+    try:
+        request = json.loads(line)
+    except ValueError:
+        return None, None, None
+    if not isinstance(request, dict):
+        return None, None, None
+    request_id = request.get("id")
+    if not isinstance(request_id, int | str) or isinstance(request_id, bool):
+        request_id = None
+    name = request.get("method")
+    params = request.get("params") or {}
+    if not isinstance(name, str) or not isinstance(params, dict):
+        return request_id, None, None
+    return request_id, name, params

@@ -53,9 +53,19 @@ SERVER = ClientServerConfig(
 )
 
 
+REFRESHES: list[str] = []
+"""Refresh requests the server sent (VS Code's capabilities declare support for them)."""
+
+
+def _accept_refreshes(client: LanguageClient) -> None:
+    for method in (types.WORKSPACE_CODE_LENS_REFRESH, types.WORKSPACE_INLAY_HINT_REFRESH):
+        client.feature(method)(lambda params, method=method: REFRESHES.append(method))
+
+
 async def _session(
     client: LanguageClient, workspace: Path, options: dict[str, object]
 ) -> AsyncIterator[None]:
+    _accept_refreshes(client)
     await client.initialize_session(
         types.InitializeParams(
             capabilities=client_capabilities("visual-studio-code"),

@@ -149,7 +149,11 @@ class M(nn.Module):
         self.e = nn.LayerNorm(256, elementwise_affine=False)
         self.f = nn.Embedding(num_embeddings=10, embedding_dim=4, dtype=torch.bfloat16)
         for _ in range(3):
-            self.g = nn.Linear(2, 2)
+            self.g = nn.Linear(2, 2)  # reassigned: one instance survives
+        for _ in range(4):
+            self.blocks.append(nn.Linear(3, 3))
+        while more():
+            self.extra.append(nn.Linear(5, 5))
         self.h = nn.ModuleList(nn.Linear(4, 4) for i in range(2) for j in range(5))
 """
     [cls] = analyze(text).classes
@@ -161,7 +165,9 @@ class M(nn.Module):
         ("MultiheadAttention", 4 * 512 * 512 + 4 * 512, 1, "fp32"),
         ("LayerNorm", 0, 1, "fp32"),
         ("Embedding", 40, 1, "bf16"),
-        ("Linear", 6, 3, "fp32"),
+        ("Linear", 6, 1, "fp32"),
+        ("Linear", 12, 4, "fp32"),
+        ("Linear", 30, None, "fp32"),
         ("Linear", 20, 10, "fp32"),
     ]
 
@@ -175,3 +181,86 @@ def test_analysis_imports_no_torch() -> None:
         f"analyze({NANOGPT!r})\nassert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_broken_decorated_function_blanks_only_itself() -> None:
+    text = (
+        "from functools import cache\n@cache\ndef broken(:\n    pass\n\n"
+        "def fine():\n    return AutoModel.from_pretrained('gpt2')\n"
+    )
+    analysis = analyze(text)
+    assert [ld.model_ref for ld in analysis.loads] == ["gpt2"]
+    [problem] = analysis.syntax_problems
+    assert (problem.span.start.line, problem.span.end.line) == (1, 3)
+
+
+def test_names_bound_other_ways_are_unknown() -> None:
+    text = """import torch
+import torch.nn as nn
+N = 64
+DTYPE = torch.float16
+D = 8
+D2 = 8
+D2 *= 2
+class M(nn.Module):
+    D = 128
+    def __init__(self, N, width=N):
+        super().__init__()
+        self.a = nn.Linear(N, 4)
+        self.b = nn.Linear(D, D)
+        self.c = nn.Linear(D2, 1)
+        self.d = nn.ModuleList([nn.Linear(D, D) for D in (1, 2)])
+def load(DTYPE):
+    return AutoModel.from_pretrained("gpt2", dtype=DTYPE)
+"""
+    analysis = analyze(text)
+    [cls] = analysis.classes
+    params = [layer.params for layer in cls.layers]
+    assert params == [None, 8 * 8 + 8, None, None]  # N is a parameter; D is the module's
+    [load] = analysis.loads
+    assert load.dtype == "?"  # the function's parameter, not the module's constant
+
+
+def test_uncountable_parts_make_the_total_a_floor() -> None:
+    text = """import torch
+import torch.nn as nn
+from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+class M(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(4096, 4096))
+        self.rnn = nn.GRU(8, 8)
+        self.act = nn.GELU()
+        self.layers = nn.ModuleList([LlamaDecoderLayer(cfg, i) for i in range(32)])
+        self.head = nn.Linear(8, 8)
+    def forward(self, x):
+        return nn.Linear(8, 8)(x)
+"""
+    [cls] = analyze(text).classes
+    assert cls.unknown_parts == 3  # Parameter, GRU, LlamaDecoderLayer; GELU holds nothing
+    assert [layer.span.start.line for layer in cls.layers] == [10]  # forward's is not built
+    total = class_totals((cls,))["M"]
+    assert (total.params, total.complete) == (72, False)
+
+
+def test_dtypes_through_import_aliases_and_float64() -> None:
+    text = """import torch as T
+import torch.nn as nn
+m = AutoModelForCausalLM.from_pretrained("gpt2", dtype=T.float32, config=cfg)
+class M(nn.Module):
+    def __init__(self):
+        self.a = nn.Linear(2, 2, dtype=T.float64)
+        self.b = nn.Linear(2, 2, dtype=self.dtype)
+"""
+    analysis = analyze(text)
+    [load] = analysis.loads
+    assert (load.model_ref, load.dtype) == ("gpt2", "fp32")
+    [cls] = analysis.classes
+    assert [layer.dtype for layer in cls.layers] == ["fp64", "?"]
+
+
+def test_lines_break_only_where_lsp_breaks_them() -> None:
+    text = 'a = "\u2028"\n\x0cb = 1\r\nm = AutoModel.from_pretrained("gpt2")\n'
+    analysis = analyze(text)
+    assert analysis.syntax_problems == ()
+    assert analysis.loads[0].span.start == Position(2, 4)

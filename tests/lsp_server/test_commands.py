@@ -150,6 +150,21 @@ async def test_killed_worker_is_reported_and_restarted(
     assert result["estimates"][0]["params"] == 124_439_808
     restarted = await execute(client, "memlens.workerStatus")
     assert restarted["restarts"] == 1 and restarted["pid"] != status["pid"]
+    assert restarted["server_imports_torch"] is False  # all torch work stayed in the worker
+
+
+async def test_progress_cancel_button_stops_the_command(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """VS Code's cancel button sends window/workDoneProgress/cancel, not $/cancelRequest."""
+    _, future = await _start_long_profile(client, workspace)
+    token = next(iter(client.progress_reports))
+    client.protocol.notify(
+        types.WINDOW_WORK_DONE_PROGRESS_CANCEL, types.WorkDoneProgressCancelParams(token=token)
+    )
+    with pytest.raises((JsonRpcException, asyncio.CancelledError)):
+        await asyncio.wait_for(asyncio.wrap_future(future), 30)
+    await wait_until(lambda: "cancelled" in progress_messages(client))
 
 
 async def test_untrusted_workspace_runs_no_worker(

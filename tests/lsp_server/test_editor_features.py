@@ -8,7 +8,7 @@ from pathlib import Path
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.lsp_server.conftest import open_document
+from tests.lsp_server.conftest import REFRESHES, open_document
 
 SERVE = """\
 from transformers import AutoModelForCausalLM
@@ -179,3 +179,96 @@ async def test_half_typed_code_keeps_the_other_hints(
         types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=WHOLE)
     )
     assert any(h.label == "≈ 25.1 GiB fp32 · KV 1.0 MiB/token" for h in hints)
+
+
+async def test_quick_fix_edge_cases(client: LanguageClient, workspace: Path) -> None:
+    cases = {
+        # a comma inside a trailing comment is not a trailing comma
+        "comment.py": (
+            '"""Module doc.\nfrom here on"""\nfrom __future__ import (\n'
+            "    annotations,\n)\nimport os\n"
+            'm = AutoModel.from_pretrained("gpt2"  # small, fast\n)\n'
+        ),
+        # an alias of torch is used, not a second import
+        "alias.py": 'import torch as T\nm = AutoModel.from_pretrained("gpt2")\n',
+    }
+    fixed = {}
+    for name, text in cases.items():
+        uri = open_document(client, workspace / name, text)
+        line = text.splitlines().index(next(ln for ln in text.splitlines() if "from_pre" in ln))
+        actions = await client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=types.Range(types.Position(line, 5), types.Position(line, 5)),
+                context=types.CodeActionContext(diagnostics=[]),
+            )
+        )
+        bf16 = next(a for a in actions if "bfloat16" in a.title)
+        fixed[name] = apply_edits(text, bf16.edit.changes[uri])
+        ast.parse(fixed[name])
+    assert fixed["comment.py"].index("import torch\n") > fixed["comment.py"].index(")\n")
+    assert fixed["comment.py"].index("import torch\n") < fixed["comment.py"].index("import os")
+    assert ", dtype=torch.bfloat16)" in fixed["comment.py"]
+    assert fixed["alias.py"].count("import") == 1 and "dtype=T.bfloat16" in fixed["alias.py"]
+
+
+async def test_no_dtype_fix_next_to_double_star_kwargs(
+    client: LanguageClient, workspace: Path
+) -> None:
+    text = 'import torch\nm = AutoModel.from_pretrained("gpt2", **kwargs)\n'
+    uri = open_document(client, workspace / "kwargs.py", text)
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(types.Position(1, 5), types.Position(1, 5)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert not actions
+
+
+async def test_utf16_positions_after_astral_characters(
+    client: LanguageClient, workspace: Path
+) -> None:
+    text = 'x = "😋😋"; m = AutoModelForCausalLM.from_pretrained("gpt2", dtype=torch.float32)\n'
+    uri = open_document(client, workspace / "emoji.py", text)
+    hints = await client.text_document_inlay_hint_async(
+        types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=WHOLE)
+    )
+    [hint] = hints
+    assert hint.position == types.Position(0, len(text.rstrip("\n").encode("utf-16-le")) // 2)
+    hover = await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(0, 20)
+        )
+    )
+    prefix = 'x = "😋😋"; m = '
+    assert hover.range.start == types.Position(0, len(prefix.encode("utf-16-le")) // 2)
+    assert hover.range.start.character == len(prefix) + 2  # each emoji is 2 UTF-16 units
+
+
+async def test_settings_change_keeps_trust_and_updates_the_budget(
+    untrusted_client: LanguageClient, workspace: Path
+) -> None:
+    client = untrusted_client
+    uri = open_document(client, workspace / "settings.py", SERVE)
+    document = types.TextDocumentIdentifier(uri=uri)
+    for budget, over in (("64GiB", False), ("8GiB", True)):  # the load needs ≈ 29.9 GiB
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(
+                settings={"memlens": {"memoryBudget": budget, "trusted": True}}
+            )
+        )
+        report = await client.text_document_diagnostic_async(
+            types.DocumentDiagnosticParams(text_document=document)
+        )
+        found = {d.code: d.message for d in report.items}
+        assert ("over-budget" in found) is over
+    assert "8.0 GiB memory budget" in found["over-budget"]
+    # VS Code 1.65's capabilities declare code-lens refresh (not inlay-hint refresh)
+    assert types.WORKSPACE_CODE_LENS_REFRESH in REFRESHES
+    assert types.WORKSPACE_INLAY_HINT_REFRESH not in REFRESHES
+    status = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="memlens.workerStatus")
+    )
+    assert status["trusted"] is False and status["server_imports_torch"] is False

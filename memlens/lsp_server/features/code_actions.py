@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -13,40 +12,14 @@ from memlens.units import format_bytes
 if TYPE_CHECKING:
     from memlens.lsp_server.server import MemlensServer
 
-_TOP_IMPORT = re.compile(r"^(import|from)\s+(?P<module>[\w.]+)", re.MULTILINE)
-DTYPE_EXPRESSIONS = {"bf16": "torch.bfloat16", "fp16": "torch.float16"}
-
-
-def binds_torch(source: str) -> bool:
-    """Whether a top-level ``import`` binds the name ``torch`` (``import torch``,
-    ``import torch.nn``, ``import os, torch``; not ``import torch.nn as nn``)."""
-    for line in source.splitlines():
-        if not line.startswith("import "):
-            continue
-        for item in line.removeprefix("import ").split("#")[0].split(","):
-            name, _, alias = item.strip().partition(" as ")
-            if (alias.strip() or name.split(".")[0]) == "torch" and (not alias or name == "torch"):
-                return True
-    return False
-
-
-def _import_torch_edit(ls: MemlensServer, uri: str, source: str) -> types.TextEdit | None:
-    """``import torch`` before the first import (after ``__future__``), unless bound."""
-    if binds_torch(source):
-        return None
-    line = 0
-    for match in _TOP_IMPORT.finditer(source):
-        line = source.count("\n", 0, match.start())
-        if match["module"] != "__future__":
-            break
-        line += 1
-    at = ls.to_lsp(uri, Position(line, 0))
-    return types.TextEdit(range=types.Range(at, at), new_text="import torch\n")
+DTYPE_ATTRIBUTES = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 def dtype_edits(ls: MemlensServer, uri: str, load: ModelLoad, dtype: str) -> list[types.TextEdit]:
-    """Edits that make ``load`` use ``dtype``: replace its dtype argument or add one."""
-    expression = DTYPE_EXPRESSIONS[dtype]
+    """Edits that make ``load`` use ``dtype``: replace its dtype argument or add one, and
+    ``import torch`` when no name is bound to torch (an alias like ``T`` is used as is)."""
+    analysis = ls.analysis(uri)
+    expression = f"{analysis.torch_name or 'torch'}.{DTYPE_ATTRIBUTES[dtype]}"
     edits: list[types.TextEdit] = []
     if load.dtype_span is not None:
         edits.append(
@@ -56,10 +29,9 @@ def dtype_edits(ls: MemlensServer, uri: str, load: ModelLoad, dtype: str) -> lis
         at = ls.to_lsp(uri, load.insert_at)
         new_text = f"{load.insert_prefix}dtype={expression}"
         edits.append(types.TextEdit(range=types.Range(at, at), new_text=new_text))
-    if (
-        import_edit := _import_torch_edit(ls, uri, ls.workspace.get_text_document(uri).source)
-    ) is not None:
-        edits.insert(0, import_edit)
+    if analysis.torch_name is None:
+        at = ls.to_lsp(uri, Position(analysis.import_line, 0))
+        edits.insert(0, types.TextEdit(range=types.Range(at, at), new_text="import torch\n"))
     return edits
 
 
@@ -78,8 +50,8 @@ def register(server: MemlensServer) -> None:
         for load in ls.analysis(uri).loads:
             if not (load.span.start <= wanted.end and wanted.start <= load.span.end):
                 continue
-            if load.quantization is not None:
-                continue
+            if load.quantization is not None or (load.double_star and load.dtype_span is None):
+                continue  # **kwargs may already carry a dtype: adding one could clash
             for dtype in ("bf16", "fp16"):
                 if load.dtype == dtype:
                     continue
@@ -88,7 +60,7 @@ def register(server: MemlensServer) -> None:
                 related = [d for d in ours if d.code in ("over-budget", "fp32-load")]
                 actions.append(
                     types.CodeAction(
-                        title=f"memlens: load in {DTYPE_EXPRESSIONS[dtype]}{size}",
+                        title=f"memlens: load in torch.{DTYPE_ATTRIBUTES[dtype]}{size}",
                         kind=types.CodeActionKind.QuickFix,
                         diagnostics=related or None,
                         is_preferred=dtype == "bf16" and bool(related),

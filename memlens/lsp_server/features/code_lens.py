@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from memlens.lsp_server.estimates import class_totals
+from memlens.lsp_server.features.commands import runnable
 from memlens.lsp_server.features.labels import class_label
 from memlens.lsp_server.findings import Position, Span
 
@@ -24,7 +25,7 @@ def register(server: MemlensServer) -> None:
         analysis = ls.analysis(uri)
         lenses: list[types.CodeLens] = []
         if ls.settings.trusted:
-            for load in analysis.loads:
+            for load in filter(runnable, analysis.loads):
                 line = load.span.start.line
                 at = ls.to_lsp_range(uri, Span(Position(line, 0), Position(line, 0)))
                 for title, command in (

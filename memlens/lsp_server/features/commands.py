@@ -16,8 +16,9 @@ from typing import Any
 from lsprotocol import types
 
 from memlens.errors import MemlensError, UsageError
-from memlens.lsp_server.estimates import storage_dtype
+from memlens.lsp_server.findings import ModelLoad
 from memlens.lsp_server.server import MemlensServer  # pygls resolves command annotations
+from memlens.profiler.tensors import StorageDtype
 
 REPORT_NOTIFICATION = "memlens/memoryReport"
 COMMAND_TIMEOUT_S = 600.0
@@ -28,7 +29,12 @@ _KINDS = {
 }
 
 
-def request_params(ls: MemlensServer, arguments: tuple[Any, ...]) -> dict[str, Any]:
+def runnable(load: ModelLoad) -> bool:
+    """Whether the worker commands can run this load (a static id, not bitsandbytes)."""
+    return load.model_ref is not None and load.config is None and load.quantization is None
+
+
+def request_params(ls: MemlensServer, command: str, arguments: tuple[Any, ...]) -> dict[str, Any]:
     """Worker params from ``[uri, line]`` or ``[{"model": ...}]``; UsageError otherwise."""
     if len(arguments) == 1 and isinstance(arguments[0], dict) and "model" in arguments[0]:
         return dict(arguments[0])
@@ -37,11 +43,12 @@ def request_params(ls: MemlensServer, arguments: tuple[Any, ...]) -> dict[str, A
         if uri not in ls.workspace.text_documents:
             raise UsageError(f"{uri} is not open")
         load = next((ld for ld in ls.analysis(uri).loads if ld.span.start.line == line), None)
-        if load is None or load.model_ref is None:
+        if load is None or not runnable(load):
             raise UsageError(f"no model load with a static id on line {line + 1}")
         estimate = ls.load_estimate(uri, load).estimate
-        config = {"dtype": estimate.dtype} if estimate else {}
-        dtype, _ = storage_dtype(load, config)
+        dtype = StorageDtype(estimate.dtype) if estimate else StorageDtype.BF16
+        if command != "memlens.estimate":
+            dtype = dtype.compute_dtype  # profile and compress start from the float model
         folder = ls.document_dir(uri)
         return {
             "model": load.model_ref,
@@ -57,7 +64,7 @@ async def run_in_worker(
     """Run one command in the worker with progress; notify and return its report."""
     if not ls.settings.trusted:
         raise UsageError("this workspace is not trusted: memlens runs no worker here")
-    params = request_params(ls, arguments)
+    params = request_params(ls, command, arguments)
     token = str(uuid.uuid4())
     request_id = ls.protocol.msg_id
     if (task := asyncio.current_task()) is not None:
@@ -69,9 +76,7 @@ async def run_in_worker(
         ls.work_done_progress.begin(
             token, types.WorkDoneProgressBegin(title=title, cancellable=True, percentage=0)
         )
-        task = asyncio.current_task()
-        if task is not None:
-            ls.progress_tasks[token] = task
+        ls.progress_requests[token] = request_id
 
     def on_progress(update: dict[str, Any]) -> None:
         if progress:
@@ -95,7 +100,7 @@ async def run_in_worker(
     finally:
         ls.command_tasks.pop(request_id, None)
         if progress:
-            ls.progress_tasks.pop(token, None)
+            ls.progress_requests.pop(token, None)
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome))
     ls.reports[(report.get("kind", _KINDS[command]), report.get("model", ""))] = report
     ls.protocol.notify(
@@ -127,5 +132,5 @@ def register(server: MemlensServer) -> None:
 
     @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
     def cancel_progress(ls: MemlensServer, params: types.WorkDoneProgressCancelParams) -> None:
-        if (task := ls.progress_tasks.get(str(params.token))) is not None:
-            task.cancel()
+        if (request_id := ls.progress_requests.get(str(params.token))) is not None:
+            ls.protocol.cancel_request(request_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,10 +35,10 @@ def register(server: MemlensServer) -> None:
     def configuration_changed(
         ls: MemlensServer, params: types.DidChangeConfigurationParams
     ) -> None:
-        ls.settings = Settings.from_client(_memlens_section(params.settings))
-        for uri in list(ls.workspace.text_documents):
-            if not ls.client_pulls_diagnostics:
-                ls.schedule_diagnostics(uri)
+        changed = Settings.from_client(_memlens_section(params.settings))
+        # Trust comes from the editor at start-up only: a settings change cannot grant it.
+        ls.settings = replace(changed, trusted=ls.settings.trusted and changed.trusted)
+        ls.refresh_views()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: MemlensServer, params: types.DidOpenTextDocumentParams) -> None:
