@@ -1,0 +1,90 @@
+"""``nn.Linear`` replacements that hold compressed weights, in memlens's storage format
+(the one ``memlens/profiler/tensors.py`` counts, so estimates and memory agree)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from memlens.kernels import cpu, reference
+
+COMPUTE_DTYPE = torch.bfloat16  # the aten packed kernels are fast with bf16 activations
+
+
+def _bias(linear: nn.Linear) -> torch.Tensor | None:
+    return None if linear.bias is None else linear.bias.detach().to(COMPUTE_DTYPE).clone()
+
+
+class Int8Linear(nn.Module):
+    """INT8 weights ``(out, in)`` with one bf16 scale per output channel."""
+
+    q: torch.Tensor
+    scale: torch.Tensor
+    bias: torch.Tensor | None
+
+    def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = q.shape[1], q.shape[0]
+        self.register_buffer("q", q)  # (out, in) int8
+        self.register_buffer("scale", scale.to(COMPUTE_DTYPE))  # (out,)
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> Int8Linear:
+        """Quantize an ``nn.Linear``."""
+        q, scale = reference.quantize_int8_weight(linear.weight.detach())
+        return cls(q, scale, _bias(linear))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (…, in)`` → ``(…, out)`` in ``x``'s dtype."""
+        if x.device.type == "cpu":
+            out = cpu.int8_matmul(x.to(COMPUTE_DTYPE), self.q, self.scale)
+        else:
+            out = reference.int8_matmul(x.to(COMPUTE_DTYPE), self.q, self.scale)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.to(x.dtype)
+
+
+class Int4Linear(nn.Module):
+    """INT4 weights packed two per byte, a bf16 scale and zero per group of inputs."""
+
+    packed: torch.Tensor
+    scales_zeros: torch.Tensor
+    bias: torch.Tensor | None
+
+    def __init__(
+        self,
+        packed: torch.Tensor,
+        scales_zeros: torch.Tensor,
+        group_size: int,
+        out_features: int,
+        in_features: int,
+        bias: torch.Tensor | None,
+    ) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.group_size = group_size
+        self.register_buffer("packed", packed)  # (out, in/2) uint8
+        self.register_buffer("scales_zeros", scales_zeros.to(COMPUTE_DTYPE))  # (in/g, out, 2)
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, group_size: int) -> Int4Linear:
+        """Quantize an ``nn.Linear`` (its input features must divide by ``group_size``)."""
+        values, scale, zero = reference.quantize_int4_weight(linear.weight.detach(), group_size)
+        return cls(
+            cpu.pack_int4(values),
+            cpu.scales_and_zeros(scale, zero),
+            group_size,
+            linear.out_features,
+            linear.in_features,
+            _bias(linear),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (…, in)`` → ``(…, out)`` in ``x``'s dtype (CPU)."""
+        out = cpu.int4_matmul(x.to(COMPUTE_DTYPE), self.packed, self.group_size, self.scales_zeros)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.to(x.dtype)

@@ -1,0 +1,98 @@
+"""``compress_`` (memlens/engine): the bytes held equal what the estimator predicts, and
+the compressed model still computes (nearly) the same thing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+
+from memlens.engine import Int4WeightConfig, Int8WeightConfig, compress_
+from memlens.engine.layers import Int4Linear, Int8Linear
+from memlens.errors import UsageError
+from memlens.profiler.architectures import describe
+from memlens.profiler.estimate import weight_bytes
+from memlens.profiler.measure import module_bytes
+from memlens.profiler.tensors import StorageDtype
+
+CONFIG = {
+    "model_type": "llama",
+    "hidden_size": 128,
+    "intermediate_size": 320,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 512,
+    "pad_token_id": 0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+}
+
+
+def _model() -> torch.nn.Module:
+    hf = transformers.AutoConfig.for_model(
+        "llama", **{k: v for k, v in CONFIG.items() if k != "model_type"}
+    )
+    torch.manual_seed(0)
+    return transformers.AutoModelForCausalLM.from_config(hf).eval().to(torch.bfloat16)
+
+
+def _predicted_bytes(dtype: StorageDtype, group: int) -> int:
+    """What ``memlens estimate`` says the weights take at ``dtype``."""
+    return weight_bytes(describe(CONFIG), dtype, group)
+
+
+@pytest.mark.parametrize(
+    ("config", "dtype", "layer"),
+    [
+        (Int8WeightConfig(), StorageDtype.INT8, Int8Linear),
+        (Int4WeightConfig(group_size=32), StorageDtype.INT4, Int4Linear),
+        (Int4WeightConfig(group_size=64), StorageDtype.INT4, Int4Linear),
+    ],
+)
+def test_bytes_held_equal_the_estimate_and_outputs_stay_close(
+    config: Int8WeightConfig, dtype: StorageDtype, layer: type[torch.nn.Module]
+) -> None:
+    model = _model()
+    ids = torch.randint(3, 512, (2, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = model(ids).logits.float()
+    compress_(model, config)
+    group = getattr(config, "group_size", 128)
+    buffers = sum(
+        b.numel() * b.element_size() for name, b in model.named_buffers() if "rotary" not in name
+    )
+    params = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert buffers + params == _predicted_bytes(dtype, group)
+    assert isinstance(model.model.layers[0].mlp.down_proj, layer)
+    assert isinstance(model.lm_head, layer)
+    with torch.no_grad():
+        after = model(ids).logits.float()
+    cosine = torch.nn.functional.cosine_similarity(before.flatten(), after.flatten(), dim=0)
+    assert float(cosine) > (0.999 if dtype is StorageDtype.INT8 else 0.98)
+    assert module_bytes(model) < buffers + params + 4096  # nothing else left behind
+
+
+def test_skipped_modules_stay_as_they_are() -> None:
+    model = compress_(_model(), Int8WeightConfig(skip=("lm_head", "*.mlp.*")))
+    assert isinstance(model.lm_head, torch.nn.Linear)
+    assert isinstance(model.model.layers[1].mlp.up_proj, torch.nn.Linear)
+    assert isinstance(model.model.layers[1].self_attn.q_proj, Int8Linear)
+
+
+def test_int4_falls_back_to_int8_for_ragged_inputs() -> None:
+    linear = torch.nn.Linear(100, 64)
+    model = torch.nn.Sequential(linear)
+    compress_(model, Int4WeightConfig(group_size=32, skip=()))
+    assert isinstance(model[0], Int8Linear)
+
+
+def test_bad_configs() -> None:
+    with pytest.raises(UsageError, match="32, 64, 128"):
+        Int4WeightConfig(group_size=48)
+
+    class Unknown(Int8WeightConfig):
+        pass
+
+    with pytest.raises(UsageError, match="no weight scheme"):
+        compress_(torch.nn.Sequential(torch.nn.Linear(4, 4)), Unknown())
