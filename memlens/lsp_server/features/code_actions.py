@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -35,6 +36,52 @@ def dtype_edits(ls: MemlensServer, uri: str, load: ModelLoad, dtype: str) -> lis
     return edits
 
 
+ENGINE_CONFIGS = {"int8": "Int8WeightConfig()", "int4": "Int4WeightConfig(group_size=128)"}
+
+
+def engine_edits(ls: MemlensServer, uri: str, load: ModelLoad, scheme: str) -> list[types.TextEdit]:
+    """Compress the loaded model in place right after its load statement:
+    ``compress_(model, Int8WeightConfig())``, importing both from ``memlens.engine``."""
+    assert load.target is not None
+    analysis = ls.analysis(uri)
+    lines = ls.lines(uri)
+    statement_line = lines[load.span.start.line]
+    indent = statement_line[: len(statement_line) - len(statement_line.lstrip())]
+    config = ENGINE_CONFIGS[scheme]
+    end = ls.to_lsp(uri, Position(load.span.end.line, len(lines[load.span.end.line])))
+    at_import = ls.to_lsp(uri, Position(analysis.import_line, 0))
+    name = config.split("(")[0]
+    return [
+        types.TextEdit(
+            range=types.Range(at_import, at_import),
+            new_text=f"from memlens.engine import {name}, compress_\n",
+        ),
+        types.TextEdit(
+            range=types.Range(end, end), new_text=f"\n{indent}compress_({load.target}, {config})"
+        ),
+    ]
+
+
+def _engine_actions(
+    ls: MemlensServer, uri: str, load: ModelLoad, related: list[types.Diagnostic]
+) -> list[types.CodeAction]:
+    if load.target is None or load.loader == "pipeline" or load.quantization is not None:
+        return []
+    actions = []
+    for scheme in ENGINE_CONFIGS:
+        estimate = ls.load_estimate(uri, replace(load, quantization=scheme)).estimate
+        size = f" (≈ {format_bytes(estimate.total_bytes)})" if estimate else ""
+        actions.append(
+            types.CodeAction(
+                title=f"memlens: compress the weights to {scheme.upper()} after loading{size}",
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=related or None,
+                edit=types.WorkspaceEdit(changes={uri: engine_edits(ls, uri, load, scheme)}),
+            )
+        )
+    return actions
+
+
 def register(server: MemlensServer) -> None:
     """``textDocument/codeAction``."""
 
@@ -50,6 +97,8 @@ def register(server: MemlensServer) -> None:
         for load in ls.analysis(uri).loads:
             if not (load.span.start <= wanted.end and wanted.start <= load.span.end):
                 continue
+            related = [d for d in ours if d.code in ("over-budget", "fp32-load")]
+            actions.extend(_engine_actions(ls, uri, load, related))
             if load.quantization is not None or (load.double_star and load.dtype_span is None):
                 continue  # **kwargs may already carry a dtype: adding one could clash
             for dtype in ("bf16", "fp16"):
@@ -57,7 +106,6 @@ def register(server: MemlensServer) -> None:
                     continue
                 estimate = ls.load_estimate(uri, load, dtype).estimate
                 size = f" (≈ {format_bytes(estimate.total_bytes)})" if estimate else ""
-                related = [d for d in ours if d.code in ("over-budget", "fp32-load")]
                 actions.append(
                     types.CodeAction(
                         title=f"memlens: load in torch.{DTYPE_ATTRIBUTES[dtype]}{size}",
