@@ -94,16 +94,13 @@ def describe_bert(cfg: ConfigView) -> ArchitectureSpec:
         blocks.append(
             BlockSpec("pooler.dense", BlockKind.HEAD, tuple(linear("", hidden, hidden, True)))
         )
-    dims = ModelDims(
+    dims = ModelDims.multi_head(
         hidden,
         inter,
         heads,
-        heads,
-        hidden // heads,
         vocab,
         layers,
         max_positions=positions,
         mlp_peak_widths=2,
-        rotary=False,
     )
     return ArchitectureSpec("bert", model_class, tuple(blocks), dims, causal=False)

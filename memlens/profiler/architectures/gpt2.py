@@ -64,17 +64,14 @@ def describe_gpt2(cfg: ConfigView) -> ArchitectureSpec:
     blocks.append(
         lm_head_block(cfg.flag("tie_word_embeddings", True), "transformer.wte", vocab, hidden)
     )
-    dims = ModelDims(
+    dims = ModelDims.multi_head(
         hidden,
         inner,
         heads,
-        heads,
-        hidden // heads,
         vocab,
         layers,
         max_positions=positions,
         mlp_peak_widths=4 if cfg.string("activation_function", "gelu_new") == "gelu_new" else 2,
-        rotary=False,
         stream_widths=3,
     )
     return ArchitectureSpec("gpt2", "GPT2LMHeadModel", tuple(blocks), dims)

@@ -72,17 +72,14 @@ def describe_opt(cfg: ConfigView) -> ArchitectureSpec:
     blocks.append(
         lm_head_block(cfg.flag("tie_word_embeddings", True), f"{prefix}.embed_tokens", vocab, proj)
     )
-    dims = ModelDims(
+    dims = ModelDims.multi_head(
         hidden,
         ffn,
         heads,
-        heads,
-        hidden // heads,
         vocab,
         layers,
         max_positions=positions,
         mlp_peak_widths=2,
         stream_widths=3,
-        rotary=False,
     )
     return ArchitectureSpec("opt", "OPTForCausalLM", tuple(blocks), dims)

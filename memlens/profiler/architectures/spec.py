@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
+from typing import Any
 
 from memlens.profiler.tensors import TensorSpec, matrix
 
@@ -98,6 +99,15 @@ class ModelDims:
     eager_attention: bool = False
     """Whether transformers runs this family's attention eagerly by default, materialising
     ``heads × tokens × tokens`` scores and a float mask (Gemma 2, for logit soft-capping)."""
+
+    @classmethod
+    def multi_head(
+        cls, hidden: int, intermediate: int, heads: int, vocab: int, layers: int, **options: Any
+    ) -> ModelDims:
+        """Dims of a model whose every head keeps its own keys and values (no GQA) and
+        whose positions are learned, not rotary (GPT-2, OPT, BERT)."""
+        options.setdefault("rotary", False)
+        return cls(hidden, intermediate, heads, heads, hidden // heads, vocab, layers, **options)
 
 
 @dataclass(frozen=True)
