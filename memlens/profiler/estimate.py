@@ -169,26 +169,28 @@ def generate_peak_bytes(
     return weight_bytes(spec, dtype, group_size) + max(prefill, last_step)
 
 
-def _bytes_by_dtype(
+def _block_sizes(
     spec: ArchitectureSpec, dtypes: Sequence[StorageDtype], group_size: int
-) -> list[dict[str, int]]:
-    """Per block, its weight bytes at each dtype. Identical layers share one tensor
-    tuple, so each distinct tuple is summed once (this keeps the estimate sub-ms)."""
-    by_tuple: dict[int, dict[str, int]] = {}
+) -> list[tuple[int, dict[str, int]]]:
+    """Per block, its parameters and its weight bytes at each dtype. Identical layers
+    share one tensor tuple, so each distinct tuple is summed once (this keeps the
+    estimate sub-millisecond)."""
+    by_tuple: dict[int, tuple[int, dict[str, int]]] = {}
     result = []
     for block in spec.blocks:
         key = id(block.tensors)
         if key not in by_tuple:
-            by_tuple[key] = {
-                d.value: sum(t.nbytes(d, group_size) for t in block.tensors) for d in dtypes
-            }
+            by_tuple[key] = (
+                sum(t.numel for t in block.tensors),
+                {d.value: sum(t.nbytes(d, group_size) for t in block.tensors) for d in dtypes},
+            )
         result.append(by_tuple[key])
     return result
 
 
 def _layer_memory(
     spec: ArchitectureSpec,
-    bytes_by_dtype: list[dict[str, int]],
+    sizes: list[tuple[int, dict[str, int]]],
     dtype: StorageDtype,
     context: int,
     batch: int,
@@ -200,14 +202,14 @@ def _layer_memory(
         BlockKind.LM_HEAD: peak.logits_bytes,
     }
     layers = []
-    for block, block_bytes in zip(spec.blocks, bytes_by_dtype, strict=True):
+    for block, (params, block_bytes) in zip(spec.blocks, sizes, strict=True):
         attention = block.attention
         per_token = attention.kv_elements_per_token() * dtype.float_bytes if attention else 0
         layers.append(
             LayerMemory(
                 name=block.name,
                 kind=block.kind.value,
-                params=block.params,
+                params=params,
                 bytes_by_dtype=block_bytes,
                 kv_bytes_per_token=per_token,
                 activation_bytes=activation_by_kind.get(block.kind, 0),
@@ -242,7 +244,8 @@ def estimate_from_spec(
         all_notes.append(
             f"context {context} exceeds the model's {spec.dims.max_positions} positions"
         )
-    bytes_by_dtype = _bytes_by_dtype(spec, dtypes, group_size)
+    sizes = _block_sizes(spec, dtypes, group_size)
+    params = sum(block_params for block_params, _ in sizes)
     by_compute_dtype: dict[StorageDtype, tuple[ActivationPeak, int]] = {}
     estimates = []
     for dtype in dtypes:
@@ -253,8 +256,8 @@ def estimate_from_spec(
                 prefill_transient_bytes(spec, compute, batch, context),
             )
         peak, transient = by_compute_dtype[compute]
-        layers = _layer_memory(spec, bytes_by_dtype, dtype, context, batch, peak)
-        weights = sum(b[dtype.value] for b in bytes_by_dtype)
+        layers = _layer_memory(spec, sizes, dtype, context, batch, peak)
+        weights = sum(block_bytes[dtype.value] for _, block_bytes in sizes)
         kv = sum(layer.kv_cache_bytes for layer in layers)
         estimates.append(
             MemoryEstimate(
@@ -268,7 +271,7 @@ def estimate_from_spec(
                 source=source,
                 family=spec.family,
                 model_class=spec.model_class,
-                params=spec.params,
+                params=params,
                 weight_bytes=weights,
                 kv_cache_bytes=kv,
                 context=context,
