@@ -21,7 +21,7 @@ from memlens.lsp_server.tolerant_parse import split_lines
 from memlens.lsp_server.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
-DIAGNOSTICS_DEBOUNCE_S = 0.1
+DIAGNOSTICS_DEBOUNCE_S = 0.05
 
 
 class MemlensProtocol(LanguageServerProtocol):

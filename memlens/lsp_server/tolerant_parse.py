@@ -4,6 +4,10 @@ On a SyntaxError the innermost ``def``/``class`` block around the error line (or
 module level, the statement's lines) is replaced by ``pass`` at the same indentation,
 keeping every other line where it was, and the text is parsed again. Each blanked
 region is reported.
+
+Typing changes one top-level statement at a time, so a text is first parsed as its
+top-level chunks, each cached by its text and first line: an edit inside one function
+re-parses that function only.
 """
 
 from __future__ import annotations
@@ -11,11 +15,16 @@ from __future__ import annotations
 import ast
 import re
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 
 _HEADER = re.compile(r"^(?P<indent>[ \t]*)(async[ \t]+def|def|class)\b")
 MAX_REPAIRS = 32
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_CONTINUES = re.compile(r"^(else|elif|except|finally|case)\b|^[)\]}]")
+_TRIPLE_QUOTE = re.compile(r'"""|\'\'\'')
+_CHUNK_CACHE: OrderedDict[tuple[int, str], list[ast.stmt]] = OrderedDict()
+CHUNK_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -83,10 +92,60 @@ def split_lines(text: str) -> list[str]:
     return _LINE_BREAK.split(text)
 
 
+def _chunks(lines: list[str]) -> list[tuple[int, int]]:
+    """(first, last) line of each top-level statement, decorators kept with their
+    definition, ``else``/``except`` with their statement, string and bracket
+    continuations at column 0 with the line that opened them (approximately: a wrong
+    split only makes a chunk fail to parse, and the caller then parses the whole text)."""
+    starts = []
+    in_string = False
+    previous_decorator = False
+    for number, line in enumerate(lines):
+        opens_statement = (
+            not in_string
+            and line[:1] not in ("", " ", "\t", "#")
+            and not _CONTINUES.match(line)
+            and not previous_decorator
+        )
+        if opens_statement:
+            starts.append(number)
+        if line[:1] not in ("", " ", "\t", "#"):
+            previous_decorator = line.startswith("@")
+        if len(_TRIPLE_QUOTE.findall(line)) % 2:
+            in_string = not in_string
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    return [(start, end - 1) for start, end in zip(starts, [*starts[1:], len(lines)], strict=True)]
+
+
+def _parse_chunked(lines: list[str]) -> ast.Module | None:
+    """The module parsed chunk by chunk through the cache; None if any chunk fails."""
+    body: list[ast.stmt] = []
+    for start, end in _chunks(lines):
+        key = (start, "\n".join(lines[start : end + 1]))
+        statements = _CHUNK_CACHE.get(key)
+        if statements is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    statements = ast.parse("\n" * start + key[1]).body  # absolute line numbers
+            except SyntaxError:
+                return None
+            _CHUNK_CACHE[key] = statements
+            if len(_CHUNK_CACHE) > CHUNK_CACHE_SIZE:
+                _CHUNK_CACHE.popitem(last=False)
+        else:
+            _CHUNK_CACHE.move_to_end(key)
+        body.extend(statements)
+    return ast.Module(body=body, type_ignores=[])
+
+
 def parse_tolerant(text: str) -> ParsedSource:
     """Parse ``text``, blanking unparsable blocks until the rest parses."""
     original = split_lines(text)
     lines = split_lines(text.replace("\x00", " "))
+    if (chunked := _parse_chunked(lines)) is not None:
+        return ParsedSource(chunked, original, ())
     blanked: list[tuple[int, int, str]] = []
     for _ in range(MAX_REPAIRS):
         try:
