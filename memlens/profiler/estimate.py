@@ -88,6 +88,15 @@ class MemoryEstimate:
         return asdict(self)
 
 
+def estimate_from_json(data: dict[str, Any]) -> MemoryEstimate:
+    """The inverse of :meth:`MemoryEstimate.to_json` (a worker result back to an object)."""
+    fields = dict(data)
+    fields["layers"] = tuple(LayerMemory(**layer) for layer in data["layers"])
+    fields["fits"] = tuple(DeviceFit(**fit) for fit in data.get("fits", ()))
+    fields["notes"] = tuple(data.get("notes", ()))
+    return MemoryEstimate(**fields)
+
+
 def check_shape(context: int, batch: int) -> None:
     """Raise UsageError for a context or batch no run could have."""
     if not 1 <= context <= MAX_CONTEXT:

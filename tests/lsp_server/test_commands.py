@@ -4,6 +4,7 @@ cancellation, and recovery when the worker is killed mid-command."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -186,3 +187,34 @@ async def test_untrusted_workspace_runs_no_worker(
     )
     assert any("12.6 GiB bf16" in h.label for h in hints)
     assert (await execute(client, "memlens.workerStatus"))["pid"] is None
+
+
+async def test_hover_uses_the_workers_exact_estimate(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """A family without analytic formulas: no figure until the worker builds it exactly."""
+    folder = workspace / "neox"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "gpt_neox",
+                "hidden_size": 64,
+                "intermediate_size": 96,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "vocab_size": 320,
+            }
+        )
+    )
+    text = 'from transformers import AutoModel\nm = AutoModel.from_pretrained("./neox")\n'
+    uri = open_document(client, workspace / "neox.py", text)
+    position = types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(1, 10)
+    )
+    before = await client.text_document_hover_async(position)
+    assert "no estimate" in before.contents.value
+    await execute(client, "memlens.estimate", uri, 1)
+    after = await client.text_document_hover_async(position)
+    assert "gpt\\_neox · 99.8K params · bf16 (meta)" in after.contents.value
+    assert "no analytic formulas" in after.contents.value

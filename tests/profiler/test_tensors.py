@@ -65,3 +65,11 @@ def test_group_size_must_be_supported() -> None:
     assert check_group_size(64) == 64
     with pytest.raises(UsageError, match="32, 64, 128"):
         check_group_size(48)
+
+
+def test_memory_estimate_json_round_trip() -> None:
+    from memlens.profiler.configs import resolve_config
+    from memlens.profiler.estimate import analytic_estimate, estimate_from_json
+
+    [estimate] = analytic_estimate(resolve_config("gpt2").config, "gpt2", [StorageDtype.INT4])
+    assert estimate_from_json(estimate.to_json()) == estimate

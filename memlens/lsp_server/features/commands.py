@@ -102,7 +102,9 @@ async def run_in_worker(
         if progress:
             ls.progress_requests.pop(token, None)
             ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome))
-    ls.reports[(report.get("kind", _KINDS[command]), report.get("model", ""))] = report
+    kind = report.get("kind", _KINDS[command])
+    for model in {params["model"], report.get("model", "")}:  # as written and as resolved
+        ls.reports[(kind, model)] = report
     ls.protocol.notify(
         REPORT_NOTIFICATION, {"command": command, "arguments": list(arguments), "report": report}
     )

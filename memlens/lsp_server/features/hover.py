@@ -9,7 +9,7 @@ from lsprotocol import types
 
 from memlens.lsp_server.features.labels import layer_label
 from memlens.lsp_server.findings import ModelLoad, Position
-from memlens.profiler.estimate import MemoryEstimate
+from memlens.profiler.estimate import MemoryEstimate, estimate_from_json
 from memlens.profiler.layer_groups import group_layers
 from memlens.units import format_bytes, format_count
 
@@ -24,7 +24,7 @@ def _escape(text: str) -> str:
 def load_markdown(estimate: MemoryEstimate, budget: int, report: dict[str, Any] | None) -> str:
     """The hover text for one model load."""
     lines = [
-        f"**{_escape(estimate.model)}** · {estimate.family} · "
+        f"**{_escape(estimate.model)}** · {_escape(estimate.family)} · "
         f"{format_count(estimate.params)} params · {estimate.dtype} ({estimate.source})",
         "",
         "| block | params | weights | KV/token |",
@@ -72,11 +72,16 @@ def register(server: MemlensServer) -> None:
         position = ls.from_lsp(uri, params.position)
         if (load := _load_at(ls, uri, position)) is not None:
             result = ls.load_estimate(uri, load)
-            if result.estimate is None:
+            exact = ls.reports.get(("estimate", load.model_ref or ""))
+            estimate = result.estimate
+            if exact and exact.get("estimates") and (estimate is None or not estimate.exact):
+                # the worker's meta-device figures replace an approximate or missing one
+                estimate = estimate_from_json(exact["estimates"][0])
+            if estimate is None:
                 text = f"memlens: no estimate: {_escape(result.error or 'unknown model')}"
             else:
-                report = ls.reports.get(("profile", result.estimate.model))
-                text = load_markdown(result.estimate, ls.settings.budget_bytes, report)
+                report = ls.reports.get(("profile", estimate.model))
+                text = load_markdown(estimate, ls.settings.budget_bytes, report)
             return types.Hover(
                 contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),
                 range=ls.to_lsp_range(uri, load.span),
