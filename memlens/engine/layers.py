@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from memlens.kernels import cpu, reference
+from memlens.kernels import cpu, int8_matmul, reference
 
 COMPUTE_DTYPE = torch.bfloat16  # the aten packed kernels are fast with bf16 activations
 
@@ -37,10 +37,7 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (…, in)`` → ``(…, out)`` in ``x``'s dtype."""
-        if x.device.type == "cpu":
-            out = cpu.int8_matmul(x.to(COMPUTE_DTYPE), self.q, self.scale)
-        else:
-            out = reference.int8_matmul(x.to(COMPUTE_DTYPE), self.q, self.scale)
+        out = int8_matmul(x.to(COMPUTE_DTYPE), self.q, self.scale)
         if self.bias is not None:
             out = out + self.bias
         return out.to(x.dtype)
