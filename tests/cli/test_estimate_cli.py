@@ -11,17 +11,7 @@ from typing import Any
 
 import pytest
 
-NEOX = {
-    "model_type": "gpt_neox",
-    "hidden_size": 64,
-    "intermediate_size": 96,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "vocab_size": 320,
-    "pad_token_id": 0,
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-}
+from tests.profiler.tiny_configs import NEOX_CONFIG
 
 
 def memlens(*args: str) -> subprocess.CompletedProcess[str]:
@@ -88,7 +78,7 @@ def test_exact_estimator_agrees_with_analytic() -> None:
 
 
 def test_unsupported_family_falls_back_to_meta_with_a_note(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text(json.dumps(NEOX))
+    (tmp_path / "config.json").write_text(json.dumps(NEOX_CONFIG))
     [estimate] = estimates(str(tmp_path), "--dtype", "fp32")
     assert estimate["source"] == "meta"
     assert estimate["exact"] is False

@@ -18,6 +18,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
 from tests.lsp_server.conftest import open_document
+from tests.profiler.tiny_configs import NEOX_CONFIG
 
 LOADS = """\
 import torch
@@ -195,18 +196,7 @@ async def test_hover_uses_the_workers_exact_estimate(
     """A family without analytic formulas: no figure until the worker builds it exactly."""
     folder = workspace / "neox"
     folder.mkdir(exist_ok=True)
-    (folder / "config.json").write_text(
-        json.dumps(
-            {
-                "model_type": "gpt_neox",
-                "hidden_size": 64,
-                "intermediate_size": 96,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 4,
-                "vocab_size": 320,
-            }
-        )
-    )
+    (folder / "config.json").write_text(json.dumps(NEOX_CONFIG))
     text = 'from transformers import AutoModel\nm = AutoModel.from_pretrained("./neox")\n'
     uri = open_document(client, workspace / "neox.py", text)
     position = types.HoverParams(

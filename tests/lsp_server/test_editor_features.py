@@ -27,6 +27,21 @@ class MLP(nn.Module):
 WHOLE = types.Range(types.Position(0, 0), types.Position(100, 0))
 
 
+async def actions_at(
+    client: LanguageClient, uri: str, line: int, character: int
+) -> list[types.CodeAction]:
+    """The code actions offered at one cursor position, with no diagnostics in context."""
+    at = types.Position(line, character)
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            range=types.Range(at, at),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    return [a for a in actions or [] if isinstance(a, types.CodeAction)]
+
+
 def apply_edits(text: str, edits: list[types.TextEdit]) -> str:
     """Apply non-overlapping LSP edits (ASCII text) from last to first."""
     lines = text.splitlines(keepends=True)
@@ -109,13 +124,7 @@ async def test_quick_fix_inserts_a_dtype_argument(client: LanguageClient, worksp
         'pipe = pipeline("text-generation", model="mistral-7b",)\n'
     )
     uri = open_document(client, workspace / "insert.py", text)
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(types.Position(2, 10), types.Position(2, 10)),
-            context=types.CodeActionContext(diagnostics=[]),
-        )
-    )
+    actions = await actions_at(client, uri, 2, 10)
     fp16 = next(a for a in actions if "torch.float16" in a.title)
     fixed = apply_edits(text, fp16.edit.changes[uri])
     assert 'model="mistral-7b", dtype=torch.float16)' in fixed
@@ -196,13 +205,7 @@ async def test_quick_fix_edge_cases(client: LanguageClient, workspace: Path) -> 
     for name, text in cases.items():
         uri = open_document(client, workspace / name, text)
         line = text.splitlines().index(next(ln for ln in text.splitlines() if "from_pre" in ln))
-        actions = await client.text_document_code_action_async(
-            types.CodeActionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                range=types.Range(types.Position(line, 5), types.Position(line, 5)),
-                context=types.CodeActionContext(diagnostics=[]),
-            )
-        )
+        actions = await actions_at(client, uri, line, 5)
         bf16 = next(a for a in actions if "bfloat16" in a.title)
         fixed[name] = apply_edits(text, bf16.edit.changes[uri])
         ast.parse(fixed[name])
@@ -217,14 +220,8 @@ async def test_no_dtype_fix_next_to_double_star_kwargs(
 ) -> None:
     text = 'import torch\nm = AutoModel.from_pretrained("gpt2", **kwargs)\n'
     uri = open_document(client, workspace / "kwargs.py", text)
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(types.Position(1, 5), types.Position(1, 5)),
-            context=types.CodeActionContext(diagnostics=[]),
-        )
-    )
-    assert not [a for a in actions or [] if "load in" in a.title]
+    actions = await actions_at(client, uri, 1, 5)
+    assert not [a for a in actions if "load in" in a.title]
 
 
 async def test_utf16_positions_after_astral_characters(
@@ -284,13 +281,7 @@ async def test_engine_quick_fix_compresses_after_the_load(
         "    return model\n"
     )
     uri = open_document(client, workspace / "engine.py", text)
-    actions = await client.text_document_code_action_async(
-        types.CodeActionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            range=types.Range(types.Position(4, 20), types.Position(4, 20)),
-            context=types.CodeActionContext(diagnostics=[]),
-        )
-    )
+    actions = await actions_at(client, uri, 4, 20)
     int4 = next(a for a in actions if "INT4" in a.title)
     assert "(≈ " in int4.title
     fixed = apply_edits(text, int4.edit.changes[uri])

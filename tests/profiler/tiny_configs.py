@@ -173,6 +173,19 @@ TINY_CONFIGS: dict[str, dict[str, Any]] = {
 # transformers 5.x builds this Falcon layout (ln_attn/ln_mlp without the new decoder
 # architecture) but its forward reads ``input_layernorm``, so it cannot run a forward pass.
 _CANNOT_RUN = {"falcon-parallel-two-norms"}
+# A family memlens has no analytic formulas for (the exact estimator's fallback path).
+NEOX_CONFIG = {
+    "model_type": "gpt_neox",
+    "hidden_size": 64,
+    "intermediate_size": 96,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "vocab_size": 320,
+    "pad_token_id": 0,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+}
+
 DECODER_CONFIGS = {
     k: v for k, v in TINY_CONFIGS.items() if not k.startswith("bert") and k not in _CANNOT_RUN
 }
