@@ -8,30 +8,29 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers
 
 from memlens.engine import Int4WeightConfig, Int8WeightConfig, WeightConfig, compress_
 from memlens.engine.checkpoint import load_compressed, save_compressed
 from memlens.engine.layers import Int4Linear, Int8Linear
 from memlens.errors import ConfigError
+from tests.profiler.tiny_configs import build_model
 
 
 def _model(model_type: str, tied: bool) -> torch.nn.Module:
-    config = transformers.AutoConfig.for_model(
-        model_type,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=256,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        tie_word_embeddings=tied,
-    )
-    torch.manual_seed(0)
-    return transformers.AutoModelForCausalLM.from_config(config).eval().to(torch.bfloat16)
+    config = {
+        "model_type": model_type,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 256,
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "tie_word_embeddings": tied,
+    }
+    return build_model(config).to(torch.bfloat16)
 
 
 @pytest.mark.parametrize(

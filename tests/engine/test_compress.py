@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import transformers
 
 from memlens.engine import Int4WeightConfig, Int8WeightConfig, compress_
 from memlens.engine.layers import Int4Linear, Int8Linear
@@ -14,6 +13,7 @@ from memlens.profiler.architectures import describe
 from memlens.profiler.estimate import weight_bytes
 from memlens.profiler.measure import module_bytes
 from memlens.profiler.tensors import StorageDtype
+from tests.profiler.tiny_configs import build_model
 
 CONFIG = {
     "model_type": "llama",
@@ -30,11 +30,7 @@ CONFIG = {
 
 
 def _model() -> torch.nn.Module:
-    hf = transformers.AutoConfig.for_model(
-        "llama", **{k: v for k, v in CONFIG.items() if k != "model_type"}
-    )
-    torch.manual_seed(0)
-    return transformers.AutoModelForCausalLM.from_config(hf).eval().to(torch.bfloat16)
+    return build_model(CONFIG).to(torch.bfloat16)
 
 
 def _predicted_bytes(dtype: StorageDtype, group: int) -> int:

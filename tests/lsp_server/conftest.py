@@ -14,6 +14,8 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from tests.profiler.tiny_configs import build_model, tiny_config
+
 SERVER_ENV = {
     **os.environ,
     "HF_HUB_OFFLINE": "1",
@@ -28,23 +30,9 @@ BUDGET = "24GiB"
 def workspace() -> Path:
     """A folder for the documents the tests open (relative model paths resolve here),
     holding ``tiny-llama/``: a random-weight model saved as safetensors."""
-    import torch
-    import transformers
-
     folder = Path(tempfile.mkdtemp(prefix="memlens-workspace-"))
-    config = transformers.LlamaConfig(
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=320,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-    )
-    torch.manual_seed(0)
-    transformers.LlamaForCausalLM(config).save_pretrained(folder / "tiny-llama")
+    two_layers = {**tiny_config("llama"), "num_hidden_layers": 2}
+    build_model(two_layers).save_pretrained(folder / "tiny-llama")
     return folder
 
 

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import torch
-import transformers
 
 from memlens.profiler.architectures import describe
 from memlens.profiler.estimate import generate_peak_bytes
 from memlens.profiler.measure import measure_peak, module_bytes
 from memlens.profiler.tensors import StorageDtype
+from tests.profiler.tiny_configs import build_model
 
 _IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
 _DECODER = {
@@ -47,11 +47,7 @@ BATCH, PROMPT, NEW = 2, 384, 16
 @pytest.mark.parametrize("name", sorted(PEAK_MODELS))
 def test_generate_peak_within_15_percent(name: str) -> None:
     config = {**_IDS, **PEAK_MODELS[name]}
-    hf_config = {k: v for k, v in config.items() if k != "model_type"}
-    torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(
-        transformers.AutoConfig.for_model(config["model_type"], **hf_config)
-    ).eval()
+    model = build_model(config)
     ids = torch.randint(3, 2000, (BATCH, PROMPT))
 
     def generate() -> torch.Tensor:

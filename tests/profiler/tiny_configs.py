@@ -196,13 +196,17 @@ def tiny_config(name: str) -> dict[str, Any]:
     return {**_IDS, **TINY_CONFIGS[name]}
 
 
-def build_tiny_model(name: str) -> Any:
-    """A random-weight transformers model for one tiny config, in eval mode."""
+def build_model(config: dict[str, Any]) -> Any:
+    """A seeded random-weight causal LM for a config dict with ``model_type``, in eval mode."""
     import torch
     import transformers
 
-    config = tiny_config(name)
-    model_type = config.pop("model_type")
-    hf_config = transformers.AutoConfig.for_model(model_type, **config)
+    fields = {k: v for k, v in config.items() if k != "model_type"}
+    hf_config = transformers.AutoConfig.for_model(config["model_type"], **fields)
     torch.manual_seed(0)
     return transformers.AutoModelForCausalLM.from_config(hf_config).eval()
+
+
+def build_tiny_model(name: str) -> Any:
+    """A random-weight transformers model for one tiny config, in eval mode."""
+    return build_model(tiny_config(name))
