@@ -12,12 +12,13 @@ from memlens.lsp_server.features import (
     documents,
     hover,
     inlay_hints,
+    summary,
 )
 
 if TYPE_CHECKING:
     from memlens.lsp_server.server import MemlensServer
 
-FEATURES = (documents, inlay_hints, hover, diagnostics, code_actions, code_lens, commands)
+FEATURES = (documents, inlay_hints, hover, diagnostics, code_actions, code_lens, commands, summary)
 
 
 def register_all(server: MemlensServer) -> None:
