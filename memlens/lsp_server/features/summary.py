@@ -26,6 +26,7 @@ def document_summary(ls: MemlensServer, uri: str) -> dict[str, Any]:
         raise UsageError(f"{uri} is not open")
     analysis = ls.analysis(uri)
     estimates = [e for ld in analysis.loads if (e := ls.load_estimate(uri, ld).estimate)]
+    label: str | None
     if estimates:
         total = sum(e.weight_bytes for e in estimates)
         label = f"≈ {format_bytes(total)}" + (
