@@ -9,7 +9,6 @@ are never materialised, and nothing is unpickled.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from memlens import __version__
-from memlens.engine.config import (
-    CONFIG_VERSION,
-    Int4WeightConfig,
-    Int8WeightConfig,
-    WeightConfig,
-)
-from memlens.engine.layers import Int4Linear, Int8Linear
+from memlens.engine.config import WeightConfig, config_from_json, config_to_json
+from memlens.engine.layers import Int4Linear, Int8Linear, LowRankLinear
+from memlens.engine.schemes import replace_module
 from memlens.errors import ConfigError
 
 METADATA = "memlens.json"
 WEIGHTS = "model.safetensors"
-_CONFIGS: dict[str, type[WeightConfig]] = {"int8": Int8WeightConfig, "int4": Int4WeightConfig}
 _BUFFER = "__buffer__."  # prefix of non-persistent buffers stored beside the state
 
 
@@ -40,6 +34,8 @@ def _scheme(module: nn.Module) -> str | None:
         return "int8"
     if isinstance(module, Int4Linear):
         return "int4"
+    if isinstance(module, LowRankLinear):
+        return "lowrank"
     return None
 
 
@@ -47,13 +43,13 @@ def save_compressed(model: nn.Module, config: WeightConfig, folder: str | Path) 
     """Write a compressed transformers model to ``folder``; returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    scheme = next(name for name, kind in _CONFIGS.items() if isinstance(config, kind))
     layers = {
         name: {
             "scheme": kind,
             "in_features": m.in_features,
             "out_features": m.out_features,
             "group_size": getattr(m, "group_size", None),
+            "rank": getattr(m, "rank", None),
         }
         for name, m in model.named_modules()
         if (kind := _scheme(m)) is not None
@@ -63,7 +59,7 @@ def save_compressed(model: nn.Module, config: WeightConfig, folder: str | Path) 
         raise ConfigError("save_compressed needs a transformers model (it has no .config)")
     metadata = {
         "memlens": __version__,
-        "config": {"scheme": scheme, **dataclasses.asdict(config)},
+        "config": config_to_json(config),
         "layers": layers,
         "model_config": base.to_dict(),
     }
@@ -101,15 +97,18 @@ def _read_metadata(folder: Path) -> dict[str, Any]:
         raise ConfigError(f"{folder} has no {METADATA}: not a memlens checkpoint") from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{folder / METADATA} is unreadable or corrupt: {exc}") from None
-    config = metadata.get("config") if isinstance(metadata, dict) else None
-    if not isinstance(config, dict) or config.get("scheme") not in _CONFIGS:
-        raise ConfigError(f"{folder / METADATA} names no known compression scheme")
-    if config.get("version") != CONFIG_VERSION:
-        raise ConfigError(
-            f"{folder / METADATA} has config version {config.get('version')}; "
-            f"this memlens reads version {CONFIG_VERSION}"
-        )
-    return dict(metadata)
+    if not isinstance(metadata, dict):
+        raise ConfigError(f"{folder / METADATA} is not a memlens checkpoint's metadata")
+    try:
+        config_from_json(metadata.get("config"))
+    except ConfigError as exc:
+        raise ConfigError(f"{folder / METADATA}: {exc}") from None
+    return metadata
+
+
+def read_config(folder: str | Path) -> WeightConfig:
+    """The compression config a checkpoint was made with."""
+    return config_from_json(_read_metadata(Path(folder))["config"])
 
 
 def _empty_module(spec: dict[str, Any]) -> nn.Module:
@@ -117,6 +116,9 @@ def _empty_module(spec: dict[str, Any]) -> nn.Module:
     with torch.device("meta"):
         if spec["scheme"] == "int8":
             return Int8Linear(torch.empty(out, inp, dtype=torch.int8), torch.empty(out), None)
+        if spec["scheme"] == "lowrank":
+            rank = int(spec["rank"])
+            return LowRankLinear(torch.empty(rank, inp), torch.empty(out, rank), None)
         group = int(spec["group_size"])
         return Int4Linear(
             torch.empty(out, inp // 2, dtype=torch.uint8),
@@ -145,13 +147,14 @@ def load_compressed(folder: str | Path) -> nn.Module:
         k.removeprefix(_BUFFER): tensors.pop(k) for k in list(tensors) if k.startswith(_BUFFER)
     }
     model = build_meta_model(metadata["model_config"])
-    for name, spec in metadata["layers"].items():
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        module = _empty_module(spec)
-        if f"{name}.bias" in tensors:
-            module.register_buffer("bias", torch.empty(spec["out_features"], device="meta"))
-        setattr(parent, child, module)
+    try:
+        for name, spec in metadata["layers"].items():
+            module = _empty_module(spec)
+            if f"{name}.bias" in tensors:
+                module.register_buffer("bias", torch.empty(spec["out_features"], device="meta"))
+            replace_module(model, name, module)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{folder / METADATA}: a layer entry is damaged: {exc}") from None
     try:
         model.load_state_dict(tensors, strict=True, assign=True)
         for name, tensor in buffers.items():

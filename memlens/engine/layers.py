@@ -85,3 +85,64 @@ class Int4Linear(nn.Module):
         if self.bias is not None:
             out = out + self.bias
         return out.to(x.dtype)
+
+
+class LowRankLinear(nn.Module):
+    """``W ≈ up @ down``: ``down (rank, in)`` and ``up (out, rank)`` in bf16 (truncated SVD)."""
+
+    down: torch.Tensor
+    up: torch.Tensor
+    bias: torch.Tensor | None
+
+    def __init__(self, down: torch.Tensor, up: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = down.shape[1], up.shape[0]
+        self.rank = down.shape[0]
+        self.register_buffer("down", down.to(COMPUTE_DTYPE))  # (rank, in)
+        self.register_buffer("up", up.to(COMPUTE_DTYPE))  # (out, rank)
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    def from_linear(
+        cls,
+        linear: nn.Linear,
+        energy: float = 0.99,
+        max_error: float | None = None,
+        inputs: torch.Tensor | None = None,
+    ) -> LowRankLinear:
+        """Truncate the SVD of ``linear.weight`` at the rank :func:`choose_rank` picks."""
+        u, s, vh = torch.linalg.svd(linear.weight.detach().float(), full_matrices=False)
+        rank = choose_rank(s, vh, energy, max_error, inputs)
+        down = vh[:rank]  # (rank, in)
+        up = u[:, :rank] * s[:rank]  # (out, rank)
+        return cls(down, up, _bias(linear))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (…, in)`` → ``(…, out)`` in ``x``'s dtype."""
+        out = (x.to(COMPUTE_DTYPE) @ self.down.T) @ self.up.T  # (…, rank) → (…, out)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.to(x.dtype)
+
+
+def choose_rank(
+    s: torch.Tensor,
+    vh: torch.Tensor,
+    energy: float,
+    max_error: float | None = None,
+    inputs: torch.Tensor | None = None,
+) -> int:
+    """The smallest rank keeping ``energy`` of ``s²``, or, given ``max_error`` and
+    calibration ``inputs (n, in)``, the smallest whose relative output error is within it.
+
+    The output error of dropping directions ``j > r`` is ``Σ s_j² ‖X v_j‖²`` (the columns
+    of ``X V S`` are orthogonal in the output space because ``U`` is orthonormal)."""
+    if max_error is not None and inputs is not None:
+        weights = s**2 * (inputs.float() @ vh.T).square().sum(dim=0)  # (rank_max,)
+        target = max_error**2
+    else:
+        weights = s**2
+        target = 1 - energy
+    total = weights.sum().clamp(min=1e-30)
+    dropped = (weights.flip(0).cumsum(0).flip(0) / total).tolist()  # dropped[r] = tail from r
+    return next((r for r in range(1, len(dropped)) if dropped[r] <= target), len(dropped))

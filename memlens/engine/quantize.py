@@ -1,66 +1,88 @@
 """``compress_(model, config)``: replace ``nn.Linear`` modules in place.
 
-Each config type registers how it converts one Linear; a new scheme is a new entry.
-An INT4 config falls back to INT8 for a Linear whose input features do not divide by
-the group size (as the estimator assumes).
+The config resolves to a plan, ``{module name: scheme config or None}``: a scheme config
+applies to every Linear not skipped, a :class:`MixedWeightConfig` picks per name, and an
+:class:`AutoWeightConfig` is measured on calibration text first
+(``memlens/engine/sensitivity.py``). How each scheme converts a layer lives in
+``memlens/engine/schemes.py``.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
 
+import torch
 from torch import nn
 
-from memlens.engine.config import Int4WeightConfig, Int8WeightConfig, WeightConfig
-from memlens.engine.layers import Int4Linear, Int8Linear
+from memlens.engine.config import (
+    AutoWeightConfig,
+    LowRankWeightConfig,
+    MixedWeightConfig,
+    WeightConfig,
+)
+from memlens.engine.schemes import convert_linear, is_scheme, linear_targets, replace_module
+from memlens.engine.sensitivity import Progress, capture_inputs, plan_auto
 from memlens.errors import UsageError
 
-Converter = Callable[[nn.Linear, WeightConfig], nn.Module]
-_CONVERTERS: dict[type[WeightConfig], Converter] = {}
+
+def _matches(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
 
 
-def converts(config_type: type[WeightConfig]) -> Callable[[Converter], Converter]:
-    """Register how ``config_type`` compresses one Linear."""
-
-    def add(converter: Converter) -> Converter:
-        _CONVERTERS[config_type] = converter
-        return converter
-
-    return add
-
-
-@converts(Int8WeightConfig)
-def _int8(linear: nn.Linear, config: WeightConfig) -> nn.Module:
-    return Int8Linear.from_linear(linear)
+def _pick(name: str, config: WeightConfig) -> WeightConfig | None:
+    if _matches(name, config.skip):
+        return None
+    if isinstance(config, MixedWeightConfig):
+        for pattern, inner in config.overrides:
+            if fnmatch.fnmatch(name, pattern):
+                return inner
+        return config.default
+    return config
 
 
-@converts(Int4WeightConfig)
-def _int4(linear: nn.Linear, config: WeightConfig) -> nn.Module:
-    assert isinstance(config, Int4WeightConfig)
-    if linear.in_features % config.group_size:
-        return Int8Linear.from_linear(linear)
-    return Int4Linear.from_linear(linear, config.group_size)
+def resolve_plan(model: nn.Module, config: WeightConfig) -> dict[str, WeightConfig | None]:
+    """``{name: scheme config, or None to keep}`` for every compressible Linear."""
+    if isinstance(config, AutoWeightConfig):
+        raise UsageError("resolve an auto config with plan_auto (it needs calibration text)")
+    plan = {name: _pick(name, config) for name, _ in linear_targets(model)}
+    for choice in plan.values():
+        if choice is not None and not is_scheme(choice):
+            raise UsageError(f"no weight scheme registered for {type(choice).__name__}")
+    return plan
 
 
-def compress_(model: nn.Module, config: WeightConfig) -> nn.Module:
-    """Replace every ``nn.Linear`` not matched by ``config.skip``; returns ``model``.
+def compress_(
+    model: nn.Module,
+    config: WeightConfig,
+    calibration: torch.Tensor | None = None,
+    on_progress: Progress | None = None,
+) -> nn.Module:
+    """Replace the Linears ``config`` selects; returns ``model``.
 
-    A head tied to the embeddings is never replaced (it shares the embedding's weight).
+    ``calibration`` token ids ``(B, T)`` are needed by ``AutoWeightConfig`` and by a
+    low-rank config with ``max_error``. A head tied to the embeddings is never replaced.
     """
-    converter = _CONVERTERS.get(type(config))
-    if converter is None:
-        raise UsageError(f"no weight scheme registered for {type(config).__name__}")
-    embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    targets = [
-        (name, module)
-        for name, module in model.named_modules()
-        if isinstance(module, nn.Linear)
-        and not any(fnmatch.fnmatch(name, pattern) for pattern in config.skip)
-        and id(module.weight) not in embeddings
+    if isinstance(config, AutoWeightConfig):
+        config = plan_auto(model, config, calibration, on_progress).config
+    plan = resolve_plan(model, config)
+    needs_inputs = [
+        name
+        for name, choice in plan.items()
+        if isinstance(choice, LowRankWeightConfig) and choice.max_error is not None
     ]
-    for name, linear in targets:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, converter(linear, config))
+    inputs: dict[str, torch.Tensor] = {}
+    if needs_inputs:
+        if calibration is None:
+            raise UsageError("a low-rank error target needs calibration token ids")
+        inputs = capture_inputs(model, calibration, needs_inputs)
+    for done, (name, choice) in enumerate(plan.items()):
+        if on_progress:
+            on_progress(f"Compressing {name}", done, len(plan))
+        if choice is None:
+            continue
+        linear = model.get_submodule(name)
+        assert isinstance(linear, nn.Linear)
+        replacement = convert_linear(linear, choice, inputs.pop(name, None))
+        if replacement is not linear:
+            replace_module(model, name, replacement)
     return model

@@ -7,9 +7,9 @@ guess. Imports torch, so the language server never imports this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -45,6 +45,90 @@ def module_bytes(module: torch.nn.Module) -> int:
         seen.add(tensor.data_ptr())
         total += tensor.numel() * tensor.element_size()
     return total
+
+
+@dataclass(frozen=True)
+class LayerMeasurement:
+    """Measured memory of one block (an element of the layer list, or another module
+    that holds tensors), in bytes."""
+
+    name: str
+    weight_bytes: int
+    """Parameters and buffers it holds, compressed formats included, shared ones once."""
+    activation_bytes: int
+    """The largest output it produced during the run."""
+
+
+def _layer_container(model: torch.nn.Module) -> str | None:
+    lists = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.ModuleList) and len(module)
+    ]
+    if not lists:
+        return None
+    name: str = max(lists, key=lambda item: module_bytes(item[1]))[0]
+    return name
+
+
+def block_names(model: torch.nn.Module) -> list[str]:
+    """Blocks in model order: each layer of the largest layer list, and every other
+    outermost module that holds tensors of its own."""
+    container = _layer_container(model)
+    names: list[str] = []
+    for name, module in model.named_modules():
+        if container and name.startswith(container + "."):
+            block = ".".join(name.split(".")[: container.count(".") + 2])
+        elif any(name.startswith(outer + ".") for outer in names):
+            continue  # its tensors count in the enclosing block
+        elif any(True for _ in _own_tensors(module)):
+            block = name
+        else:
+            continue
+        if block not in names:
+            names.append(block)
+    return names
+
+
+def _own_tensors(module: torch.nn.Module) -> Iterator[torch.Tensor]:
+    yield from module.parameters(recurse=False)
+    yield from module.buffers(recurse=False)
+
+
+def _output_bytes(output: Any) -> int:
+    if isinstance(output, torch.Tensor):
+        return output.numel() * output.element_size()
+    if isinstance(output, (tuple, list)):
+        return sum(_output_bytes(item) for item in output)
+    if isinstance(output, dict):
+        return sum(_output_bytes(item) for item in output.values())
+    return 0
+
+
+def measure_layers(
+    model: torch.nn.Module, run: Callable[[], T]
+) -> tuple[T, list[LayerMeasurement]]:
+    """Run ``run`` with forward hooks on every block; per block, its tensor bytes and
+    the largest output it produced."""
+    names = block_names(model)
+    largest = dict.fromkeys(names, 0)
+    handles = []
+    for name in names:
+
+        def watch(module: torch.nn.Module, args: Any, output: Any, name: str = name) -> None:
+            largest[name] = max(largest[name], _output_bytes(output))
+
+        handles.append(model.get_submodule(name).register_forward_hook(watch))
+    try:
+        result = run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    layers = [
+        LayerMeasurement(name, module_bytes(model.get_submodule(name)), largest[name])
+        for name in names
+    ]
+    return result, layers
 
 
 def _cpu_peak_extra(fn: Callable[[], T]) -> tuple[T, int]:

@@ -11,6 +11,7 @@ import torch
 
 from memlens.engine import Int4WeightConfig, Int8WeightConfig, WeightConfig, compress_
 from memlens.engine.checkpoint import load_compressed, save_compressed
+from memlens.engine.config import CONFIG_VERSION
 from memlens.engine.layers import Int4Linear, Int8Linear
 from memlens.errors import ConfigError
 from tests.profiler.tiny_configs import build_model
@@ -55,7 +56,10 @@ def test_save_then_load_is_bit_exact(
     with torch.no_grad():
         assert torch.equal(loaded(ids).logits, expected)
     metadata = json.loads((tmp_path / "memlens.json").read_text())
-    assert metadata["config"]["version"] == 1 and metadata["config"]["scheme"] in ("int8", "int4")
+    assert metadata["config"]["version"] == CONFIG_VERSION and metadata["config"]["scheme"] in (
+        "int8",
+        "int4",
+    )
     if tied:
         assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
 
