@@ -1,0 +1,127 @@
+// The trace view: service topology, the trace list, one trace's waterfall. Clicking a
+// span asks the extension to open its code location; nothing here navigates by itself.
+import { ReportError, formatMs } from "../../src/webviews/model/format";
+import { TraceReport, WaterfallRow, layoutTopology, parseTraceReport, waterfall } from "../../src/webviews/model/trace";
+import type { ShowTraces } from "../../src/webviews/messages";
+import { el, notice, segment, show, svg, vscode } from "./dom";
+
+const NODE_W = 160;
+const NODE_H = 40;
+const COL_GAP = 120;
+const ROW_GAP = 40;
+
+function topology(report: TraceReport): Element {
+  const nodes = layoutTopology(report.services, report.edges);
+  const at = new Map(nodes.map((n) => [n.name, { x: 10 + n.column * (NODE_W + COL_GAP), y: 10 + n.row * (NODE_H + ROW_GAP) }]));
+  const width = Math.max(...[...at.values()].map((p) => p.x + NODE_W + 10), 200);
+  const height = Math.max(...[...at.values()].map((p) => p.y + NODE_H + 10), 60);
+  const graph = svg("svg", { class: "topology", width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
+  graph.appendChild(svg("title", {}, "Service topology"));
+  graph.appendChild(
+    svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 8, markerHeight: 8, orient: "auto-start-reverse" }, svg("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow" }))),
+  );
+  for (const e of report.edges) {
+    const from = at.get(e.caller);
+    const to = at.get(e.callee);
+    if (!from || !to) {
+      continue;
+    }
+    const x1 = from.x + NODE_W;
+    const y1 = from.y + NODE_H / 2;
+    const x2 = to.x;
+    const y2 = to.y + NODE_H / 2;
+    const label = `${e.calls} calls${e.errors ? ` · ${e.errors} errors` : ""} · p50 ${formatMs(e.p50_ms)} · p95 ${formatMs(e.p95_ms)}`;
+    graph.appendChild(
+      svg("g", { class: `edge${e.errors ? " has-errors" : ""}` },
+        svg("line", { x1, y1, x2, y2, "marker-end": "url(#arrow)" }),
+        svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6, "text-anchor": "middle", class: "edge-label" }, label),
+      ),
+    );
+  }
+  for (const n of nodes) {
+    const p = at.get(n.name)!;
+    graph.appendChild(
+      svg("g", { class: "node" },
+        svg("rect", { x: p.x, y: p.y, width: NODE_W, height: NODE_H, rx: 6 }),
+        svg("text", { x: p.x + NODE_W / 2, y: p.y + NODE_H / 2 + 4, "text-anchor": "middle", class: "node-label" }, n.name),
+      ),
+    );
+  }
+  return graph;
+}
+
+function traceList(report: TraceReport): HTMLElement {
+  const rows = report.traces.map((t) => {
+    const row = el("tr", t.trace_id === report.trace?.traceId ? "selected" : "",
+      el("td", "", t.root_service), el("td", "", t.root_name), el("td", "num", formatMs(t.duration_ms)),
+      el("td", "num", String(t.span_count)), el("td", "num", String(t.error_count)));
+    row.tabIndex = 0;
+    row.addEventListener("click", () => vscode.postMessage({ type: "openTrace", traceId: t.trace_id }));
+    return row;
+  });
+  const head = el("tr", "", ...["Service", "Root span", "Duration", "Spans", "Errors"].map((h) => el("th", "", h)));
+  return el("table", "trace-list", el("thead", "", head), el("tbody", "", ...rows));
+}
+
+function spanRow(row: WaterfallRow, totalMs: number, details: HTMLElement): HTMLElement {
+  const { span } = row;
+  const name = el("span", "span-name", span.name);
+  name.style.paddingLeft = `${row.depth * 14}px`;
+  const track = el("span", "bar-track");
+  const offset = el("span", "bar-offset");
+  offset.style.width = `${(row.offsetMs / Math.max(totalMs, 1e-9)) * 100}%`;
+  track.append(offset, segment(span.error ? "seg-error" : "seg-span", row.durationMs / Math.max(totalMs, 1e-9), `${span.name}: ${formatMs(row.durationMs)}`));
+  const where = span.location ? `${span.location.path}:${span.location.line}` : "no code location";
+  const button = el("button", `span-row${span.error ? " error" : ""}`, name, el("span", "span-service", span.service), track, el("span", "bar-value", formatMs(row.durationMs)));
+  button.title = where;
+  button.dataset.spanId = span.spanId;
+  button.addEventListener("click", () => {
+    document.querySelectorAll(".span-row.selected").forEach((b) => b.classList.remove("selected"));
+    button.classList.add("selected");
+    details.replaceChildren(
+      el("h3", "", span.name),
+      el("p", "", `${span.service} · ${formatMs(row.durationMs)} · ${where}${span.statusMessage ? ` · ${span.statusMessage}` : ""}`),
+      el("table", "attributes", el("tbody", "", ...span.attributes.map(([k, v]) => el("tr", "", el("th", "", k), el("td", "", v))))),
+    );
+    if (span.location) {
+      vscode.postMessage({ type: "openLocation", path: span.location.path, line: span.location.line });
+    }
+  });
+  return button;
+}
+
+function render(report: TraceReport): void {
+  const details = el("section", "span-details");
+  const trace = report.trace;
+  const chart = trace ? waterfall(trace.spans) : null;
+  const jaeger = trace && report.jaegerUrl !== null ? el("button", "jaeger", "Open in Jaeger") : null;
+  jaeger?.addEventListener("click", () => vscode.postMessage({ type: "openJaeger", traceId: trace!.traceId }));
+  show(
+    el("h1", "", "Traces"),
+    el("h2", "", `Services (${report.services.length})`),
+    report.services.length > 0 ? topology(report) : el("p", "", "No service calls recorded."),
+    el("h2", "", `Recent traces (${report.traces.length})`),
+    traceList(report),
+    el("h2", "", trace ? `Trace ${trace.traceId}` : "No trace selected"),
+    jaeger,
+    chart && el("div", "waterfall", ...chart.rows.map((r) => spanRow(r, chart.totalMs, details))),
+    details,
+  );
+}
+
+window.addEventListener("message", (event: MessageEvent<ShowTraces>) => {
+  if (event.data?.type !== "traces") {
+    return;
+  }
+  try {
+    render(parseTraceReport(event.data.report));
+  } catch (error) {
+    if (!(error instanceof ReportError)) {
+      throw error;
+    }
+    show(notice("This trace report cannot be drawn", error.message, "notice error"));
+  }
+});
+
+show(notice("No traces yet", "Start your services with `memlens run -- python service.py` and turn on the memlens.tracing.enabled setting; their traces appear here."));
+vscode.postMessage({ type: "ready" });

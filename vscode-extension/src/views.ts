@@ -1,0 +1,95 @@
+// The memory and trace views, and what their messages do in the editor.
+import * as vscode from "vscode";
+import { jaegerBase, jaegerTraceUrl } from "./settings";
+import { FromWebview } from "./webviews/messages";
+import { ViewPanel } from "./webviews/panel";
+
+/** The server command the tracing issue adds: `[{"trace_id"?}]` → a `memlens/traceReport`. */
+export const TRACES_COMMAND = "memlens.traces";
+
+export class Views implements vscode.Disposable {
+  readonly memory: ViewPanel;
+  readonly traces: ViewPanel;
+  private memoryReport: unknown;
+
+  constructor(
+    extensionUri: vscode.Uri,
+    private readonly budget: () => number | null,
+    private readonly requestTrace: (traceId: string) => Promise<boolean>,
+  ) {
+    const handle = (m: FromWebview) => void this.handle(m);
+    this.memory = new ViewPanel(extensionUri, { viewType: "memlens.memory", title: "memlens: Memory", script: "memory.js" }, handle);
+    this.traces = new ViewPanel(extensionUri, { viewType: "memlens.traces", title: "memlens: Traces", script: "trace.js" }, handle);
+  }
+
+  showMemory(report?: unknown): void {
+    if (report !== undefined) {
+      this.memoryReport = report;
+    }
+    this.memory.show(this.memoryReport === undefined ? undefined : { type: "report", report: this.memoryReport, budgetBytes: this.budget() });
+  }
+
+  showTraces(report?: unknown): void {
+    this.traces.show(report === undefined ? undefined : { type: "traces", report });
+  }
+
+  /** `memlens: Open trace`: a trace id (lenses, the trace list) or a trace report file. */
+  async openTrace(traceId?: unknown): Promise<void> {
+    const id = typeof traceId === "object" && traceId !== null ? (traceId as { trace_id?: unknown }).trace_id : traceId;
+    if (typeof id === "string" && /^[0-9a-f]{32}$/.test(id)) {
+      if (!(await this.requestTrace(id))) {
+        void vscode.window.showWarningMessage("memlens: this memlens server does not serve traces yet; open a trace report file instead.");
+      }
+      return;
+    }
+    const [file] = (await vscode.window.showOpenDialog({ filters: { "Trace report": ["json"] }, title: "Open a memlens trace report" })) ?? [];
+    if (file === undefined) {
+      return;
+    }
+    try {
+      this.showTraces(JSON.parse(new TextDecoder().decode(await vscode.workspace.fs.readFile(file))));
+    } catch (error) {
+      void vscode.window.showErrorMessage(`memlens: ${file.fsPath} is not a trace report: ${String(error)}`);
+    }
+  }
+
+  private async handle(message: FromWebview): Promise<void> {
+    switch (message.type) {
+      case "openLocation":
+        return this.openLocation(message.path, message.line);
+      case "openJaeger": {
+        const url = jaegerTraceUrl(jaegerBase(vscode.workspace.getConfiguration("memlens").get("jaeger.url")), message.traceId);
+        if (url === null) {
+          void vscode.window.showWarningMessage('memlens: set "memlens.jaeger.url" to open traces in Jaeger.');
+          return;
+        }
+        await vscode.env.openExternal(vscode.Uri.parse(url));
+        return;
+      }
+      case "openTrace":
+        return this.openTrace(message.traceId);
+      case "ready":
+        return;
+    }
+  }
+
+  /** Opens a span's source line; relative paths are relative to the first workspace folder. */
+  private async openLocation(path: string, line: number): Promise<void> {
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+    const absolute = path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(path);
+    const uri = absolute || folder === undefined ? vscode.Uri.file(path) : vscode.Uri.joinPath(folder, path);
+    try {
+      await vscode.workspace.fs.stat(uri);
+    } catch {
+      void vscode.window.showWarningMessage(`memlens: the span's source file ${uri.fsPath} does not exist here.`);
+      return;
+    }
+    const at = new vscode.Position(line - 1, 0);
+    await vscode.window.showTextDocument(uri, { selection: new vscode.Range(at, at), viewColumn: vscode.ViewColumn.One });
+  }
+
+  dispose(): void {
+    this.memory.dispose();
+    this.traces.dispose();
+  }
+}
