@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { fixture } from "../fixtures";
+import { Harness, posted, send } from "./harness";
+
+let harness: Harness;
+before(async () => {
+  harness = await Harness.start();
+});
+after(async () => harness?.stop());
+
+test("topology, trace list and waterfall from the fixture", async () => {
+  const page = await harness.open("trace");
+  await page.locator(".notice h2").filter({ hasText: "No traces yet" }).waitFor();
+  await send(page, { type: "traces", report: fixture("trace-report") });
+  await page.locator("svg.topology").waitFor();
+  assert.deepEqual(await page.locator(".node-label").allTextContents(), ["gateway", "retriever", "generator"]);
+  assert.deepEqual(await page.locator(".edge-label").allTextContents(), [
+    "12 calls · p50 11.2 ms · p95 19.8 ms",
+    "12 calls · 1 errors · p50 34.0 ms · p95 61.5 ms",
+  ]);
+  assert.equal(await page.locator(".edge.has-errors").count(), 1);
+  assert.equal(await page.locator(".trace-list tbody tr").count(), 2);
+  assert.deepEqual(await page.locator(".span-row .span-name").allTextContents(), ["POST /chat", "GET /search", "sqlite query", "POST /generate", "decode"]);
+  // the root spans the whole trace; a child starts at its offset
+  const width = await page.locator(".span-row").first().locator(".bar-segment").evaluate((e) => parseFloat((e as HTMLElement).style.width));
+  assert.equal(Math.round(width), 100);
+  const offset = await page.locator(".span-row").nth(3).locator(".bar-offset").evaluate((e) => parseFloat((e as HTMLElement).style.width));
+  assert.ok(Math.abs(offset - (14 / 48.2) * 100) < 0.01);
+  await page.close();
+});
+
+test("clicking a span posts its code location; trace rows and Jaeger post their ids", async () => {
+  const page = await harness.open("trace");
+  await send(page, { type: "traces", report: fixture("trace-report") });
+  await page.locator(".span-row").filter({ hasText: "GET /search" }).click();
+  await page.locator(".span-details h3").filter({ hasText: "GET /search" }).waitFor();
+  assert.match((await page.locator(".attributes").textContent())!, /code\.filepathservices\/retriever\.py/);
+  await page.locator(".span-row").filter({ hasText: "sqlite query" }).click(); // no location: no message
+  await page.locator(".trace-list tbody tr").nth(1).click();
+  await page.getByRole("button", { name: "Open in Jaeger" }).click();
+  const messages = (await posted(page)).filter((m) => m.type !== "ready");
+  assert.deepEqual(messages, [
+    { type: "openLocation", path: "services/retriever.py", line: 14 },
+    { type: "openTrace", traceId: "5b8efff798038103d269b633813fc60c" },
+    { type: "openJaeger", traceId: "4bf92f3577b34da6a3ce929d0e0e4736" },
+  ]);
+  await page.close();
+});
+
+test("without a Jaeger URL there is no Jaeger button", async () => {
+  const page = await harness.open("trace");
+  await send(page, { type: "traces", report: { ...fixture("trace-report"), jaeger_url: null } });
+  await page.locator(".span-row").first().waitFor();
+  assert.equal(await page.getByRole("button", { name: "Open in Jaeger" }).count(), 0);
+  await page.close();
+});
+
+test("a malformed trace report names the bad field", async () => {
+  const page = await harness.open("trace");
+  await send(page, { type: "traces", report: { edges: [], traces: [{ trace_id: "xyz" }] } });
+  await page.locator(".notice.error").waitFor();
+  assert.match((await page.locator(".notice.error").textContent())!, /traceReport\.traces\[0\]\.trace_id is not 32 lowercase hex digits/);
+  await page.close();
+});

@@ -1,0 +1,79 @@
+// Strings from reports and spans are data: payloads must show up as literal text, create
+// no elements, run nothing, and not even reach the CSP (no violation means no HTML).
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { Page } from "playwright-core";
+import { fixture } from "../fixtures";
+import { Harness, posted, send } from "./harness";
+
+const SCRIPT = "<script>window.__xss.push('script')</script>";
+const IMG = "<img src=x onerror=\"window.__xss.push('img')\">";
+const SVG = "<svg onload=\"window.__xss.push('svg')\"></svg>";
+const JS_URL = "javascript:window.__xss.push('url')";
+
+let harness: Harness;
+before(async () => {
+  harness = await Harness.start();
+});
+after(async () => harness?.stop());
+
+async function assertInert(page: Page): Promise<void> {
+  // give any injected handler a chance to fire (an image error, a load event)
+  await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 300)));
+  assert.deepEqual(await page.evaluate(() => (window as any).__xss), []);
+  assert.deepEqual(await page.evaluate(() => (window as any).__violations), []);
+  assert.equal(await page.locator("#root img, #root script, #root iframe, #root a").count(), 0);
+  assert.equal(await page.locator("script").count(), 1);
+  assert.equal(await page.evaluate(() => document.querySelectorAll("svg svg").length), 0);
+}
+
+test("memory view: payloads in model, layer names and notes render as text", async () => {
+  const page = await harness.open("memory");
+  const message = structuredClone(fixture("report-profile"));
+  message.report.model = SCRIPT;
+  message.report.estimate.layers[0].name = IMG;
+  message.report.estimate.layers[1].name = JS_URL;
+  message.report.estimate.layers[2].kind = SVG;
+  message.report.notes = [SCRIPT, IMG];
+  await send(page, { type: "report", report: message, budgetBytes: 1 });
+  await page.locator("h1").waitFor();
+  assert.equal(await page.locator("h1").textContent(), `Profile · ${SCRIPT}`);
+  assert.equal(await page.locator(".layer-group").first().locator(".bar-label").first().textContent(), IMG);
+  const cells = await page.locator(".layers-table tbody td").allTextContents();
+  assert.ok(cells.includes(IMG) && cells.includes(JS_URL) && cells.includes(SVG));
+  await page.getByRole("button", { name: "Layer" }).click(); // re-render through sorting
+  await assertInert(page);
+  await page.close();
+});
+
+test("trace view: payloads in services, spans, attributes and paths stay inert", async () => {
+  const page = await harness.open("trace");
+  const report = structuredClone(fixture("trace-report"));
+  report.services = [SVG, "retriever", "generator"];
+  report.edges[0].caller = SVG;
+  report.edges[1].caller = SVG;
+  report.traces[0].root_name = SCRIPT;
+  report.trace.spans[0].name = IMG;
+  report.trace.spans[0].service = SCRIPT;
+  report.trace.spans[0].attributes = [
+    { key: IMG, value: { stringValue: SCRIPT } },
+    { key: "code.file.path", value: { stringValue: JS_URL } },
+    { key: "code.line.number", value: { intValue: "7" } },
+  ];
+  report.trace.spans[0].status = { code: 2, message: IMG };
+  const url = page.url();
+  await send(page, { type: "traces", report });
+  await page.locator(".span-row").first().waitFor();
+  assert.equal(await page.locator(".node-label").first().textContent(), SVG);
+  assert.equal(await page.locator(".trace-list tbody td").nth(1).textContent(), SCRIPT);
+  await page.locator(".span-row").first().click();
+  await page.locator(".span-details h3").waitFor();
+  assert.equal(await page.locator(".span-details h3").textContent(), IMG);
+  assert.match((await page.locator(".span-details p").textContent())!, /upstream|<img/);
+  await assertInert(page);
+  // the javascript: path is only data in a message to the extension; the page stayed put
+  assert.equal(page.url(), url);
+  const messages = await posted(page);
+  assert.deepEqual(messages[messages.length - 1], { type: "openLocation", path: JS_URL, line: 7 });
+  await page.close();
+});
