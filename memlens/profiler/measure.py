@@ -35,9 +35,10 @@ class PeakMeasurement:
         return self.resident_bytes + self.peak_extra_bytes
 
 
-def module_bytes(module: torch.nn.Module) -> int:
-    """Bytes of a module's parameters and buffers, each shared tensor counted once."""
-    seen: set[int] = set()
+def module_bytes(module: torch.nn.Module, seen: set[int] | None = None) -> int:
+    """Bytes of a module's parameters and buffers, each shared tensor counted once
+    (also across calls that pass the same ``seen`` set of data pointers)."""
+    seen = set() if seen is None else seen
     total = 0
     for tensor in (*module.parameters(), *module.buffers()):
         if tensor.data_ptr() in seen or tensor.is_meta:
@@ -54,7 +55,8 @@ class LayerMeasurement:
 
     name: str
     weight_bytes: int
-    """Parameters and buffers it holds, compressed formats included, shared ones once."""
+    """Parameters and buffers it holds, compressed formats included; a tensor shared with
+    an earlier block (a tied head) counts there only."""
     activation_bytes: int
     """The largest output it produced during the run."""
 
@@ -124,8 +126,9 @@ def measure_layers(
     finally:
         for handle in handles:
             handle.remove()
+    seen: set[int] = set()
     layers = [
-        LayerMeasurement(name, module_bytes(model.get_submodule(name)), largest[name])
+        LayerMeasurement(name, module_bytes(model.get_submodule(name), seen), largest[name])
         for name in names
     ]
     return result, layers

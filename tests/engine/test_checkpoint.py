@@ -11,8 +11,8 @@ import torch
 
 from memlens.engine import Int4WeightConfig, Int8WeightConfig, WeightConfig, compress_
 from memlens.engine.checkpoint import load_compressed, save_compressed
-from memlens.engine.config import CONFIG_VERSION
-from memlens.engine.layers import Int4Linear, Int8Linear
+from memlens.engine.config import CONFIG_VERSION, LowRankWeightConfig, MixedWeightConfig
+from memlens.engine.layers import Int4Linear, Int8Linear, LowRankLinear
 from memlens.errors import ConfigError
 from tests.profiler.tiny_configs import build_model
 
@@ -39,6 +39,15 @@ def _model(model_type: str, tied: bool) -> torch.nn.Module:
     [
         ("llama", False, Int8WeightConfig(), Int8Linear),
         ("qwen2", True, Int4WeightConfig(group_size=32), Int4Linear),
+        (
+            "llama",
+            False,
+            MixedWeightConfig(
+                default=LowRankWeightConfig(energy=0.5),
+                overrides=(("*.self_attn.*", Int8WeightConfig()),),
+            ),
+            LowRankLinear,
+        ),
     ],
 )
 def test_save_then_load_is_bit_exact(
@@ -56,10 +65,8 @@ def test_save_then_load_is_bit_exact(
     with torch.no_grad():
         assert torch.equal(loaded(ids).logits, expected)
     metadata = json.loads((tmp_path / "memlens.json").read_text())
-    assert metadata["config"]["version"] == CONFIG_VERSION and metadata["config"]["scheme"] in (
-        "int8",
-        "int4",
-    )
+    assert metadata["config"]["version"] == CONFIG_VERSION
+    assert metadata["config"]["scheme"] == config.scheme
     if tied:
         assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from memlens.engine import Int4WeightConfig, Int8WeightConfig, compress_
-from memlens.engine.layers import Int4Linear, Int8Linear
+from memlens.engine.config import LowRankWeightConfig, MixedWeightConfig
+from memlens.engine.layers import Int4Linear, Int8Linear, LowRankLinear
 from memlens.errors import UsageError
 from memlens.profiler.architectures import describe
 from memlens.profiler.estimate import weight_bytes
@@ -92,3 +93,43 @@ def test_bad_configs() -> None:
 
     with pytest.raises(UsageError, match="no weight scheme"):
         compress_(torch.nn.Sequential(torch.nn.Linear(4, 4)), Unknown())
+
+
+def test_mixed_config_picks_per_name_first_match_wins() -> None:
+    config = MixedWeightConfig(
+        default=Int4WeightConfig(group_size=32),
+        overrides=(
+            ("lm_head", None),
+            ("*.mlp.down_proj", Int8WeightConfig()),
+            ("*.mlp.*", LowRankWeightConfig(energy=0.5)),
+        ),
+    )
+    model = compress_(_model(), config)
+    layer = model.model.layers[0]
+    assert isinstance(model.lm_head, torch.nn.Linear)
+    assert isinstance(layer.mlp.down_proj, Int8Linear)
+    assert isinstance(layer.mlp.up_proj, LowRankLinear)
+    assert isinstance(layer.self_attn.q_proj, Int4Linear)
+
+
+def test_bert_encoder_compresses_and_still_embeds_alike() -> None:
+    import transformers
+
+    config = transformers.BertConfig(
+        vocab_size=300,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertModel(config).eval()
+    ids = torch.randint(0, 300, (2, 10), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        before = model(input_ids=ids).last_hidden_state
+    compress_(model, Int8WeightConfig())
+    assert isinstance(model.encoder.layer[0].attention.self.query, Int8Linear)
+    with torch.no_grad():
+        after = model(input_ids=ids).last_hidden_state
+    cosine = torch.nn.functional.cosine_similarity(before, after, dim=-1)
+    assert float(cosine.min()) > 0.999
