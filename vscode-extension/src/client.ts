@@ -8,7 +8,6 @@ import {
   LanguageClientOptions,
   ServerOptions,
   State,
-  TransportKind,
 } from "vscode-languageclient/node";
 import { Exec, Interpreter, probeMemlens, resolveInterpreter } from "./interpreter";
 import { loadLineNear } from "./lensTarget";
@@ -122,10 +121,11 @@ export class MemlensClient implements vscode.Disposable {
       }
       return;
     }
+    // No `transport`: with TransportKind.stdio the client would append `--stdio`, which
+    // the server does not take; a plain executable talks stdio anyway.
     const serverOptions: ServerOptions = {
       command: this.interpreter.path,
       args: ["-m", "memlens.lsp_server"],
-      transport: TransportKind.stdio,
       options: { cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath },
     };
     const clientOptions: LanguageClientOptions = {
