@@ -65,18 +65,19 @@ class HuggingFaceCodec:
     """A folder's transformers tokenizer."""
 
     def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
+        self.tokenizer = tokenizer
+        """The transformers tokenizer (encoders need its padding and attention masks)."""
         self.eos_token_id: int | None = tokenizer.eos_token_id
 
     def encode(self, text: str) -> list[int]:
-        return list(self._tokenizer.encode(text))
+        return list(self.tokenizer.encode(text))
 
     def stream_decode(self, ids: Iterable[int]) -> Iterator[str]:
         seen: list[int] = []
         shown = ""
         for token in ids:
             seen.append(token)
-            text = self._tokenizer.decode(seen, skip_special_tokens=True)
+            text = self.tokenizer.decode(seen, skip_special_tokens=True)
             if not text.endswith("\ufffd") and len(text) > len(shown):
                 yield text[len(shown) :]
                 shown = text

@@ -16,7 +16,7 @@ _INNER_K_TILES = 1  # the CPU packer ignores tiling but requires the argument
 def int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """``x (…, K)`` bf16/fp16/fp32 times int8 ``q (N, K)`` with scales ``(N,)`` → ``(…, N)``."""
     lead = x.shape[:-1]
-    flat = x.reshape(-1, x.shape[-1])  # (M, K)
+    flat = x.reshape(-1, x.shape[-1]).contiguous()  # (M, K)
     out: torch.Tensor = torch.ops.aten._weight_int8pack_mm(flat, q, scale.to(x.dtype))  # (M, N)
     return out.reshape(*lead, q.shape[0])
 
@@ -39,7 +39,7 @@ def int4_matmul(
 ) -> torch.Tensor:
     """``x (…, K)`` times a packed int4 weight → ``(…, N)`` in ``x``'s dtype."""
     lead = x.shape[:-1]
-    flat = x.reshape(-1, x.shape[-1])  # (M, K)
+    flat = x.reshape(-1, x.shape[-1]).contiguous()  # (M, K): the kernel needs it dense
     out: torch.Tensor = torch.ops.aten._weight_int4pack_mm_for_cpu(
         flat, packed, group_size, scales_zeros.to(x.dtype)
     )  # (M, N)

@@ -62,8 +62,11 @@ _LAYER_FIELDS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 MAX_LAYERS = 4096
 
 
-def build_meta_model(config: Mapping[str, Any], default_class: str | None = None) -> nn.Module:
-    """Instantiate the model a config describes on the meta device (no memory, no I/O).
+def build_meta_model(
+    config: Mapping[str, Any], default_class: str | None = None, device: str = "meta"
+) -> nn.Module:
+    """Instantiate the model a config describes on the meta device (no memory, no I/O),
+    or, for random-weight benchmarks, with uninitialised tensors on ``device``.
 
     The class is the first of the config's ``architectures`` that transformers knows,
     else ``default_class``, else ``AutoModelForCausalLM``, else ``AutoModel``. Remote code
@@ -87,7 +90,7 @@ def build_meta_model(config: Mapping[str, Any], default_class: str | None = None
     names = names or ([default_class] if default_class else [])
     try:
         hf_config = transformers.AutoConfig.for_model(model_type, **data)
-        with torch.device("meta"):
+        with torch.device(device):
             for name in names:
                 if (cls := getattr(transformers, name, None)) is not None:
                     return cls(hf_config)  # type: ignore[no-any-return]

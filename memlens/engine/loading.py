@@ -1,0 +1,102 @@
+"""Models the engine runs: a local folder of safetensors weights, a memlens compressed
+checkpoint, or random weights of a known shape (for speed and memory benchmarks).
+
+Loading never runs a repository's own code and reads weights from safetensors only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from memlens.engine.checkpoint import METADATA, load_compressed, read_config
+from memlens.engine.config import WeightConfig
+from memlens.errors import ConfigError, ModelNotFoundError
+from memlens.profiler.meta import build_meta_model, transformers_module
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to run, and what it is."""
+
+    model: nn.Module
+    folder: Path | None
+    causal: bool
+    """Whether it predicts next tokens (has an LM head)."""
+    compressed: WeightConfig | None
+    """The config a memlens checkpoint was made with; None for plain weights."""
+
+
+def is_causal(model: nn.Module) -> bool:
+    """Whether the model has an LM head (``get_output_embeddings``)."""
+    getter = getattr(model, "get_output_embeddings", None)
+    return callable(getter) and getter() is not None
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> LoadedModel:
+    """Load a model folder (``config.json`` + ``*.safetensors``) or a memlens checkpoint.
+
+    A folder whose config names a ``…ForCausalLM`` class (or has no class) loads with its
+    LM head; an encoder config (e.g. ``BertModel``) loads as that encoder.
+    """
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"{folder} is not a folder with a model in it")
+    if (folder / METADATA).is_file():
+        config = read_config(folder)
+        model = load_compressed(folder)
+        return LoadedModel(model, folder, is_causal(model), config)
+    if not (folder / "config.json").is_file():
+        raise ModelNotFoundError(f"{folder} has no config.json")
+    if not any(folder.glob("*.safetensors")):
+        raise ModelNotFoundError(
+            f"{folder} has no *.safetensors weights (memlens does not unpickle .bin files)"
+        )
+    transformers = transformers_module()
+    config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+    names = list(getattr(config, "architectures", None) or [])
+    causal = not names or any(name.endswith("ForCausalLM") for name in names)
+    auto = transformers.AutoModelForCausalLM if causal else transformers.AutoModel
+    try:
+        model = auto.from_pretrained(
+            folder, dtype=dtype, use_safetensors=True, local_files_only=True
+        ).eval()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{folder}: the weights do not load: {exc}") from None
+    return LoadedModel(model, folder, causal, None)
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def random_model(
+    config: Mapping[str, Any], dtype: torch.dtype = torch.bfloat16, seed: int = 0
+) -> nn.Module:
+    """A model of ``config``'s shape with seeded random weights, built directly in
+    ``dtype`` (a 7B model never exists in fp32) and without transformers' slow init."""
+    transformers_module()  # imported under memlens's lock before its submodule
+    from transformers.initialization import no_init_weights
+
+    with _default_dtype(dtype), no_init_weights():
+        model = build_meta_model(config, device="cpu")
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() == 1:
+                param.fill_(0.0 if name.endswith("bias") else 1.0)
+            else:
+                param.normal_(0.0, 0.02, generator=generator)
+    return model.eval()
