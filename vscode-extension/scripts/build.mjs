@@ -32,8 +32,8 @@ if (process.argv.includes("--tests")) {
   await build({
     ...common,
     entryPoints: tests,
-    outdir: "out/test",
-    outbase: "test",
+    outdir: "out",
+    outbase: ".",
     platform: "node",
     format: "cjs",
     external: ["vscode", "playwright-core"],
