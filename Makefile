@@ -21,8 +21,9 @@ demo: $(STAMP)
 		$(BIN)/memlens estimate $$model --dtype fp32,bf16,int8,int4 --context 4096 || exit 1; \
 		echo; \
 	done
+	$(MAKE) --no-print-directory extension-demo
 
-test: lint typecheck unit
+test: lint typecheck unit extension-test
 
 lint: $(STAMP)
 	$(BIN)/ruff check memlens tests benchmarks
@@ -40,3 +41,5 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache benchmarks/results
+
+include vscode-extension/extension.mk

@@ -1,5 +1,5 @@
 // Bundles the extension (dist/extension.js), the webview scripts (media/*.js) and, with
-// --tests, every test file (out/test/**) with esbuild.
+// --tests, every test file (out/test/**) and the demo (out/scripts/demo.js) with esbuild.
 import { build } from "esbuild";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -29,6 +29,7 @@ if (process.argv.includes("--tests")) {
       .filter((f) => f.endsWith(".test.ts"))
       .map((f) => join("test", dir, f)),
   );
+  tests.push("scripts/demo.ts");
   await build({
     ...common,
     entryPoints: tests,
