@@ -1,8 +1,37 @@
-"""Formatting of byte and parameter counts, done once at the edge (binary units)."""
+"""Byte and parameter counts: parsed from user sizes, formatted once at the edge (binary units)."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
+from memlens.errors import UsageError
+
 _BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def parse_size(value: Any, name: str = "size") -> int:
+    """``25769803776``, ``"24GiB"``, ``"24 GB"`` → bytes; UsageError otherwise."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and (match := _SIZE.match(value)):
+        unit = (match["unit"] or "B").lower()
+        size = int(float(match["number"]) * _UNITS[unit])
+        if size > 0:
+            return size
+    raise UsageError(f"{name} {value!r} is not a size: use bytes or e.g. '24GiB'")
 
 
 def format_bytes(num_bytes: int) -> str:

@@ -4,39 +4,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from memlens.errors import UsageError
 from memlens.profiler.machine import default_budget
+from memlens.units import parse_size
 
 log = logging.getLogger(__name__)
-_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_UNITS = {
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
-
-
-def parse_size(value: Any) -> int:
-    """``25769803776``, ``"24GiB"``, ``"24 GB"`` → bytes; UsageError otherwise."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str) and (match := _SIZE.match(value)):
-        unit = (match["unit"] or "B").lower()
-        size = int(float(match["number"]) * _UNITS[unit])
-        if size > 0:
-            return size
-    raise UsageError(f"memoryBudget {value!r} is not a size: use bytes or e.g. '24GiB'")
 
 
 @functools.cache
@@ -70,7 +46,7 @@ class Settings:
         values: dict[str, Any] = {}
         if (budget := data.get("memoryBudget")) not in (None, "", 0):
             try:
-                values["memory_budget"] = parse_size(budget)
+                values["memory_budget"] = parse_size(budget, "memoryBudget")
             except UsageError as exc:
                 log.warning("%s", exc)
         for key, path in (

@@ -50,3 +50,11 @@ class ModelRequest:
         if self.document_dir is not None and (self.document_dir / self.model).exists():
             return resolve_config(str(self.document_dir / self.model), allow_network=False)
         return resolve_config(self.model, allow_network=self.allow_network)
+
+
+def weights_folder(resolved: ResolvedConfig) -> Path | None:
+    """The folder holding this model's safetensors weights, if they are on disk."""
+    if resolved.origin not in ("path", "hf-cache"):
+        return None
+    folder = Path(resolved.location).parent
+    return folder if any(folder.glob("*.safetensors")) else None

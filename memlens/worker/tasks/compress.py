@@ -1,34 +1,84 @@
-"""``memlens.compress``: per-layer bytes before and after INT8/INT4, from exact shapes.
+"""``memlens.compress``: a measured ``CompressionReport`` when the weights and a tokenizer
+are on disk; otherwise the plan, with exact per-layer bytes from the model's shapes.
 
-This is the plan the compressed-inference engine will execute; until it measures
-quality (perplexity, per-layer error, tokens/s), those fields are null and the report
-says ``measured: false``.
+A measured run compresses with the engine (``memlens/engine/jobs.py``), measures
+perplexity (or embedding cosine) and decode speed before and after, and writes the
+checkpoint under the worker cache (``compressed/``), named in the report's ``out``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from memlens.errors import UsageError
+from memlens.profiler.configs import ResolvedConfig
 from memlens.profiler.tensors import StorageDtype, check_group_size
+from memlens.worker.cache import cache_dir
 from memlens.worker.protocol import RequestContext, method
-from memlens.worker.tasks.common import ModelRequest
+from memlens.worker.tasks.common import ModelRequest, weights_folder
+
+
+def _weights_spec(params: dict[str, Any]) -> str:
+    """``"weights": "int4:g64"`` (the CLI's syntax), or the older scheme + group size."""
+    if isinstance(params.get("weights"), str):
+        return str(params["weights"])
+    scheme = StorageDtype(params.get("scheme", "int4"))
+    if not scheme.is_quantized:
+        raise UsageError("'scheme' must be int8 or int4")
+    if scheme is StorageDtype.INT8:
+        return "int8"
+    return f"int4:g{check_group_size(params.get('group_size', 128))}"
 
 
 @method("memlens.compress")
 def compress(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-    """``{"kind": "compress", "config", "layers": [LayerReport], "ppl_before"...}``."""
+    """``{"kind": "compress", "config", "layers": [LayerReport], "ppl_before", …}``."""
+    from memlens.engine.config import parse_weights
+
     request = ModelRequest.from_params(params)
-    scheme = StorageDtype(params.get("scheme", "int4"))
-    if not scheme.is_quantized:
-        raise UsageError("'scheme' must be int8 or int4")
-    group_size = check_group_size(params.get("group_size", 128))
-    source = request.dtypes[0]
-    context.progress(f"Resolving {request.model}", 5)
+    weights = parse_weights(_weights_spec(params))
+    context.progress(f"Resolving {request.model}", 2)
     resolved = request.resolve()
+    folder = weights_folder(resolved)
+    if folder is not None and _has_tokenizer(folder):
+        return _measured(folder, resolved.model, weights, context)
+    why = (
+        "weights are not on disk"
+        if folder is None
+        else f"{folder} has no tokenizer to read calibration text with"
+    )
+    return _plan(resolved, request, weights, f"{why}: sizes are exact, quality is not measured")
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    from memlens.engine.tokens import TOKENIZER_FILES
+
+    return any((folder / name).is_file() for name in TOKENIZER_FILES)
+
+
+def _measured(folder: Path, model: str, weights: Any, context: RequestContext) -> dict[str, Any]:
+    from memlens.engine.jobs import CompressJob, run_compress
+
+    out = cache_dir() / "compressed" / f"{folder.name}-{weights.label().replace(':', '-')}"
+
+    def progress(message: str, percent: float) -> None:
+        context.progress(message, int(percent))
+
+    report = run_compress(CompressJob(folder, weights, out=out), progress)
+    return {**report.to_json(), "model": model}
+
+
+def _plan(
+    resolved: ResolvedConfig, request: ModelRequest, weights: Any, note: str
+) -> dict[str, Any]:
+    if weights.scheme not in ("int8", "int4"):
+        raise UsageError(f"{weights.label()} is measured on the weights, and they are not here")
+    scheme = StorageDtype(weights.scheme)
+    group_size = getattr(weights, "group_size", 128)
+    source = request.dtypes[0]
     from memlens.profiler.meta import exact_spec
 
-    context.progress("Reading exact shapes", 30)
     spec, _, notes = exact_spec(resolved.config)
     layers = [
         {
@@ -51,9 +101,5 @@ def compress(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
         "tokens_per_s_before": None,
         "tokens_per_s_after": None,
         "measured": False,
-        "notes": [
-            *notes,
-            "sizes are exact for memlens's storage format; quality and speed "
-            "are measured once the compressed-inference engine runs this plan",
-        ],
+        "notes": [*notes, note],
     }

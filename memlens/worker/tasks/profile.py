@@ -2,7 +2,8 @@
 
 With weights on disk (a local model folder or an HF-cache snapshot holding
 ``*.safetensors``) the model is loaded (never with remote code) and measured: bytes per
-block from the loaded tensors and the peak of a short ``generate()``. Without weights it
+block from the loaded tensors, the KV cache and largest output of each block, and the
+peak of a short generation (``memlens/engine/profiling.py``). Without weights it
 returns the meta-device skeleton and says so.
 """
 
@@ -12,19 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from memlens.errors import UsageError
-from memlens.profiler.configs import ResolvedConfig
 from memlens.worker.protocol import RequestContext, method
-from memlens.worker.tasks.common import ModelRequest
+from memlens.worker.tasks.common import ModelRequest, weights_folder
 
 _TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
-def weights_folder(resolved: ResolvedConfig) -> Path | None:
-    """The folder holding this model's safetensors weights, if they are on disk."""
-    if resolved.origin not in ("path", "hf-cache"):
-        return None
-    folder = Path(resolved.location).parent
-    return folder if any(folder.glob("*.safetensors")) else None
 
 
 def _positive(params: dict[str, Any], name: str, default: int, limit: int) -> int:
@@ -65,14 +57,13 @@ def profile(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
         )
         return report
     report["measured"] = _measure(
-        folder, resolved, _TORCH_DTYPES[dtype.value], request.batch, prompt, new, context
+        folder, _TORCH_DTYPES[dtype.value], request.batch, prompt, new, context
     )
     return report
 
 
 def _measure(
     folder: Path,
-    resolved: ResolvedConfig,
     torch_dtype: str,
     batch: int,
     prompt: int,
@@ -81,51 +72,14 @@ def _measure(
 ) -> dict[str, Any]:
     import torch
 
-    from memlens.profiler.measure import measure_peak, module_bytes
-    from memlens.profiler.meta import blocks_of, transformers_module
-
-    transformers = transformers_module()
+    from memlens.engine.loading import load_model
+    from memlens.engine.profiling import profile_run
 
     context.progress(f"Loading weights from {folder}", 10)
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        folder, dtype=getattr(torch, torch_dtype), use_safetensors=True
-    ).eval()
+    loaded = load_model(folder, getattr(torch, torch_dtype))
     context.check()
-    element = torch.tensor([], dtype=getattr(torch, torch_dtype)).element_size()
-    layers = [
-        {"name": b.name, "bytes": b.params * element, "params": b.params}
-        for b in blocks_of(model, causal=True, attention=[])
-    ]
-    vocab = int(resolved.config.get("vocab_size") or model.config.vocab_size)
-    ids = torch.randint(0, vocab, (batch, prompt))
 
-    class _Watch(transformers.StoppingCriteria):  # type: ignore[misc,name-defined]
-        steps = 0
+    def progress(message: str, percent: float) -> None:
+        context.progress(message, int(percent))
 
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            self.steps += 1
-            context.progress(f"Generating token {self.steps}/{new}", 30 + 70 * self.steps // new)
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
-
-    def generate() -> Any:
-        with torch.no_grad():
-            return model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=new,
-                min_new_tokens=new,
-                do_sample=False,
-                stopping_criteria=transformers.StoppingCriteriaList([_Watch()]),
-            )
-
-    context.progress("Prefilling", 30)
-    _, peak = measure_peak(generate, resident_bytes=module_bytes(model))
-    return {
-        "layers": layers,
-        "weights_bytes": peak.resident_bytes,
-        "peak_bytes": peak.peak_bytes,
-        "prompt_tokens": prompt,
-        "new_tokens": new,
-        "batch": batch,
-        "device": peak.device,
-    }
+    return profile_run(loaded, batch, prompt, new, progress).to_json()

@@ -1,0 +1,127 @@
+"""``memlens compress MODEL --weights … --out DIR``: compress a local model and report
+what it saved (bytes per layer) and cost (per-layer error, perplexity, tokens/s)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from memlens.cli.progress import progress_bar
+from memlens.engine.config import AutoWeightConfig, WeightConfig, parse_weights
+from memlens.engine.jobs import CompressJob, run_compress
+from memlens.engine.report import CompressionReport
+from memlens.engine.texts import read_text
+from memlens.errors import UsageError
+from memlens.units import format_bytes, parse_size
+
+NAME = "compress"
+HELP = "compress a local model's weights (INT8, INT4, low-rank or auto) and measure the cost"
+_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``memlens compress``."""
+    parser.add_argument("model", metavar="MODEL", help="folder with config.json, *.safetensors")
+    parser.add_argument(
+        "--weights",
+        default="int8",
+        help="int8, int4[:g32|g64|g128], lowrank[:ENERGY] or auto (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-error",
+        type=float,
+        help="auto: relative output error allowed per layer (default 0.02)",
+    )
+    parser.add_argument("--budget", help="auto: bytes all weights may take, e.g. 2GiB")
+    parser.add_argument("--out", type=Path, help="write the compressed checkpoint here")
+    parser.add_argument("--calibration", type=Path, help="calibration text file")
+    parser.add_argument("--eval-text", type=Path, help="held-out text file for perplexity")
+    parser.add_argument(
+        "--dtype", choices=tuple(_DTYPES), default="bf16", help="dtype of the uncompressed model"
+    )
+    parser.add_argument("--no-speed", action="store_true", help="skip the tokens/s measurement")
+    parser.add_argument("--json", action="store_true", help="print the CompressionReport JSON")
+
+
+def weights_config(args: argparse.Namespace) -> WeightConfig:
+    """``--weights`` with auto's ``--max-error``/``--budget`` applied."""
+    config = parse_weights(args.weights)
+    tuning = args.max_error is not None or args.budget is not None
+    if tuning and not isinstance(config, AutoWeightConfig):
+        raise UsageError("--max-error and --budget apply to --weights auto")
+    if isinstance(config, AutoWeightConfig) and tuning:
+        budget = parse_size(args.budget, "--budget") if args.budget is not None else None
+        max_error = args.max_error if args.max_error is not None else config.max_error
+        config = AutoWeightConfig(max_error=max_error, budget_bytes=budget)
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compress, print the report, write the checkpoint."""
+    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
+        raise UsageError(f"--out {args.out} exists and is not empty; choose a new folder")
+    job = CompressJob(
+        source=Path(args.model),
+        weights=weights_config(args),
+        out=args.out,
+        calibration=read_text(args.calibration) if args.calibration else None,
+        evaluation=read_text(args.eval_text) if args.eval_text else None,
+        measure_speed=not args.no_speed,
+        dtype=_DTYPES[args.dtype],
+    )
+    with progress_bar(f"compress {job.weights.label()}") as update:
+        report = run_compress(job, update)
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render(report, Console())
+    return 0
+
+
+def _float(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def render(report: CompressionReport, console: Console) -> None:
+    """Per-layer table, then the totals."""
+    layers = Table(title="Layers", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("layer", "scheme", "before", "after", "rel. error"):
+        layers.add_column(column, justify="left" if column in ("layer", "scheme") else "right")
+    for layer in report.layers:
+        layers.add_row(
+            layer.name,
+            layer.scheme,
+            format_bytes(layer.bytes_before),
+            format_bytes(layer.bytes_after),
+            f"{layer.rel_error:.2%}",
+        )
+    console.print(layers)
+    ratio = report.weight_bytes_after / max(report.weight_bytes_before, 1)
+    console.print(
+        f"weights {format_bytes(report.weight_bytes_before)} → "
+        f"[bold]{format_bytes(report.weight_bytes_after)}[/] ({ratio:.2f}×)"
+    )
+    if report.ppl_before is not None:
+        delta = report.ppl_delta or 0.0
+        console.print(
+            f"perplexity {_float(report.ppl_before)} → {_float(report.ppl_after)} ({delta:+.2%})"
+        )
+    if report.embedding_cosine is not None:
+        console.print(f"embedding cosine vs uncompressed {report.embedding_cosine:.4f}")
+    if report.tokens_per_s_before is not None:
+        console.print(
+            f"decode {_float(report.tokens_per_s_before, 1)} → "
+            f"{_float(report.tokens_per_s_after, 1)} tokens/s (batch 1)"
+        )
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if report.out:
+        console.print(f"saved to {report.out}")
