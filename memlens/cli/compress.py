@@ -7,23 +7,23 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from memlens.cli.progress import progress_bar
-from memlens.engine.config import AutoWeightConfig, WeightConfig, parse_weights
-from memlens.engine.jobs import CompressJob, run_compress
-from memlens.engine.report import CompressionReport
-from memlens.engine.texts import read_text
 from memlens.errors import UsageError
 from memlens.units import format_bytes, parse_size
 
+if TYPE_CHECKING:
+    from memlens.engine.config import WeightConfig
+    from memlens.engine.report import CompressionReport
+
 NAME = "compress"
 HELP = "compress a local model's weights (INT8, INT4, low-rank or auto) and measure the cost"
-_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+_DTYPES = ("bf16", "fp32")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", type=Path, help="calibration text file")
     parser.add_argument("--eval-text", type=Path, help="held-out text file for perplexity")
     parser.add_argument(
-        "--dtype", choices=tuple(_DTYPES), default="bf16", help="dtype of the uncompressed model"
+        "--dtype", choices=_DTYPES, default="bf16", help="dtype of the uncompressed model"
     )
     parser.add_argument("--no-speed", action="store_true", help="skip the tokens/s measurement")
     parser.add_argument("--json", action="store_true", help="print the CompressionReport JSON")
@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def weights_config(args: argparse.Namespace) -> WeightConfig:
     """``--weights`` with auto's ``--max-error``/``--budget`` applied."""
+    from memlens.engine.config import AutoWeightConfig, parse_weights
+
     config = parse_weights(args.weights)
     tuning = args.max_error is not None or args.budget is not None
     if tuning and not isinstance(config, AutoWeightConfig):
@@ -65,6 +67,11 @@ def weights_config(args: argparse.Namespace) -> WeightConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Compress, print the report, write the checkpoint."""
+    import torch  # the engine loads only for this command, not for every `memlens` call
+
+    from memlens.engine.jobs import CompressJob, run_compress
+    from memlens.engine.texts import read_text
+
     if args.out is not None and args.out.exists() and any(args.out.iterdir()):
         raise UsageError(f"--out {args.out} exists and is not empty; choose a new folder")
     job = CompressJob(
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         calibration=read_text(args.calibration) if args.calibration else None,
         evaluation=read_text(args.eval_text) if args.eval_text else None,
         measure_speed=not args.no_speed,
-        dtype=_DTYPES[args.dtype],
+        dtype=torch.bfloat16 if args.dtype == "bf16" else torch.float32,
     )
     with progress_bar(f"compress {job.weights.label()}") as update:
         report = run_compress(job, update)

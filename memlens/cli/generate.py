@@ -8,13 +8,12 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from memlens.engine.generate import DecodeStats, Sampling, stream
-from memlens.engine.loading import load_model
-from memlens.engine.tokens import load_codec
 from memlens.errors import UsageError
+
+if TYPE_CHECKING:
+    from memlens.engine.generate import Sampling
 
 NAME = "generate"
 HELP = "stream text from a local model folder or a memlens compressed checkpoint"
@@ -36,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def sampling(args: argparse.Namespace) -> Sampling | None:
     """Greedy unless a sampling option was given."""
+    from memlens.engine.generate import Sampling
+
     options = (args.temperature, args.top_k, args.top_p, args.seed)
     if all(option is None for option in options):
         return None
@@ -45,6 +46,12 @@ def sampling(args: argparse.Namespace) -> Sampling | None:
 
 def run(args: argparse.Namespace) -> int:
     """Load, then print tokens as they are decoded."""
+    import torch
+
+    from memlens.engine.generate import DecodeStats, stream
+    from memlens.engine.loading import load_model
+    from memlens.engine.tokens import load_codec
+
     if not args.prompt:
         raise UsageError("--prompt is empty")
     chosen = sampling(args)

@@ -1,0 +1,81 @@
+"""``memlens profile MODEL``: measured memory of a real load and a short generation, per
+block, beside the static estimate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from memlens.cli.progress import progress_bar
+from memlens.errors import UsageError
+from memlens.units import format_bytes, format_count
+
+if TYPE_CHECKING:
+    from memlens.engine.profiling import ProfileRun
+
+NAME = "profile"
+HELP = "measure a local model's memory per block during a short generation"
+_DTYPES = ("fp32", "bf16", "fp16")
+_TORCH_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``memlens profile``."""
+    parser.add_argument("model", metavar="MODEL", help="model folder or compressed checkpoint")
+    parser.add_argument("--dtype", choices=_DTYPES, default="bf16", help="load dtype")
+    parser.add_argument("--prompt-tokens", type=int, default=64, help="(default: %(default)s)")
+    parser.add_argument("--new-tokens", type=int, default=8, help="(default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=1, help="(default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the measurement as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load, run, print."""
+    import torch
+
+    from memlens.engine.loading import load_model
+    from memlens.engine.profiling import profile_run
+
+    for name in ("prompt_tokens", "new_tokens", "batch"):
+        if not 1 <= getattr(args, name) <= 1 << 16:
+            raise UsageError(f"--{name.replace('_', '-')} must be between 1 and 65536")
+    with progress_bar("profile") as update:
+        update(f"Loading {args.model}", 5)
+        loaded = load_model(Path(args.model), getattr(torch, _TORCH_NAMES[args.dtype]))
+        measured = profile_run(loaded, args.batch, args.prompt_tokens, args.new_tokens, update)
+    if args.json:
+        json.dump({"model": args.model, **measured.to_json()}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render(args.model, measured, Console())
+    return 0
+
+
+def render(model: str, measured: ProfileRun, console: Console) -> None:
+    """One row per block, then the run's totals."""
+    table = Table(title=f"{model}: measured per block", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("block", "params", "weights", "KV cache", "largest output"):
+        table.add_column(column, justify="left" if column == "block" else "right")
+    for layer in measured.layers:
+        table.add_row(
+            layer.name,
+            format_count(layer.params),
+            format_bytes(layer.bytes),
+            format_bytes(layer.kv_cache_bytes),
+            format_bytes(layer.activation_bytes),
+        )
+    console.print(table)
+    speed = measured.decode_tokens_per_s
+    console.print(
+        f"weights {format_bytes(measured.weights_bytes)} · peak "
+        f"[bold]{format_bytes(measured.peak_bytes)}[/] on {measured.device} · "
+        f"batch {measured.batch} × {measured.prompt_tokens} prompt + "
+        f"{measured.new_tokens} new tokens" + (f" · decode {speed:.1f} tokens/s" if speed else "")
+    )
