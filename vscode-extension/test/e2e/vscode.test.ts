@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { Browser, FrameLocator, Page, chromium } from "playwright-core";
+import { Browser, Frame, Page, chromium } from "playwright-core";
 import { CodeServer, REPO_ROOT, copyExamples } from "../../scripts/codeServer";
 import { CHROMIUM, CHROMIUM_ARGS } from "../webview/harness";
 
@@ -30,9 +30,28 @@ function loadLine() {
   return page.locator(".editor-instance .view-line").filter({ hasText: 'from_pretrained("meta-llama/Llama-2-7b-hf", dtype' });
 }
 
-function webview(): FrameLocator {
-  // VS Code nests each webview: an outer iframe per panel, the page in #active-frame.
-  return page.frameLocator("iframe.webview.ready").frameLocator("#active-frame");
+/** The webview page (VS Code nests it two iframes deep) whose content shows `text`. */
+async function webview(text: string): Promise<Frame> {
+  const deadline = Date.now() + STEP_MS;
+  while (Date.now() < deadline) {
+    for (const frame of page.frames()) {
+      const hits = await frame.locator("#root").filter({ hasText: text }).count().catch(() => 0);
+      if (hits > 0) {
+        return frame;
+      }
+    }
+    await page.waitForTimeout(250); // frames come and go; poll until the view has drawn
+  }
+  throw new Error(`no webview shows "${text}" after ${STEP_MS / 1000} s`);
+}
+
+/** Runs a command from the Command Palette by its title. */
+async function runCommand(title: string): Promise<void> {
+  await page.keyboard.press("Control+Shift+P");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor();
+  await input.fill(`>${title}`);
+  await page.locator(".quick-input-list .monaco-list-row").filter({ hasText: title }).first().click();
 }
 
 describe("memlens in code-server", { timeout: 15 * 60_000 }, () => {
@@ -95,13 +114,29 @@ describe("memlens in code-server", { timeout: 15 * 60_000 }, () => {
 
   it("runs Profile memory and draws the memory view with bars", async () => {
     await page.locator(".editor-instance .codelens-decoration").first().getByText("Profile memory").click();
-    const view = webview();
-    await view.locator("h1").filter({ hasText: "Profile · meta-llama/Llama-2-7b-hf" }).waitFor();
+    const view = await webview("Profile · meta-llama/Llama-2-7b-hf");
     const layers = await view.locator(".layer-group").count();
     assert.equal(layers, 35); // embeddings, 32 decoder layers, final norm, lm_head
     assert.ok((await view.locator(".layer-group .bar-segment").count()) >= 3 * 32);
     assert.equal(await view.locator(".budget .bar-value").textContent(), "24.0 GiB");
     assert.match((await view.locator(".notes").textContent())!, /meta-device skeleton/);
     await shot("05-memory-view");
+  });
+
+  it("runs Compress model from the palette on the load at the cursor", async () => {
+    await loadLine().click();
+    await runCommand("memlens: Compress model");
+    const view = await webview("Compress · meta-llama/Llama-2-7b-hf");
+    assert.deepEqual(await view.locator(".total-bar .bar-label").allTextContents(), ["Before", "After"]);
+    assert.ok((await view.locator(".layer-group .seg-after").count()) >= 32);
+    assert.match((await view.locator(".figures").textContent())!, /Saved/);
+    await shot("06-compress-view");
+  });
+
+  it("opens the trace view from the palette", async () => {
+    await runCommand("memlens: Show traces");
+    const view = await webview("No traces yet");
+    assert.match((await view.locator(".notice").textContent())!, /memlens run/);
+    await shot("07-trace-view");
   });
 });
