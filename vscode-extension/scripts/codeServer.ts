@@ -33,6 +33,8 @@ export interface CodeServerOptions {
   settings?: Record<string, unknown>;
   host?: string;
   port?: number;
+  /** Keep VS Code's Workspace Trust on (the folder starts untrusted); default off. */
+  workspaceTrust?: boolean;
   env?: Record<string, string>;
 }
 
@@ -69,7 +71,7 @@ export class CodeServer {
       join(userData, "User", "settings.json"),
       JSON.stringify(
         {
-          "security.workspace.trust.enabled": false,
+          "security.workspace.trust.enabled": options.workspaceTrust === true,
           "workbench.startupEditor": "none",
           "workbench.secondarySideBar.defaultVisibility": "hidden",
           "workbench.tips.enabled": false,
@@ -100,7 +102,7 @@ export class CodeServer {
         "--auth", "none",
         "--disable-telemetry",
         "--disable-update-check",
-        "--disable-workspace-trust",
+        ...(options.workspaceTrust ? [] : ["--disable-workspace-trust"]),
         ...common,
         options.workspace,
       ],

@@ -10,6 +10,7 @@ export class StatusBar implements vscode.Disposable {
   private readonly subscriptions: vscode.Disposable[] = [];
   private state: ServerState = "starting";
   private timer: NodeJS.Timeout | undefined;
+  private asked = 0;
   /** The latest summary of the active file (its budget also feeds the memory view). */
   summary: DocumentSummary | null = null;
 
@@ -40,9 +41,14 @@ export class StatusBar implements vscode.Disposable {
   refresh(): void {
     clearTimeout(this.timer);
     this.timer = setTimeout(async () => {
+      const ask = ++this.asked;
       const document = vscode.window.activeTextEditor?.document;
-      this.summary = document ? await this.fetch(document) : null;
-      this.render();
+      const summary = document ? await this.fetch(document) : null;
+      if (ask === this.asked) {
+        // an answer to an older question (another file, an earlier version) is dropped
+        this.summary = summary;
+        this.render();
+      }
     }, REFRESH_DELAY_MS);
   }
 

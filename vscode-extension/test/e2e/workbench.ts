@@ -1,0 +1,96 @@
+// One code-server with the packaged extension, a copy of examples/ and a headless
+// Chromium page on it; helpers that wait for conditions in VS Code's DOM.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Browser, Frame, Locator, Page, chromium } from "playwright-core";
+import { CodeServer, REPO_ROOT, copyExamples } from "../../scripts/codeServer";
+import { CHROMIUM, CHROMIUM_ARGS } from "../webview/harness";
+
+/** Screenshots and timings of every run: build/e2e/<run>/ at the repository root. */
+export const OUT = join(REPO_ROOT, "build", "e2e");
+// Generous: CI machines are slow, and the first Profile imports torch in the worker.
+export const STEP_MS = 180_000;
+
+export class Workbench {
+  private readonly timings: Record<string, number> = {};
+  private readonly started = Date.now();
+
+  private constructor(
+    private readonly out: string,
+    readonly workspace: string,
+    private readonly server: CodeServer,
+    private readonly browser: Browser,
+    readonly page: Page,
+  ) {}
+
+  static async start(run: string, options: { workspaceTrust?: boolean } = {}): Promise<Workbench> {
+    const out = join(OUT, run);
+    mkdirSync(out, { recursive: true });
+    const workspace = copyExamples(join(out, "workspace"));
+    const server = await CodeServer.start({
+      home: join(out, "code-server"),
+      workspace,
+      settings: { "memlens.memoryBudget": "24GiB" },
+      env: { HF_HUB_OFFLINE: "1", MEMLENS_OFFLINE: "1" },
+      workspaceTrust: options.workspaceTrust,
+    });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 60_000 });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.setDefaultTimeout(STEP_MS);
+    await page.goto(server.folderUrl(workspace));
+    return new Workbench(out, workspace, server, browser, page);
+  }
+
+  async shot(name: string): Promise<void> {
+    this.timings[name] = (Date.now() - this.started) / 1000;
+    await this.page.screenshot({ path: join(this.out, `${name}.png`) });
+  }
+
+  async openFile(name: string): Promise<void> {
+    await this.page.locator(".explorer-folders-view .monaco-list-row").filter({ hasText: name }).click();
+    await this.page.locator(".tab.active").filter({ hasText: name }).waitFor();
+  }
+
+  /** The editor line holding `text`. */
+  line(text: string): Locator {
+    return this.page.locator(".editor-instance .view-line").filter({ hasText: text });
+  }
+
+  /** The webview page (VS Code nests it two iframes deep) whose content shows `text`. */
+  async webview(text: string): Promise<Frame> {
+    const deadline = Date.now() + STEP_MS;
+    while (Date.now() < deadline) {
+      for (const frame of this.page.frames()) {
+        const hits = await frame.locator("#root").filter({ hasText: text }).count().catch(() => 0);
+        if (hits > 0) {
+          return frame;
+        }
+      }
+      await this.page.waitForTimeout(250); // frames come and go; poll until the view has drawn
+    }
+    throw new Error(`no webview shows "${text}" after ${STEP_MS / 1000} s`);
+  }
+
+  /** Opens the Command Palette on `query`; returns the titles it offers. */
+  async paletteTitles(query: string, expect: string): Promise<string[]> {
+    await this.page.keyboard.press("Control+Shift+P");
+    const input = this.page.locator(".quick-input-widget input");
+    await input.waitFor();
+    await input.fill(`>${query}`);
+    const rows = this.page.locator(".quick-input-list .monaco-list-row");
+    await rows.filter({ hasText: expect }).first().waitFor();
+    return (await rows.locator(".label-name").allTextContents()).map((t) => t.replace(/\u00a0/g, " "));
+  }
+
+  /** Runs a command from the Command Palette by its title. */
+  async runCommand(title: string): Promise<void> {
+    await this.paletteTitles(title, title);
+    await this.page.locator(".quick-input-list .monaco-list-row").filter({ hasText: title }).first().click();
+  }
+
+  async stop(): Promise<void> {
+    writeFileSync(join(this.out, "timings.json"), JSON.stringify(this.timings, null, 1));
+    await this.browser.close();
+    this.server.stop();
+  }
+}
