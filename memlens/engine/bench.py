@@ -61,10 +61,11 @@ def bytes_per_token(model: nn.Module) -> int:
     """Weight bytes one decode step reads: everything but embedding tables (a tied head
     reads its table in full, so it counts)."""
     head = getattr(model, "get_output_embeddings", lambda: None)()
+    head_weight = getattr(head, "weight", None)
     tables = sum(
         module_bytes(m)
         for m in model.modules()
-        if isinstance(m, nn.Embedding) and not (head is not None and head.weight is m.weight)
+        if isinstance(m, nn.Embedding) and m.weight is not head_weight
     )
     return module_bytes(model) - tables
 
@@ -77,18 +78,19 @@ def measure_speed(
     new_tokens: int = 32,
     repeats: int = 2,
 ) -> SpeedResult:
-    """Best of ``repeats`` runs (after one warm-up) of a ``prompt_tokens`` prefill and
-    ``new_tokens`` decode steps on random token ids."""
+    """Best of ``repeats`` runs of a ``prompt_tokens`` prefill and ``new_tokens`` decode
+    steps on random token ids, after a short warm-up run (lazy initialisation, caches)."""
     vocab = int(getattr(getattr(model, "config", None), "vocab_size", None) or 2)
     prompt = torch.randint(0, vocab, (1, prompt_tokens), generator=torch.Generator().manual_seed(0))
+    for _ in stream(model, prompt[:, :8], 2):
+        pass
     prefill = decode = 0.0
-    for attempt in range(repeats + 1):
+    for _ in range(repeats):
         stats = DecodeStats()
         for _ in stream(model, prompt, new_tokens, stats=stats):
             pass
-        if attempt:  # the first run warms caches and lazy initialisation
-            prefill = max(prefill, stats.prefill_tokens_per_s)
-            decode = max(decode, stats.decode_tokens_per_s)
+        prefill = max(prefill, stats.prefill_tokens_per_s)
+        decode = max(decode, stats.decode_tokens_per_s)
     per_token = bytes_per_token(model)
     return SpeedResult(
         label, module_bytes(model), per_token, prefill, decode, bandwidth / per_token

@@ -63,12 +63,18 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> LoadedM
     names = list(getattr(config, "architectures", None) or [])
     causal = not names or any(name.endswith("ForCausalLM") for name in names)
     auto = transformers.AutoModelForCausalLM if causal else transformers.AutoModel
+    progress = transformers.utils.logging
+    shown = progress.is_progress_bar_enabled()
+    progress.disable_progress_bar()  # memlens draws its own progress
     try:
         model = auto.from_pretrained(
             folder, dtype=dtype, use_safetensors=True, local_files_only=True
         ).eval()
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{folder}: the weights do not load: {exc}") from None
+    finally:
+        if shown:
+            progress.enable_progress_bar()
     return LoadedModel(model, folder, causal, None)
 
 

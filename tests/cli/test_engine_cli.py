@@ -1,0 +1,160 @@
+"""``memlens compress``, ``generate``, ``profile`` and ``bench`` on a small local model
+folder (random weights, byte-level tokens), through the CLI's ``main``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from memlens.cli.main import main
+from memlens.engine.tokens import BYTE_TOKENIZER
+from tests.profiler.tiny_configs import build_model
+
+CONFIG = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "vocab_size": 256,
+    "max_position_embeddings": 512,
+}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A byte-level model folder as a user would have one: config, safetensors, tokenizer."""
+    folder = tmp_path_factory.mktemp("byte-model")
+    build_model(CONFIG).save_pretrained(folder, safe_serialization=True)
+    (folder / BYTE_TOKENIZER).write_text(json.dumps({"kind": "utf-8 bytes"}))
+    return folder
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    assert main([*argv, "--json"]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_compress_reports_and_writes_a_checkpoint_that_generates(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "int8"
+    report = run_json(capsys, "compress", str(model_dir), "--weights", "int8", "--out", str(out))
+    assert report["kind"] == "compress" and report["measured"] is True
+    assert report["config"]["scheme"] == "int8"
+    assert report["weight_bytes_after"] < 0.6 * report["weight_bytes_before"]
+    assert all(0 < layer["rel_error"] < 0.02 for layer in report["layers"])
+    assert report["ppl_before"] > 1 and abs(report["ppl_delta"]) < 0.05
+    assert report["tokens_per_s_after"] > 0
+    assert (out / "memlens.json").is_file() and (out / BYTE_TOKENIZER).is_file()
+
+    generated = run_json(capsys, "generate", str(out), "--prompt", "def f", "--max-new-tokens", "6")
+    assert generated["new_tokens"] == 6 and generated["text"]
+    profiled = run_json(capsys, "profile", str(out), "--prompt-tokens", "16", "--new-tokens", "4")
+    layers = {layer["name"]: layer for layer in profiled["layers"]}
+    # K and V · 2 KV heads · 19 positions (16 prompt + 3 fed back) · head dim 16 · bf16
+    assert layers["model.layers.0"]["kv_cache_bytes"] == 2 * 2 * 19 * 16 * 2
+    assert profiled["peak_bytes"] > profiled["weights_bytes"]
+
+
+def test_generate_streams_text_to_stdout(
+    model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["generate", str(model_dir), "--prompt", "x = ", "--max-new-tokens", "4", "--seed", "3"]
+    assert main(args) == 0
+    streamed = capsys.readouterr()
+    assert streamed.out.startswith("x = ") and "4 tokens" in streamed.err
+
+
+def test_auto_with_a_budget_fits_it(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_json(
+        capsys, "compress", str(model_dir), "--weights", "auto", "--budget", "400KiB", "--no-speed"
+    )
+    assert report["weight_bytes_after"] <= 400 * 1024
+    assert report["notes"] and report["notes"][0].startswith("auto plan:")
+
+
+def test_bench_measures_each_scheme(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_json(
+        capsys,
+        "bench",
+        str(model_dir),
+        "--weights",
+        "bf16,int8",
+        "--prompt-tokens",
+        "8",
+        "--new-tokens",
+        "3",
+    )
+    bf16, int8 = result["results"]
+    assert (bf16["label"], int8["label"]) == ("bf16", "int8")
+    assert int8["weight_bytes"] < bf16["weight_bytes"]
+    assert int8["decode_tokens_per_s"] > 0 and int8["floor_tokens_per_s"] > 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["compress", "{model}", "--weights", "int3"], 2, "--weights"),
+        (["compress", "{model}", "--weights", "int8", "--max-error", "0.1"], 2, "auto"),
+        (["compress", "{model}", "--weights", "auto", "--budget", "lots"], 2, "not a size"),
+        (["compress", "{model}", "--weights", "auto", "--budget", "1KiB"], 2, "smallest plan"),
+        (["compress", "{model}", "--out", "{model}"], 2, "not empty"),
+        (["compress", "{empty}"], 3, "config.json"),
+        (["compress", "{weightless}"], 3, "safetensors"),
+        (["compress", "{missing}"], 3, "not a folder"),
+        (["compress", "{model}", "--calibration", "{missing}"], 2, "cannot read"),
+        (["generate", "{model}", "--prompt", ""], 2, "empty"),
+        (["generate", "{model}", "--prompt", "a", "--temperature", "0"], 2, "temperature"),
+        (["generate", "{weightless_tokenless}", "--prompt", "a"], 3, "safetensors"),
+        (["generate", "{corrupt}", "--prompt", "a"], 4, "truncated or corrupt"),
+        (["profile", "{model}", "--new-tokens", "0"], 2, "--new-tokens"),
+        (["bench", "{model}", "--weights", "auto"], 2, "fixed schemes"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_an_exit_code(
+    argv: list[str],
+    code: int,
+    message: str,
+    model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "empty").mkdir()
+    weightless = tmp_path / "weightless"
+    weightless.mkdir()
+    (weightless / "config.json").write_text(json.dumps(CONFIG))
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "memlens.json").write_text(
+        (_checkpoint(model_dir, tmp_path) / "memlens.json").read_text()
+    )
+    (corrupt / "model.safetensors").write_bytes(b"\x08\x00\x00")
+    paths = {
+        "model": model_dir,
+        "empty": tmp_path / "empty",
+        "weightless": weightless,
+        "weightless_tokenless": weightless,
+        "missing": tmp_path / "missing",
+        "corrupt": corrupt,
+    }
+    before = sorted(p.name for p in model_dir.iterdir())
+    assert main([a.format(**paths) for a in argv]) == code
+    [line] = [text for text in capsys.readouterr().err.splitlines() if text.strip()]
+    assert line.startswith("memlens: error:") and message in line
+    assert sorted(p.name for p in model_dir.iterdir()) == before  # nothing lost or added
+
+
+def _checkpoint(model_dir: Path, tmp_path: Path) -> Path:
+    from memlens.engine import Int8WeightConfig, compress_, save_compressed
+
+    model = build_model(CONFIG).to(torch.bfloat16)
+    return save_compressed(
+        compress_(model, Int8WeightConfig()), Int8WeightConfig(), tmp_path / "ck"
+    )
