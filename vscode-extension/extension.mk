@@ -11,13 +11,13 @@ EXT_SOURCES := $(shell find $(EXT)/src $(EXT)/media/src $(EXT)/media/webview.css
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: extension-test extension-typecheck extension-unit extension-webview extension-e2e \
-	extension-vsix extension-chromium extension-code-server extension-demo
+	extension-vsix extension-chromium extension-code-server extension-demo extension-clean
 
 $(EXT_NPM_STAMP): $(EXT)/package.json $(EXT)/package-lock.json
 	cd $(EXT) && npm ci --no-audit --no-fund
 	touch $@
 
-$(EXT_VSIX): $(EXT_NPM_STAMP) $(EXT_SOURCES) $(EXT)/README.md $(EXT)/.vscodeignore
+$(EXT_VSIX): $(EXT_NPM_STAMP) $(EXT_SOURCES) $(EXT)/README.md $(EXT)/LICENSE $(EXT)/.vscodeignore
 	cd $(EXT) && npm run -s package
 
 extension-vsix: $(EXT_VSIX)
@@ -31,7 +31,7 @@ extension-code-server:
 	$(EXT)/scripts/install-code-server.sh
 
 extension-typecheck: $(EXT_NPM_STAMP)
-	cd $(EXT) && npx tsc -p . --noEmit
+	cd $(EXT) && npm run -s typecheck
 
 extension-unit: $(EXT_NPM_STAMP) $(STAMP)
 	cd $(EXT) && npm run -s test:unit
@@ -48,3 +48,7 @@ extension-test: extension-typecheck extension-unit extension-webview extension-e
 # override 127.0.0.1:8080). Stays up while a terminal is attached (Ctrl+C stops it).
 extension-demo: $(EXT_VSIX) $(STAMP) extension-code-server
 	cd $(EXT) && node scripts/build.mjs --tests && node out/scripts/demo.js
+
+# Build outputs and test artefacts; the cached Node 24 and code-server (.tools) stay.
+extension-clean:
+	rm -rf $(EXT)/node_modules $(EXT)/dist $(EXT)/out $(EXT)/build $(EXT)/media/*.js $(EXT)/media/*.js.map build/e2e build/demo

@@ -36,7 +36,7 @@ if ! "$cs_bin" --version 2>/dev/null | grep -q "^$CODE_SERVER_VERSION "; then
 	fi
 	echo "memlens: installing code-server $CODE_SERVER_VERSION into $cs_dir (a few minutes, ~600 MB)"
 	rm -rf "$cs_dir" && mkdir -p "$cs_dir"
-	npm_config_nodedir="$node_headers" npm install --no-audit --no-fund --unsafe-perm \
+	npm_config_nodedir="$node_headers" npm install --no-audit --no-fund \
 		--prefix "$cs_dir" "code-server@$CODE_SERVER_VERSION"
 	"$cs_bin" --version >/dev/null
 fi

@@ -2,6 +2,7 @@
 import * as vscode from "vscode";
 import { jaegerBase, jaegerTraceUrl } from "./settings";
 import { FromWebview } from "./webviews/messages";
+import { withJaegerUrl } from "./webviews/model/trace";
 import { ViewPanel } from "./webviews/panel";
 
 /** The server command the tracing issue adds: `[{"trace_id"?}]` → a `memlens/traceReport`. */
@@ -29,8 +30,14 @@ export class Views implements vscode.Disposable {
     this.memory.show(this.memoryReport === undefined ? undefined : { type: "report", report: this.memoryReport, budgetBytes: this.budget() });
   }
 
+  /** Shows a `memlens/traceReport`; `memlens.jaeger.url` fills in its `jaeger_url`. */
   showTraces(report?: unknown): void {
-    this.traces.show(report === undefined ? undefined : { type: "traces", report });
+    if (report === undefined) {
+      this.traces.show();
+      return;
+    }
+    const jaeger = jaegerBase(vscode.workspace.getConfiguration("memlens").get("jaeger.url"));
+    this.traces.show({ type: "traces", report: withJaegerUrl(report, jaeger) });
   }
 
   /** `memlens: Open trace`: a trace id (lenses, the trace list) or a trace report file. */

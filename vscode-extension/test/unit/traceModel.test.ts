@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { layoutTopology, parseTraceReport, waterfall } from "../../src/webviews/model/trace";
+import { layoutTopology, parseTraceReport, waterfall, withJaegerUrl } from "../../src/webviews/model/trace";
 import { fixture } from "../fixtures";
 
 test("the fixture parses: services, edges, traces, spans with code locations", () => {
@@ -65,4 +65,12 @@ test("malformed trace reports name the field", () => {
   badTime.trace.spans[0].startTimeUnixNano = "soon";
   assert.throws(() => parseTraceReport(badTime), /startTimeUnixNano is not a count of nanoseconds/);
   assert.equal(parseTraceReport({ ...report, jaeger_url: "javascript:alert(1)" }).jaegerUrl, null);
+});
+
+test("the memlens.jaeger.url setting fills in a report's missing Jaeger URL only", () => {
+  const report = fixture("trace-report");
+  assert.equal(parseTraceReport(withJaegerUrl({ ...report, jaeger_url: null }, "https://j.example")).jaegerUrl, "https://j.example");
+  assert.equal(parseTraceReport(withJaegerUrl(report, "https://j.example")).jaegerUrl, "http://localhost:16686");
+  assert.equal(parseTraceReport(withJaegerUrl({ ...report, jaeger_url: null }, null)).jaegerUrl, null);
+  assert.equal(withJaegerUrl("not a report", "https://j.example"), "not a report");
 });

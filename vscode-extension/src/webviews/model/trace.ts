@@ -1,6 +1,26 @@
 // `memlens/traceReport` JSON → the service topology and one trace's waterfall.
-// Shapes from DESIGN.md §4: ServiceEdge, TraceSummary, CodeLocation, spans as OTLP/JSON
-// gives them (lowercase hex ids, nanosecond timestamps, typed attribute values).
+//
+// The contract (server → client notification `memlens/traceReport`; the server sends it
+// when traces change and in answer to the `memlens.traces` command, arguments
+// `[{"trace_id"?: hex32}]`):
+//
+//   {
+//     "services": [str],                      optional; callers/callees of edges are added
+//     "edges":    [ServiceEdge {caller, callee, calls, errors, p50_ms, p95_ms}],
+//     "traces":   [TraceSummary {trace_id (32 lowercase hex), root_service, root_name,
+//                                start_ms (Unix ms), duration_ms, span_count, error_count}],
+//     "trace":    null | {"trace_id", "spans": [span]}       the one trace to draw
+//     "jaeger_url": null | "http(s)://…"      else the memlens.jaeger.url setting is used
+//   }
+//
+// A span is an OTLP/JSON span (lowercase hex ids) plus its service name:
+//   {traceId (32 hex), spanId (16 hex), parentSpanId ("" or 16 hex), name, service,
+//    startTimeUnixNano, endTimeUnixNano (decimal strings or integers),
+//    attributes: [{key, value: {stringValue|intValue|doubleValue|boolValue}}],
+//    status: {code: 0 unset | 1 ok | 2 error, message?}, location?: CodeLocation}
+// CodeLocation {path (absolute, or relative to the first workspace folder), line (1-based),
+// function} comes from `location`, else the OTel attributes code.file.path/code.filepath,
+// code.line.number/code.lineno, code.function.name/code.function.
 import {
   ReportError,
   arrayField,
@@ -176,6 +196,11 @@ export function parseTraceReport(raw: unknown): TraceReport {
   const services = [...new Set([...listed, ...edges.flatMap((e) => [e.caller, e.callee])])];
   const jaeger = r.jaeger_url;
   return { services, edges, traces, trace, jaegerUrl: typeof jaeger === "string" && /^https?:\/\//.test(jaeger) ? jaeger : null };
+}
+
+/** The report with `jaeger_url` set from the setting where the server sent none. */
+export function withJaegerUrl(report: unknown, base: string | null): unknown {
+  return isRecord(report) && !report.jaeger_url && base !== null ? { ...report, jaeger_url: base } : report;
 }
 
 export interface NodePosition {
