@@ -12,28 +12,8 @@ import torch
 
 from memlens.cli.main import main
 from memlens.engine.tokens import BYTE_TOKENIZER
+from tests.engine.byte_model import BYTE_MODEL_CONFIG
 from tests.profiler.tiny_configs import build_model
-
-CONFIG = {
-    "model_type": "llama",
-    "architectures": ["LlamaForCausalLM"],
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "vocab_size": 256,
-    "max_position_embeddings": 512,
-}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A byte-level model folder as a user would have one: config, safetensors, tokenizer."""
-    folder = tmp_path_factory.mktemp("byte-model")
-    build_model(CONFIG).save_pretrained(folder, safe_serialization=True)
-    (folder / BYTE_TOKENIZER).write_text(json.dumps({"kind": "utf-8 bytes"}))
-    return folder
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
@@ -42,10 +22,12 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
 
 
 def test_compress_reports_and_writes_a_checkpoint_that_generates(
-    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    byte_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "int8"
-    report = run_json(capsys, "compress", str(model_dir), "--weights", "int8", "--out", str(out))
+    report = run_json(
+        capsys, "compress", str(byte_model_dir), "--weights", "int8", "--out", str(out)
+    )
     assert report["kind"] == "compress" and report["measured"] is True
     assert report["config"]["scheme"] == "int8"
     assert report["weight_bytes_after"] < 0.6 * report["weight_bytes_before"]
@@ -64,27 +46,47 @@ def test_compress_reports_and_writes_a_checkpoint_that_generates(
 
 
 def test_generate_streams_text_to_stdout(
-    model_dir: Path, capsys: pytest.CaptureFixture[str]
+    byte_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = ["generate", str(model_dir), "--prompt", "x = ", "--max-new-tokens", "4", "--seed", "3"]
+    args = [
+        "generate",
+        str(byte_model_dir),
+        "--prompt",
+        "x = ",
+        "--max-new-tokens",
+        "4",
+        "--seed",
+        "3",
+    ]
     assert main(args) == 0
     streamed = capsys.readouterr()
     assert streamed.out.startswith("x = ") and "4 tokens" in streamed.err
 
 
-def test_auto_with_a_budget_fits_it(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_auto_with_a_budget_fits_it(
+    byte_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = run_json(
-        capsys, "compress", str(model_dir), "--weights", "auto", "--budget", "400KiB", "--no-speed"
+        capsys,
+        "compress",
+        str(byte_model_dir),
+        "--weights",
+        "auto",
+        "--budget",
+        "400KiB",
+        "--no-speed",
     )
     assert report["weight_bytes_after"] <= 400 * 1024
     assert report["notes"] and report["notes"][0].startswith("auto plan:")
 
 
-def test_bench_measures_each_scheme(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_measures_each_scheme(
+    byte_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     result = run_json(
         capsys,
         "bench",
-        str(model_dir),
+        str(byte_model_dir),
         "--weights",
         "bf16,int8",
         "--prompt-tokens",
@@ -122,39 +124,37 @@ def test_bad_input_is_one_clear_line_and_an_exit_code(
     argv: list[str],
     code: int,
     message: str,
-    model_dir: Path,
+    byte_model_dir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     (tmp_path / "empty").mkdir()
     weightless = tmp_path / "weightless"
     weightless.mkdir()
-    (weightless / "config.json").write_text(json.dumps(CONFIG))
+    (weightless / "config.json").write_text(json.dumps(BYTE_MODEL_CONFIG))
     corrupt = tmp_path / "corrupt"
     corrupt.mkdir()
-    (corrupt / "memlens.json").write_text(
-        (_checkpoint(model_dir, tmp_path) / "memlens.json").read_text()
-    )
+    (corrupt / "memlens.json").write_text((_checkpoint(tmp_path) / "memlens.json").read_text())
     (corrupt / "model.safetensors").write_bytes(b"\x08\x00\x00")
     paths = {
-        "model": model_dir,
+        "model": byte_model_dir,
         "empty": tmp_path / "empty",
         "weightless": weightless,
         "weightless_tokenless": weightless,
         "missing": tmp_path / "missing",
         "corrupt": corrupt,
     }
-    before = sorted(p.name for p in model_dir.iterdir())
+    before = sorted(p.name for p in byte_model_dir.iterdir())
     assert main([a.format(**paths) for a in argv]) == code
     [line] = [text for text in capsys.readouterr().err.splitlines() if text.strip()]
     assert line.startswith("memlens: error:") and message in line
-    assert sorted(p.name for p in model_dir.iterdir()) == before  # nothing lost or added
+    assert sorted(p.name for p in byte_model_dir.iterdir()) == before  # nothing lost or added
 
 
-def _checkpoint(model_dir: Path, tmp_path: Path) -> Path:
+def _checkpoint(tmp_path: Path) -> Path:
     from memlens.engine import Int8WeightConfig, compress_, save_compressed
 
-    model = build_model(CONFIG).to(torch.bfloat16)
+    model = build_model(BYTE_MODEL_CONFIG).to(torch.bfloat16)
     return save_compressed(
         compress_(model, Int8WeightConfig()), Int8WeightConfig(), tmp_path / "ck"
     )
