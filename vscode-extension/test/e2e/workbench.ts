@@ -1,6 +1,6 @@
 // One code-server with the packaged extension, a copy of examples/ and a headless
 // Chromium page on it; helpers that wait for conditions in VS Code's DOM.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Browser, Frame, Locator, Page, chromium } from "playwright-core";
 import { CodeServer, REPO_ROOT, copyExamples } from "../../scripts/codeServer";
@@ -39,6 +39,12 @@ export class Workbench {
     page.setDefaultTimeout(STEP_MS);
     await page.goto(server.folderUrl(workspace));
     return new Workbench(out, workspace, server, browser, page);
+  }
+
+  /** Changes user settings the way the Settings editor would (code-server watches the file). */
+  setUserSettings(patch: Record<string, unknown>): void {
+    const file = join(this.out, "code-server", "user-data", "User", "settings.json");
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), ...patch }, null, 1));
   }
 
   async shot(name: string): Promise<void> {
