@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from memlens.errors import ConfigError, ModelNotFoundError
@@ -123,7 +124,7 @@ def load_byte_llama(
         model: nn.Module = transformers.LlamaForCausalLM.from_pretrained(
             str(path), dtype=dtype, local_files_only=True
         )
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise ConfigError(f"cannot load the fixture model from {path}: {exc}") from exc
     model.eval()
     return model, info
