@@ -37,7 +37,7 @@ class WeightConfig:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.scheme:
+        if "scheme" in cls.__dict__:  # a subclass that names no scheme of its own is not one
             _REGISTRY[cls.scheme] = cls
 
     def label(self) -> str:

@@ -74,6 +74,18 @@ def _low_rank(linear: nn.Linear, config: WeightConfig, inputs: torch.Tensor | No
     return factored
 
 
+def scheme_of(module: nn.Module) -> str:
+    """What a layer actually holds, e.g. ``int4:g64``, ``int8`` (also where an INT4 config
+    fell back), ``lowrank:r24`` or ``keep``."""
+    if isinstance(module, Int8Linear):
+        return "int8"
+    if isinstance(module, Int4Linear):
+        return f"int4:g{module.group_size}"
+    if isinstance(module, LowRankLinear):
+        return f"lowrank:r{module.rank}"
+    return "keep"
+
+
 def linear_targets(model: nn.Module) -> list[tuple[str, nn.Linear]]:
     """Every ``nn.Linear`` a config may compress, by name; a head tied to the embeddings
     is left out (it shares the embedding's weight, which stays as it is)."""

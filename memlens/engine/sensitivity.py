@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from memlens.engine.config import AutoWeightConfig, MixedWeightConfig, WeightConfig
-from memlens.engine.schemes import convert_linear, head_name, linear_targets
+from memlens.engine.schemes import convert_linear, head_name, linear_targets, scheme_of
 from memlens.errors import UsageError
 from memlens.profiler.measure import module_bytes
 from memlens.units import format_bytes
@@ -39,6 +39,8 @@ class Option:
     """None: kept as it is."""
     nbytes: int
     rel_error: float
+    scheme: str
+    """What the layer would hold (``memlens.engine.schemes.scheme_of``)."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,10 @@ def measure_options(
     options = []
     for config in candidates:
         module = linear if config is None else convert_linear(linear, config, inputs)
-        error = 0.0 if module is linear else relative_error(linear, module, inputs)
+        kept = module is linear
+        error = 0.0 if kept else relative_error(linear, module, inputs)
         options.append(
-            Option(config if module is not linear else None, module_bytes(module), error)
+            Option(None if kept else config, module_bytes(module), error, scheme_of(module))
         )
     return options
 
@@ -161,8 +164,7 @@ def plan_auto(
 
 
 def _choice(name: str, linear: nn.Module, option: Option) -> LayerChoice:
-    scheme = "keep" if option.config is None else option.config.label()
-    return LayerChoice(name, scheme, module_bytes(linear), option.nbytes, option.rel_error)
+    return LayerChoice(name, option.scheme, module_bytes(linear), option.nbytes, option.rel_error)
 
 
 def _cheapest_within(options: list[Option], max_error: float) -> Option:

@@ -9,6 +9,7 @@ import torch
 from memlens.engine import Int4WeightConfig, Int8WeightConfig, compress_
 from memlens.engine.config import LowRankWeightConfig, MixedWeightConfig
 from memlens.engine.layers import Int4Linear, Int8Linear, LowRankLinear
+from memlens.engine.schemes import scheme_of
 from memlens.errors import UsageError
 from memlens.profiler.architectures import describe
 from memlens.profiler.estimate import weight_bytes
@@ -82,6 +83,7 @@ def test_int4_falls_back_to_int8_for_ragged_inputs() -> None:
     model = torch.nn.Sequential(linear)
     compress_(model, Int4WeightConfig(group_size=32, skip=()))
     assert isinstance(model[0], Int8Linear)
+    assert scheme_of(model[0]) == "int8"  # reports say what the layer holds
 
 
 def test_bad_configs() -> None:
