@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from memlens.errors import UsageError
 from memlens.kernels import cpu, int8_matmul, reference
 
 COMPUTE_DTYPE = torch.bfloat16  # the aten packed kernels are fast with bf16 activations
@@ -81,6 +82,11 @@ class Int4Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (…, in)`` → ``(…, out)`` in ``x``'s dtype (CPU)."""
+        if x.device.type != "cpu":
+            raise UsageError(
+                "INT4 layers run on the CPU kernels (their packing is the CPU layout); "
+                "use INT8 on a GPU"
+            )
         out = cpu.int4_matmul(x.to(COMPUTE_DTYPE), self.packed, self.group_size, self.scales_zeros)
         if self.bias is not None:
             out = out + self.bias

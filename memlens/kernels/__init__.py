@@ -1,7 +1,8 @@
 """Quantized math: one function per op, dispatched by device and an explicit preference.
 
 Every op has a float reference in ``reference.py``; fast paths live in ``cpu.py`` (aten's
-packed kernels) and, where CUDA exists, a GPU module imported only there.
+packed kernels) and ``cuda.py`` (aten CUDA ops, imported only for tensors on a GPU); any
+other device runs the reference.
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ def int8_matmul(
     preference: KernelPreference = KernelPreference.AUTO,
 ) -> torch.Tensor:
     """``x @ dequant(q, scale).T`` (INT8 weight-only, per output channel)."""
-    if preference is KernelPreference.REFERENCE or x.device.type != "cpu":
+    if preference is KernelPreference.REFERENCE:
+        return reference.int8_matmul(x, q, scale)
+    if x.device.type == "cuda":
+        from memlens.kernels import cuda  # only where CUDA exists
+
+        return cuda.int8_matmul(x, q, scale)
+    if x.device.type != "cpu":
         return reference.int8_matmul(x, q, scale)
     return cpu.int8_matmul(x, q, scale)
 

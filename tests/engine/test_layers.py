@@ -59,3 +59,12 @@ def test_measured_output_error_meets_the_target(max_error: float) -> None:
         error = (factored(inputs) - reference).norm() / reference.norm()
     assert float(error) <= max_error + 0.01  # + bf16 rounding of the factors
     assert factored.rank < 80
+
+
+def test_int4_layers_refuse_inputs_off_the_cpu() -> None:
+    from memlens.engine.layers import Int4Linear
+    from memlens.errors import UsageError
+
+    layer = Int4Linear.from_linear(torch.nn.Linear(64, 32), group_size=32)
+    with pytest.raises(UsageError, match="CPU"):
+        layer(torch.empty(1, 64, device="meta"))

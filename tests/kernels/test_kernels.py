@@ -59,3 +59,19 @@ def test_activation_group_quantization_round_trip(bits: int) -> None:
     assert q.shape == x.shape and scale.shape == (2, 4, 10, 2)
     restored = reference.dequantize_groups(q, scale, low, 32)
     assert bool(((restored - x).abs() <= scale.repeat_interleave(32, -1) / 2 + 1e-5).all())
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="no CUDA device on this machine: the GPU path is checked where one is lent",
+)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_cuda_int8_matmul_matches_reference(dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(11)
+    weight = torch.randn(96, 160, generator=g)
+    q, scale = reference.quantize_int8_weight(weight)
+    x = torch.randn(5, 160, generator=g).to(dtype)
+    expected = reference.int8_matmul(x.float(), q, scale)
+    actual = int8_matmul(x.cuda(), q.cuda(), scale.cuda())
+    assert actual.device.type == "cuda"
+    torch.testing.assert_close(actual.float().cpu(), expected, rtol=2e-2, atol=2e-2)
