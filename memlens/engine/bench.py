@@ -70,16 +70,12 @@ def bytes_per_token(model: nn.Module) -> int:
     return module_bytes(model) - tables
 
 
-def measure_speed(
-    model: nn.Module,
-    label: str,
-    bandwidth: float,
-    prompt_tokens: int = 128,
-    new_tokens: int = 32,
-    repeats: int = 2,
-) -> SpeedResult:
-    """Best of ``repeats`` runs of a ``prompt_tokens`` prefill and ``new_tokens`` decode
-    steps on random token ids, after a short warm-up run (lazy initialisation, caches)."""
+def decode_speed(
+    model: nn.Module, prompt_tokens: int = 128, new_tokens: int = 32, repeats: int = 2
+) -> tuple[float, float]:
+    """Best prefill and decode tokens/s of ``repeats`` runs of a ``prompt_tokens`` prefill
+    and ``new_tokens`` decode steps on random token ids, after a short warm-up run (lazy
+    initialisation, caches)."""
     vocab = int(getattr(getattr(model, "config", None), "vocab_size", None) or 2)
     prompt = torch.randint(0, vocab, (1, prompt_tokens), generator=torch.Generator().manual_seed(0))
     for _ in stream(model, prompt[:, :8], 2):
@@ -91,6 +87,19 @@ def measure_speed(
             pass
         prefill = max(prefill, stats.prefill_tokens_per_s)
         decode = max(decode, stats.decode_tokens_per_s)
+    return prefill, decode
+
+
+def measure_speed(
+    model: nn.Module,
+    label: str,
+    bandwidth: float,
+    prompt_tokens: int = 128,
+    new_tokens: int = 32,
+    repeats: int = 2,
+) -> SpeedResult:
+    """:func:`decode_speed` with the model's bytes and its read-bandwidth floor."""
+    prefill, decode = decode_speed(model, prompt_tokens, new_tokens, repeats)
     per_token = bytes_per_token(model)
     return SpeedResult(
         label, module_bytes(model), per_token, prefill, decode, bandwidth / per_token

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from memlens.engine.bench import decode_speed
 from memlens.engine.checkpoint import save_compressed
 from memlens.engine.config import AutoWeightConfig, WeightConfig, config_to_json
-from memlens.engine.generate import DecodeStats, stream
 from memlens.engine.loading import LoadedModel, load_model
 from memlens.engine.quality import mean_cosine, perplexity, sentence_embeddings
 from memlens.engine.quantize import compress_, resolve_plan
@@ -61,22 +61,9 @@ def _ids(codec: TextCodec, text: str, limit: int) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
-def _config_int(model: nn.Module, key: str, default: int) -> int:
-    return int(getattr(getattr(model, "config", None), key, None) or default)
-
-
 def _max_positions(model: nn.Module) -> int:
-    return _config_int(model, "max_position_embeddings", 2048)
-
-
-def _decode_speed(model: nn.Module, vocab: int) -> float:
-    prompt = torch.randint(
-        0, vocab, (1, SPEED_PROMPT_TOKENS), generator=torch.Generator().manual_seed(0)
-    )
-    stats = DecodeStats()
-    for _ in stream(model, prompt, SPEED_NEW_TOKENS, stats=stats):
-        pass
-    return stats.decode_tokens_per_s
+    config = getattr(model, "config", None)
+    return int(getattr(config, "max_position_embeddings", None) or 2048)
 
 
 @dataclass
@@ -98,10 +85,13 @@ def _measure(
     model = loaded.model
     if loaded.causal:
         window = min(256, _max_positions(model))
-        vocab = _config_int(model, "vocab_size", 2)
         return _Quality(
             ppl=perplexity(model, evaluation, window),
-            tokens_per_s=_decode_speed(model, vocab) if speed else None,
+            tokens_per_s=(
+                decode_speed(model, SPEED_PROMPT_TOKENS, SPEED_NEW_TOKENS, repeats=1)[1]
+                if speed
+                else None
+            ),
         )
     if isinstance(codec, HuggingFaceCodec):
         return _Quality(embeddings=sentence_embeddings(model, codec.tokenizer, sentences))
