@@ -80,6 +80,7 @@ export class CodeServer {
           "update.mode": "none",
           "extensions.autoCheckUpdates": false,
           "editor.minimap.enabled": false,
+          "git.openRepositoryInParentFolders": "never",
           "memlens.python": join(REPO_ROOT, ".venv", "bin", "python"),
           ...options.settings,
         },

@@ -113,12 +113,14 @@ export class MemlensClient implements vscode.Disposable {
       this.events.state("failed");
       const message = error instanceof Error ? error.message : String(error);
       this.output.error(message);
-      const choice = await vscode.window.showErrorMessage(message, "Open Settings", "Show Log");
-      if (choice === "Open Settings") {
-        void vscode.commands.executeCommand("workbench.action.openSettings", "memlens.python");
-      } else if (choice === "Show Log") {
-        this.output.show();
-      }
+      // Not awaited: activation must not wait for the user to answer the notification.
+      void vscode.window.showErrorMessage(message, "Open Settings", "Show Log").then((choice) => {
+        if (choice === "Open Settings") {
+          void vscode.commands.executeCommand("workbench.action.openSettings", "memlens.python");
+        } else if (choice === "Show Log") {
+          this.output.show();
+        }
+      });
       return;
     }
     // No `transport`: with TransportKind.stdio the client would append `--stdio`, which

@@ -1,6 +1,6 @@
 // One code-server with the packaged extension, a copy of examples/ and a headless
 // Chromium page on it; helpers that wait for conditions in VS Code's DOM.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Browser, Frame, Locator, Page, chromium } from "playwright-core";
 import { CodeServer, REPO_ROOT, copyExamples } from "../../scripts/codeServer";
@@ -23,14 +23,17 @@ export class Workbench {
     readonly page: Page,
   ) {}
 
-  static async start(run: string, options: { workspaceTrust?: boolean } = {}): Promise<Workbench> {
+  static async start(
+    run: string,
+    options: { workspaceTrust?: boolean; settings?: Record<string, unknown> } = {},
+  ): Promise<Workbench> {
     const out = join(OUT, run);
     mkdirSync(out, { recursive: true });
     const workspace = copyExamples(join(out, "workspace"));
     const server = await CodeServer.start({
       home: join(out, "code-server"),
       workspace,
-      settings: { "memlens.memoryBudget": "24GiB" },
+      settings: { "memlens.memoryBudget": "24GiB", ...options.settings },
       env: { HF_HUB_OFFLINE: "1", MEMLENS_OFFLINE: "1" },
       workspaceTrust: options.workspaceTrust,
     });
@@ -39,12 +42,6 @@ export class Workbench {
     page.setDefaultTimeout(STEP_MS);
     await page.goto(server.folderUrl(workspace));
     return new Workbench(out, workspace, server, browser, page);
-  }
-
-  /** Changes user settings the way the Settings editor would (code-server watches the file). */
-  setUserSettings(patch: Record<string, unknown>): void {
-    const file = join(this.out, "code-server", "user-data", "User", "settings.json");
-    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, "utf8")), ...patch }, null, 1));
   }
 
   async shot(name: string): Promise<void> {
