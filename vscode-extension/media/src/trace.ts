@@ -7,7 +7,7 @@ import { el, notice, segment, show, svg, vscode } from "./dom";
 
 const NODE_W = 160;
 const NODE_H = 40;
-const COL_GAP = 120;
+const COL_GAP = 240; // room for an edge label ("12 calls · p50 … · p95 …")
 const ROW_GAP = 40;
 
 function topology(report: TraceReport): Element {
