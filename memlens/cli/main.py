@@ -14,10 +14,18 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from memlens import __version__
-from memlens.cli import bench, compress, estimate, generate, lsp, profile
+from memlens.cli import bench, collector, compress, estimate, generate, lsp, profile
 from memlens.errors import MemlensError
 
-SUBCOMMANDS: tuple[ModuleType, ...] = (estimate, profile, compress, generate, bench, lsp)
+SUBCOMMANDS: tuple[ModuleType, ...] = (
+    estimate,
+    profile,
+    compress,
+    generate,
+    bench,
+    lsp,
+    collector,
+)
 """Each module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args)``."""
 
 EXIT_INTERRUPTED = 130

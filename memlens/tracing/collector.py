@@ -1,0 +1,299 @@
+"""The OTLP/HTTP trace collector: ``POST /v1/traces`` (protobuf or JSON, gzip or not) into
+the SQLite trace store, optionally forwarded to an upstream OTLP endpoint.
+
+Replies follow the OTLP/HTTP spec: 200 with an ``ExportTraceServiceResponse`` in the
+request's content type once the spans are committed to the database (so an acknowledged
+span survives ``kill -9``), 400 for a body that does not decode, 413 past the size limit,
+415 for other content types, 404 for other paths, 503 with ``Retry-After`` when the write
+queue is full. HTTP handler threads hand decoded spans to one writer thread through a
+bounded queue; the writer commits them in batches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from google.rpc.status_pb2 import Status
+
+from memlens.tracing.otlp import (
+    JSON,
+    PROTOBUF,
+    BadPayloadError,
+    PayloadTooLargeError,
+    decode_request,
+    encode_response,
+    gunzip_bounded,
+    records_from_request,
+)
+from memlens.tracing.store import SpanRecord, TraceStore
+
+__all__ = ["DEFAULT_DB", "DEFAULT_PORT", "Collector", "CollectorConfig"]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 4318
+"""The OTLP/HTTP port."""
+DEFAULT_DB = Path(".memlens/traces.db")
+"""The workspace's trace store, relative to the working directory."""
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    """How the collector listens, stores and forwards."""
+
+    db_path: Path = DEFAULT_DB
+    host: str = "127.0.0.1"
+    """Interface to bind; loopback unless you mean to accept spans from other machines."""
+    port: int = DEFAULT_PORT
+    """TCP port; 0 picks a free one."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Largest request body, after gzip expansion, in bytes (larger ones get 413)."""
+    queue_requests: int = 1024
+    """Decoded requests waiting for the writer before new ones get 503."""
+    batch_spans: int = 5000
+    """Most spans the writer commits in one transaction."""
+    retention_max_age_s: float | None = 7 * 24 * 3600.0
+    """Delete spans received longer ago than this (seconds); None keeps them."""
+    retention_max_spans: int | None = 1_000_000
+    """Keep at most this many spans, deleting the oldest; None for no limit."""
+    retention_every_s: float = 60.0
+    """How often the writer applies retention, in seconds."""
+    forward_url: str | None = None
+    """Upstream OTLP/HTTP traces URL (e.g. ``http://jaeger:4318/v1/traces``) or None."""
+    forward_retries: int = 5
+    """Attempts per forwarded request, with exponential backoff from 0.5 s."""
+    forward_queue: int = 1024
+    """Requests waiting to be forwarded before the oldest are dropped (with a warning)."""
+
+
+@dataclass
+class _Batch:
+    records: list[SpanRecord]
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class Collector:
+    """Receives OTLP/HTTP spans and stores them; :meth:`start` then :meth:`stop`."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self._queue: queue.Queue[_Batch | None] = queue.Queue(config.queue_requests)
+        self._forward: queue.Queue[bytes | None] = queue.Queue(config.forward_queue)
+        self._server = ThreadingHTTPServer((config.host, config.port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._threads: list[threading.Thread] = []
+        self._store = TraceStore(config.db_path)
+        self._store.close()  # created the schema; the writer thread opens its own connection
+        self.spans_written = 0
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Start the writer (and forwarder) threads and serve HTTP in the background."""
+        targets: list[Callable[[], None]] = [self._write_loop, self._server.serve_forever]
+        if self.config.forward_url:
+            targets.append(self._forward_loop)
+        for target in targets:
+            thread = threading.Thread(target=target, name=f"memlens-{target.__name__}")
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop serving, commit what is queued, and join the threads."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._queue.put(None)
+        if self.config.forward_url:
+            self._forward.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    # -- called by the HTTP handler -----------------------------------------------------
+
+    def ingest(self, records: list[SpanRecord], raw_protobuf: bytes | None) -> bool:
+        """Queue records for the writer and wait until they are committed. False: queue full."""
+        batch = _Batch(records)
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            return False
+        batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
+        if self.config.forward_url and raw_protobuf is not None:
+            try:
+                self._forward.put_nowait(raw_protobuf)
+            except queue.Full:
+                _log.warning(
+                    "forward queue full; dropping a request for %s", self.config.forward_url
+                )
+        return True
+
+    # -- threads --------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        store = TraceStore(self.config.db_path)
+        last_retention = time.monotonic()
+        stopping = False
+        try:
+            while not stopping:
+                item = self._queue.get()
+                if item is None:
+                    break
+                batches = [item]
+                size = len(item.records)
+                while size < self.config.batch_spans:
+                    try:
+                        more = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        stopping = True
+                        break
+                    batches.append(more)
+                    size += len(more.records)
+                try:
+                    self.spans_written += store.insert(r for b in batches for r in b.records)
+                except Exception as exc:  # the handler turns it into a 500
+                    for b in batches:
+                        b.error = exc
+                for b in batches:
+                    b.done.set()
+                if time.monotonic() - last_retention > self.config.retention_every_s:
+                    store.retain(
+                        max_age_s=self.config.retention_max_age_s,
+                        max_spans=self.config.retention_max_spans,
+                    )
+                    last_retention = time.monotonic()
+        finally:
+            store.close()
+
+    def _forward_loop(self) -> None:
+        url = self.config.forward_url
+        assert url is not None
+        while (body := self._forward.get()) is not None:
+            delay = 0.5
+            for attempt in range(1, self.config.forward_retries + 1):
+                request = urllib.request.Request(
+                    url, data=body, method="POST", headers={"Content-Type": PROTOBUF}
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=10) as response:
+                        response.read()
+                    break
+                except urllib.error.HTTPError as exc:
+                    if exc.code not in (429, 502, 503, 504):
+                        _log.warning("upstream %s refused spans: HTTP %d", url, exc.code)
+                        break
+                    reason = f"HTTP {exc.code}"
+                except OSError as exc:
+                    reason = str(exc)
+                if attempt == self.config.forward_retries:
+                    _log.warning("dropping spans after %d tries to %s: %s", attempt, url, reason)
+                else:
+                    time.sleep(delay)  # backoff between retries, not synchronisation
+                    delay *= 2
+
+
+def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
+    config = collector.config
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "memlens-collector"
+
+        def log_message(self, format: str, *args: object) -> None:
+            _log.debug("%s " + format, self.address_string(), *args)
+
+        def _reply(self, code: int, body: bytes, content_type: str, close: bool = False) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            if code == 503:
+                self.send_header("Retry-After", "1")
+            if close:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _error(self, code: int, message: str, content_type: str, close: bool = False) -> None:
+            # OTLP: the error body is a google.rpc.Status in the request's encoding
+            status = Status(code=3 if code == 400 else 8, message=message)
+            if content_type == PROTOBUF:
+                self._reply(code, status.SerializeToString(), PROTOBUF, close)
+            else:
+                body = json.dumps({"code": status.code, "message": message}).encode()
+                self._reply(code, body, JSON, close)
+
+        def do_GET(self) -> None:
+            if self.path == "/health":
+                self._reply(200, b'{"status":"ok"}', JSON)
+            else:
+                self._error(404, "only POST /v1/traces is served", JSON)
+
+        def do_POST(self) -> None:
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            reply_type = content_type if content_type in (PROTOBUF, JSON) else JSON
+            if self.path.split("?")[0] != "/v1/traces":
+                self._error(404, f"no OTLP endpoint at {self.path}; use /v1/traces", reply_type)
+                return
+            length_header = self.headers.get("Content-Length")
+            if length_header is None or not length_header.isdigit():
+                self._error(411, "Content-Length is required", reply_type, close=True)
+                return
+            length = int(length_header)
+            if length > config.max_body_bytes:
+                self._error(
+                    413, f"body of {length} bytes is over {config.max_body_bytes}", reply_type, True
+                )
+                return
+            body = self.rfile.read(length)
+            if len(body) != length:
+                self._error(400, "body is shorter than Content-Length", reply_type, close=True)
+                return
+            if content_type not in (PROTOBUF, JSON):
+                self._error(415, f"content type {content_type!r}: send {PROTOBUF} or {JSON}", JSON)
+                return
+            encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+            try:
+                if encoding == "gzip":
+                    body = gunzip_bounded(body, config.max_body_bytes)
+                elif encoding != "identity":
+                    self._error(415, f"content encoding {encoding!r}: use gzip", reply_type)
+                    return
+                request = decode_request(body, content_type)
+                records = records_from_request(request)
+            except PayloadTooLargeError as exc:
+                self._error(413, str(exc), reply_type)
+                return
+            except BadPayloadError as exc:
+                self._error(400, str(exc), reply_type)
+                return
+            raw = body if content_type == PROTOBUF else request.SerializeToString()
+            try:
+                accepted = collector.ingest(records, raw)
+            except Exception as exc:
+                _log.exception("writing spans failed")
+                self._error(500, f"writing spans failed: {exc}", reply_type)
+                return
+            if not accepted:
+                self._error(503, "collector is busy; retry", reply_type)
+                return
+            self._reply(200, encode_response(content_type), content_type)
+
+    return Handler

@@ -1,0 +1,175 @@
+"""OTLP/HTTP trace payloads (protobuf and JSON) to :class:`SpanRecord` lists and back.
+
+The OTLP JSON encoding differs from protobuf's canonical JSON in one way that matters here:
+``traceId``/``spanId``/``parentSpanId`` are hex strings, not base64. Unknown fields are
+ignored, as OTLP asks of receivers.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import zlib
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from memlens.errors import MemlensError
+from memlens.tracing.store import SpanRecord
+
+__all__ = [
+    "JSON",
+    "PROTOBUF",
+    "BadPayloadError",
+    "PayloadTooLargeError",
+    "decode_request",
+    "encode_response",
+    "gunzip_bounded",
+    "records_from_request",
+]
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+class BadPayloadError(MemlensError):
+    """An OTLP request body that cannot be decoded (the collector answers 400)."""
+
+
+class PayloadTooLargeError(MemlensError):
+    """An OTLP request body, or its gzip expansion, over the size limit (answered 413)."""
+
+
+def gunzip_bounded(body: bytes, limit: int) -> bytes:
+    """Decompress a gzip body, refusing to expand past ``limit`` bytes (no zip bombs)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadPayloadError(f"gzip body is corrupt: {exc}") from exc
+    if len(out) > limit:
+        raise PayloadTooLargeError(f"gzip body expands past the {limit}-byte limit")
+    if not inflater.eof:
+        raise BadPayloadError("gzip body is truncated")
+    return out
+
+
+def _hex_ids_to_base64(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError as exc:
+                    raise BadPayloadError(f"{key} {value[:40]!r} is not hex") from exc
+            else:
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+
+
+def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    """Parse an ``ExportTraceServiceRequest`` in protobuf or OTLP JSON."""
+    request = ExportTraceServiceRequest()
+    if content_type == PROTOBUF:
+        try:
+            request.ParseFromString(body)
+        except (DecodeError, RecursionError) as exc:
+            raise BadPayloadError(f"protobuf body does not decode: {exc}") from exc
+        return request
+    try:
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise BadPayloadError("JSON body is not an object")
+        _hex_ids_to_base64(document)
+        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except (ValueError, json_format.ParseError, RecursionError, TypeError) as exc:
+        raise BadPayloadError(f"JSON body is not an OTLP trace request: {exc}") from exc
+    return request
+
+
+def encode_response(content_type: str) -> bytes:
+    """An empty (full success) ``ExportTraceServiceResponse`` in the request's encoding."""
+    if content_type == PROTOBUF:
+        body: bytes = ExportTraceServiceResponse().SerializeToString()
+        return body
+    return b"{}"
+
+
+def _value(v: AnyValue) -> Any:
+    which = v.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "array_value":
+        return [_value(x) for x in v.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _value(kv.value) for kv in v.kvlist_value.values}
+    if which == "bytes_value":
+        return v.bytes_value.hex()
+    return getattr(v, which)
+
+
+def _attrs(kvs: Any) -> dict[str, Any]:
+    return {kv.key: _value(kv.value) for kv in kvs}
+
+
+def _check_id(raw: bytes, size: int, what: str, optional: bool = False) -> str | None:
+    if optional and not raw:
+        return None
+    if len(raw) != size or raw == bytes(size):
+        raise BadPayloadError(f"{what} must be {size} bytes and not all zero, got {raw.hex()!r}")
+    return raw.hex()
+
+
+def records_from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]:
+    """Flatten resource → scope → spans into records; 400-worthy ids raise BadPayloadError."""
+    records: list[SpanRecord] = []
+    for resource_spans in request.resource_spans:
+        resource = _attrs(resource_spans.resource.attributes)
+        service = str(resource.get("service.name") or "unknown_service")
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                trace_id = _check_id(span.trace_id, 16, "traceId")
+                span_id = _check_id(span.span_id, 8, "spanId")
+                assert trace_id is not None and span_id is not None
+                records.append(
+                    SpanRecord(
+                        trace_id=trace_id,
+                        span_id=span_id,
+                        parent_span_id=_check_id(
+                            span.parent_span_id, 8, "parentSpanId", optional=True
+                        ),
+                        name=span.name,
+                        kind=int(span.kind),
+                        service=service,
+                        start_ns=int(span.start_time_unix_nano),
+                        end_ns=max(int(span.end_time_unix_nano), int(span.start_time_unix_nano)),
+                        status_code=int(span.status.code),
+                        status_message=span.status.message,
+                        attributes=_attrs(span.attributes),
+                        resource=resource,
+                        events=[
+                            {
+                                "name": e.name,
+                                "time_ns": int(e.time_unix_nano),
+                                "attributes": _attrs(e.attributes),
+                            }
+                            for e in span.events
+                        ],
+                    )
+                )
+    return records
+
+
+def gzip_bytes(body: bytes) -> bytes:
+    """gzip-compress a body (for senders and tests)."""
+    return gzip.compress(body)
