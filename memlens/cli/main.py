@@ -14,7 +14,17 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from memlens import __version__
-from memlens.cli import bench, collector, compress, estimate, generate, lsp, profile
+from memlens.cli import (
+    bench,
+    collector,
+    compress,
+    estimate,
+    generate,
+    lsp,
+    profile,
+    topology,
+    traces,
+)
 from memlens.errors import MemlensError
 
 SUBCOMMANDS: tuple[ModuleType, ...] = (
@@ -25,6 +35,8 @@ SUBCOMMANDS: tuple[ModuleType, ...] = (
     bench,
     lsp,
     collector,
+    traces,
+    topology,
 )
 """Each module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args)``."""
 

@@ -266,3 +266,24 @@ def test_collector_cli_rejects_bad_options(args: list[str], tmp_path: Path) -> N
     )
     assert result.returncode == 2
     assert "memlens: error:" in result.stderr
+
+
+def test_forwarding_sends_every_request_upstream(tmp_path: Path) -> None:
+    upstream = start_collector(tmp_path / "upstream.db")
+    forwarder = start_collector(tmp_path / "local.db", "--forward", upstream.url)
+    try:
+        with httpx.Client() as client:
+            proto = client.post(
+                forwarder.url, content=_request(5, seed=1).SerializeToString(), headers=PROTOBUF
+            )
+            as_json = client.post(
+                forwarder.url, content=json.dumps(_json_body("4b" * 16)), headers=JSON_CT
+            )
+        assert (proto.status_code, as_json.status_code) == (200, 200)
+        stop_collector(forwarder)  # drains the forward queue before it exits
+        assert forwarder.process.returncode == 0
+    finally:
+        stop_collector(forwarder)
+        stop_collector(upstream)
+    assert _span_ids(tmp_path / "upstream.db") == _span_ids(tmp_path / "local.db")
+    assert len(_span_ids(tmp_path / "upstream.db")) == 6

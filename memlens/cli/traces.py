@@ -1,0 +1,140 @@
+"""``memlens traces``: recent traces, one trace as a waterfall, or the code-location index."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from memlens.errors import UsageError
+
+NAME = "traces"
+HELP = "list recent traces, show one as a waterfall (--trace), or spans per code line (--code)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``memlens traces``."""
+    parser.add_argument("--db", type=Path, default=Path(".memlens/traces.db"), help="trace store")
+    parser.add_argument("--limit", type=int, default=20, help="traces listed (default: 20)")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--trace", metavar="TRACE_ID", help="show this trace as a waterfall")
+    what.add_argument(
+        "--code",
+        metavar="PATH",
+        nargs="?",
+        const="",
+        help="spans per code location (count, p50, latest trace), optionally of one file",
+    )
+    parser.add_argument("--jaeger-url", help="Jaeger UI base URL for deep links")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _emit_json(payload: Any) -> None:
+    json.dump(payload, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the table (or JSON) the options ask for."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from memlens.tracing import jaeger
+    from memlens.tracing.store import TraceStore
+    from memlens.tracing.topology import code_index, recent_traces, waterfall
+
+    if args.limit <= 0:
+        raise UsageError("--limit must be positive")
+    base = jaeger.validate_base_url(args.jaeger_url) if args.jaeger_url else None
+    console = Console()
+    with TraceStore(args.db, readonly=True) as store:
+        if args.trace:
+            trace_id = args.trace.strip().lower()
+            spans = store.trace(trace_id)
+            if not spans:
+                raise UsageError(
+                    f"no trace {args.trace} in {args.db}; list them with `memlens traces`"
+                )
+            rows = waterfall(spans)
+            if args.json:
+                _emit_json(
+                    {
+                        "trace_id": trace_id,
+                        "jaeger_url": jaeger.trace_url(base, trace_id) if base else None,
+                        "spans": [dataclasses.asdict(r) for r in rows],
+                    }
+                )
+                return 0
+            total = max((r.offset_ms + r.duration_ms for r in rows), default=0.0) or 1.0
+            table = Table(title=f"trace {trace_id}", box=box.SIMPLE)
+            for column in ("span", "service", "offset ms", "ms", "", "code"):
+                table.add_column(column)
+            for r in rows:
+                lead = round(r.offset_ms / total * 30)
+                bar = " " * lead + "█" * max(1, round(r.duration_ms / total * 30))
+                name = "  " * r.depth + r.name + (" (orphan)" if r.orphan else "")
+                code = f"{r.code.path}:{r.code.line}" if r.code else ""
+                style = "red" if r.error else None
+                table.add_row(
+                    name,
+                    r.service,
+                    f"{r.offset_ms:.1f}",
+                    f"{r.duration_ms:.1f}",
+                    bar,
+                    code,
+                    style=style,
+                )
+            console.print(table)
+            if base:
+                console.print(f"Jaeger: {jaeger.trace_url(base, trace_id)}")
+            return 0
+        if args.code is not None:
+            stats = code_index(store, args.code or None)
+            if args.json:
+                _emit_json([dataclasses.asdict(st) for st in stats])
+                return 0
+            table = Table(title="spans per code location", box=box.SIMPLE)
+            for column in ("location", "function", "spans", "p50 ms", "p95 ms", "latest trace"):
+                table.add_column(column)
+            for st in stats:
+                table.add_row(
+                    f"{st.location.path}:{st.location.line}",
+                    st.location.function or "",
+                    str(st.count),
+                    f"{st.p50_ms:.1f}",
+                    f"{st.p95_ms:.1f}",
+                    st.latest_trace_id,
+                )
+            console.print(table)
+            return 0
+        summaries = recent_traces(store, args.limit)
+    if args.json:
+        _emit_json(
+            [
+                {
+                    **dataclasses.asdict(t),
+                    "jaeger_url": jaeger.trace_url(base, t.trace_id) if base else None,
+                }
+                for t in summaries
+            ]
+        )
+        return 0
+    table = Table(title=f"recent traces in {args.db}", box=box.SIMPLE)
+    for column in ("trace id", "root", "services", "spans", "errors", "ms"):
+        table.add_column(column)
+    for t in summaries:
+        table.add_row(
+            t.trace_id,
+            f"{t.root_service}: {t.root_name}",
+            ", ".join(t.services),
+            str(t.spans),
+            str(t.errors),
+            f"{t.duration_ms:.1f}",
+            style="red" if t.errors else None,
+        )
+    console.print(table)
+    return 0

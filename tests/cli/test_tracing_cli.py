@@ -1,0 +1,117 @@
+"""memlens traces / topology / collector on a real trace store: JSON, tables, bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from memlens.cli.main import main
+from memlens.tracing.store import SpanRecord, TraceStore
+
+T = "ab" * 16
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    now = time.time_ns()
+    spans = [
+        SpanRecord(
+            T,
+            f"{1:016x}",
+            None,
+            "GET /ask",
+            2,
+            "gateway",
+            now,
+            now + 40_000_000,
+            attributes={"code.filepath": "/g.py", "code.lineno": 10, "code.function": "ask"},
+        ),
+        SpanRecord(T, f"{2:016x}", f"{1:016x}", "GET", 3, "gateway", now, now + 30_000_000),
+        SpanRecord(
+            T,
+            f"{3:016x}",
+            f"{2:016x}",
+            "GET /search",
+            2,
+            "retriever",
+            now + 2,
+            now + 20_000_000,
+            status_code=2,
+        ),
+    ]
+    path = tmp_path / "traces.db"
+    with TraceStore(path) as store:
+        store.insert(spans)
+    return path
+
+
+def test_traces_json_lists_recent_traces_with_jaeger_links(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["traces", "--db", str(db), "--json", "--jaeger-url", "http://j:16686"]) == 0
+    [summary] = json.loads(capsys.readouterr().out)
+    assert summary["trace_id"] == T
+    assert summary["services"] == ["gateway", "retriever"]
+    assert summary["errors"] == 1
+    assert summary["jaeger_url"] == f"http://j:16686/trace/{T}"
+
+
+def test_traces_waterfall_and_code_index(
+    db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["traces", "--db", str(db), "--trace", T, "--json"]) == 0
+    spans = json.loads(capsys.readouterr().out)["spans"]
+    assert [(s["name"], s["depth"]) for s in spans] == [
+        ("GET /ask", 0),
+        ("GET", 1),
+        ("GET /search", 2),
+    ]
+    assert spans[0]["code"] == {"path": "/g.py", "line": 10, "function": "ask"}
+    assert main(["traces", "--db", str(db), "--code", "--json"]) == 0
+    [location] = json.loads(capsys.readouterr().out)
+    assert (location["count"], location["p50_ms"], location["latest_trace_id"]) == (1, 40.0, T)
+    assert main(["traces", "--db", str(db), "--trace", T]) == 0
+    assert "GET /search" in capsys.readouterr().out
+    assert main(["traces", "--db", str(db)]) == 0
+    assert T in capsys.readouterr().out
+
+
+def test_topology_json_and_table(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["topology", "--db", str(db), "--since", "10m", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [
+        {
+            "caller": "gateway",
+            "callee": "retriever",
+            "calls": 1,
+            "errors": 1,
+            "p50_ms": 30.0,
+            "p95_ms": 30.0,
+        }
+    ]
+    assert main(["topology", "--db", str(db)]) == 0
+    assert "retriever" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["traces", "--db", "{missing}"], "no trace database"),
+        (["traces", "--trace", "0" * 32], "no trace"),
+        (["traces", "--limit", "0"], "--limit"),
+        (["traces", "--jaeger-url", "localhost"], "Jaeger URL"),
+        (["topology", "--since", "5 parsecs"], "--since"),
+    ],
+)
+def test_bad_input_is_a_clear_usage_error(
+    db: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [a.format(missing=db.parent / "nope.db") for a in argv]
+    if "--db" not in argv:
+        argv += ["--db", str(db)]
+    code = main(argv)
+    assert code in (1, 2)
+    assert message in capsys.readouterr().err
