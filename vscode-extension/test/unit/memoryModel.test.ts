@@ -44,9 +44,28 @@ test("a measured profile puts the measured bytes beside each layer's estimate", 
   assert.equal(view.totals[2].segments[0].bytes, message.report.measured.peak_bytes);
   const layer = view.layers.find((g) => g.name === "model.layers.0")!;
   assert.deepEqual(layer.bars.map((b) => b.label), ["estimate", "measured"]);
-  assert.equal(layer.bars[1].segments[0].bytes, 147968);
-  assert.ok(view.columns.some((c) => c.key === "measured"));
+  const measured = message.report.measured.layers.find((l: any) => l.name === "model.layers.0");
+  assert.deepEqual(layer.bars[1].segments, [
+    { kind: "measured", bytes: measured.bytes },
+    { kind: "kv", bytes: measured.kv_cache_bytes },
+    { kind: "activations", bytes: measured.activation_bytes },
+  ]);
+  assert.deepEqual(view.columns.slice(-3).map((c) => c.title), ["Measured weights", "Measured KV", "Measured activations"]);
   assert.ok(view.figures.some(([k, v]) => k === "Device" && v === "cpu"));
+  assert.ok(view.figures.some(([k, v]) => k === "Decode speed" && / tokens\/s$/.test(v)));
+});
+
+test("measured reports without per-block KV and activations (older workers) still draw", () => {
+  const message = structuredClone(fixture("report-profile-measured"));
+  for (const layer of message.report.measured.layers) {
+    delete layer.kv_cache_bytes;
+    delete layer.activation_bytes;
+  }
+  delete message.report.measured.decode_tokens_per_s;
+  const view = memoryView(message, null);
+  const layer = view.layers.find((g) => g.name === "model.layers.0")!;
+  assert.deepEqual(layer.bars[1].segments.map((s) => s.bytes), [147968, 0, 0]);
+  assert.equal(view.rows.find((r) => r.name === "model.layers.0")!.measuredKv, null);
 });
 
 test("an estimate report draws the first dtype per layer and every dtype's total", () => {

@@ -52,8 +52,11 @@ test("a measured profile shows measured bars beside the estimate", async () => {
   await send(page, { type: "report", report: fixture("report-profile-measured"), budgetBytes: null });
   await page.locator("h1").filter({ hasText: "Profile · tiny-llama" }).waitFor();
   assert.deepEqual(await page.locator(".totals .bar-label").allTextContents(), ["Estimate (fp32, exact, meta)", "Measured weights", "Measured peak"]);
-  assert.equal(await page.locator(".layer-group").nth(1).locator(".seg-measured").count(), 1);
-  assert.equal(await page.locator(".layers-table th").last().textContent(), "Measured weights");
+  const measuredBar = page.locator(".layer-group").nth(1).locator(".bar-measured");
+  assert.equal(await measuredBar.locator(".seg-measured").count(), 1);
+  assert.equal(await measuredBar.locator(".bar-segment").count(), 3); // weights, KV, activations
+  assert.equal(await page.locator(".layers-table th").last().textContent(), "Measured activations");
+  assert.match((await page.locator(".figures").textContent())!, /Decode speed\d+\.\d tokens\/s/);
   await page.close();
 });
 

@@ -155,6 +155,19 @@ function estimateRows(estimate: Estimate): Record<string, CellValue>[] {
   }));
 }
 
+/** One block as a profiling run measured it (KV and activations where the worker reports them). */
+interface MeasuredLayer {
+  weights: number;
+  kv: number | null;
+  activations: number | null;
+}
+
+const MEASURED_COLUMNS: Column[] = [
+  { key: "measured", title: "Measured weights", format: "bytes" },
+  { key: "measuredKv", title: "Measured KV", format: "bytes" },
+  { key: "measuredActivations", title: "Measured activations", format: "bytes" },
+];
+
 function estimateLabel(estimate: Estimate): string {
   return `Estimate (${estimate.dtype}, ${estimate.exact ? "exact" : "approximate"}, ${estimate.source})`;
 }
@@ -162,7 +175,7 @@ function estimateLabel(estimate: Estimate): string {
 function profileView(report: Record<string, unknown>): Omit<MemoryView, "budget"> {
   const estimate = parseEstimate(field(report, "estimate", "report"), "report.estimate");
   const totals = [stacked(estimateLabel(estimate), estimate.weights, estimate.kv, estimate.activations)];
-  const measuredByName = new Map<string, number>();
+  const measuredByName = new Map<string, MeasuredLayer>();
   const figures: [string, string][] = [["Estimated total", formatBytes(estimate.total)]];
   const rawMeasured = report.measured;
   if (rawMeasured !== null && rawMeasured !== undefined) {
@@ -170,7 +183,11 @@ function profileView(report: Record<string, unknown>): Omit<MemoryView, "budget"
     arrayField(measured, "layers", "report.measured").forEach((raw, i) => {
       const at = `report.measured.layers[${i}]`;
       const layer = recordAt(raw, at);
-      measuredByName.set(stringField(layer, "name", at), bytesField(layer, "bytes", at));
+      measuredByName.set(stringField(layer, "name", at), {
+        weights: bytesField(layer, "bytes", at),
+        kv: optionalNumber(layer, "kv_cache_bytes", at),
+        activations: optionalNumber(layer, "activation_bytes", at),
+      });
     });
     const weights = bytesField(measured, "weights_bytes", "report.measured");
     const peak = bytesField(measured, "peak_bytes", "report.measured");
@@ -182,23 +199,34 @@ function profileView(report: Record<string, unknown>): Omit<MemoryView, "budget"
     if (typeof measured.device === "string") {
       figures.push(["Device", measured.device]);
     }
+    const speed = optionalNumber(measured, "decode_tokens_per_s", "report.measured");
+    if (speed !== null) {
+      figures.push(["Decode speed", `${speed.toFixed(1)} tokens/s`]);
+    }
   }
   const hasMeasured = measuredByName.size > 0;
   const layers = estimate.layers.map((l) => {
     const bars = [stacked("estimate", l.weights, l.kv, l.activations)];
     const measured = measuredByName.get(l.name);
     if (measured !== undefined) {
-      bars.push({ label: "measured", segments: [{ kind: "measured", bytes: measured }] });
+      bars.push({
+        label: "measured",
+        segments: [
+          { kind: "measured", bytes: measured.weights },
+          { kind: "kv", bytes: measured.kv ?? 0 },
+          { kind: "activations", bytes: measured.activations ?? 0 },
+        ],
+      });
     }
     return { name: l.name, bars };
   });
-  const rows = estimateRows(estimate).map((row, i) => ({
-    ...row,
-    ...(hasMeasured ? { measured: measuredByName.get(estimate.layers[i].name) ?? null } : {}),
-  }));
-  const columns = hasMeasured
-    ? [...ESTIMATE_COLUMNS, { key: "measured", title: "Measured weights", format: "bytes" as const }]
-    : ESTIMATE_COLUMNS;
+  const rows = estimateRows(estimate).map((row, i) => {
+    const measured = measuredByName.get(estimate.layers[i].name);
+    return hasMeasured
+      ? { ...row, measured: measured?.weights ?? null, measuredKv: measured?.kv ?? null, measuredActivations: measured?.activations ?? null }
+      : row;
+  });
+  const columns = hasMeasured ? [...ESTIMATE_COLUMNS, ...MEASURED_COLUMNS] : ESTIMATE_COLUMNS;
   return {
     title: `Profile · ${stringField(report, "model", "report")}`,
     subtitle: hasMeasured ? "measured next to the static estimate" : "estimate only: nothing measured",
