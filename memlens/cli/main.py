@@ -22,6 +22,7 @@ from memlens.cli import (
     generate,
     lsp,
     profile,
+    run,
     topology,
     traces,
 )
@@ -35,6 +36,7 @@ SUBCOMMANDS: tuple[ModuleType, ...] = (
     bench,
     lsp,
     collector,
+    run,
     traces,
     topology,
 )

@@ -1,0 +1,1 @@
+"""The ``sitecustomize`` module ``memlens run`` puts on the child's ``PYTHONPATH``."""

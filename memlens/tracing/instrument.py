@@ -1,0 +1,249 @@
+"""What ``memlens run`` installs in a Python service, before its own code runs.
+
+:func:`bootstrap` is called from the ``sitecustomize`` that ``memlens run`` puts first on
+the child's ``PYTHONPATH``. It configures the OpenTelemetry SDK (service name from
+``OTEL_SERVICE_NAME``; OTLP/HTTP to ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, which ``memlens
+run`` points at the local collector unless set; batch export flushed at exit and on
+SIGTERM), the propagators ``OTEL_PROPAGATORS`` names, the client/server instrumentation of
+whichever of requests, httpx, urllib3, gRPC and ``wsgiref`` are installed, and
+:class:`CodeLocationSpanProcessor`, which puts ``code.file.path``, ``code.line.number`` and
+``code.function.name`` on spans and a ``memlens.memory`` event (RSS, and CUDA allocator
+bytes when torch is already loaded) on server spans.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import sys
+import sysconfig
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.propagate import set_global_textmap
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind
+
+from memlens.tracing.propagation import propagator_from_env
+
+__all__ = ["CodeLocationSpanProcessor", "bootstrap", "instrument_libraries", "is_user_code"]
+
+_log = logging.getLogger(__name__)
+
+_LIBRARY_DIRS = tuple(
+    {
+        str(Path(p).resolve())
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (p := sysconfig.get_paths().get(key))
+    }
+    | {str(Path(__file__).resolve().parents[1])}  # memlens itself
+)
+_user_file_cache: dict[str, bool] = {}
+
+
+def is_user_code(filename: str) -> bool:
+    """Whether a frame's file is the service's own code: not the stdlib, not an installed
+    package, not memlens, not generated (``<string>``, ``<frozen ...>``)."""
+    known = _user_file_cache.get(filename)
+    if known is None:
+        if filename.startswith("<"):
+            known = False
+        else:
+            resolved = str(Path(filename).resolve())
+            known = not resolved.startswith(_LIBRARY_DIRS) and "site-packages" not in resolved
+        _user_file_cache[filename] = known
+    return known
+
+
+_CODE_KEYS = ("code.file.path", "code.filepath")
+
+
+class CodeLocationSpanProcessor(SpanProcessor):
+    """Adds the code location that made each span, and memory samples to server spans.
+
+    A client or internal span gets the innermost user frame: the line that made the call.
+    A server span (an incoming request) gets the first user function the framework calls
+    after starting it (the handler's ``def`` line), found with a per-thread profile hook
+    that removes itself at that first call or when the span ends. Attributes already set
+    are kept.
+    """
+
+    def __init__(self, sample_memory: bool = True) -> None:
+        self._sample_memory = sample_memory
+        self._pending: dict[int, Span] = {}  # thread id -> server span awaiting its handler
+        self._process: Any = None
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        attributes = span.attributes or {}
+        if self._sample_memory and span.kind in (SpanKind.SERVER, SpanKind.CONSUMER):
+            self._add_memory_event(span)
+        if any(key in attributes for key in _CODE_KEYS):
+            return
+        if span.kind in (SpanKind.SERVER, SpanKind.CONSUMER):
+            # user frames below a server span are the serve loop, not the handler
+            self._await_handler(span)
+            return
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            if is_user_code(frame.f_code.co_filename):
+                _set_location(span, frame.f_code, frame.f_lineno)
+                return
+            frame = frame.f_back
+
+    def _await_handler(self, span: Span) -> None:
+        thread = threading.get_ident()
+        previous = sys.getprofile()
+        if previous is not None:
+            return  # someone else profiles this thread; leave it alone
+        self._pending[thread] = span
+
+        def hook(frame: FrameType, event: str, arg: object) -> None:
+            if event != "call" or not is_user_code(frame.f_code.co_filename):
+                return
+            sys.setprofile(None)
+            pending = self._pending.pop(thread, None)
+            if pending is not None and pending.is_recording():
+                _set_location(pending, frame.f_code, frame.f_code.co_firstlineno)
+
+        sys.setprofile(hook)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        thread = threading.get_ident()
+        if self._pending.get(thread) is span:
+            del self._pending[thread]
+            sys.setprofile(None)
+
+    def _add_memory_event(self, span: Span) -> None:
+        if self._process is None:
+            import psutil
+
+            self._process = psutil.Process()
+        sample: dict[str, int] = {"process.memory.rss": int(self._process.memory_info().rss)}
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            sample["cuda.memory.allocated"] = int(torch.cuda.memory_allocated())
+            sample["cuda.memory.reserved"] = int(torch.cuda.memory_reserved())
+        span.add_event("memlens.memory", sample)
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing buffered here."""
+        return True
+
+
+def _set_location(span: Span, code: Any, line: int) -> None:
+    span.set_attribute("code.file.path", str(Path(code.co_filename).resolve()))
+    span.set_attribute("code.line.number", line)
+    span.set_attribute("code.function.name", code.co_qualname)
+
+
+def _instrument_wsgiref() -> None:
+    """Wrap every app served by ``wsgiref.simple_server`` in OpenTelemetry's middleware."""
+    from wsgiref import simple_server
+
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+    original: Callable[..., None] = simple_server.WSGIServer.set_app
+    if getattr(original, "_memlens", False):
+        return
+
+    def set_app(self: simple_server.WSGIServer, application: Any) -> None:
+        original(self, OpenTelemetryMiddleware(application))
+
+    set_app._memlens = True  # type: ignore[attr-defined]
+    simple_server.WSGIServer.set_app = set_app  # type: ignore[method-assign]
+
+
+def _instrumentor(module: str, name: str) -> Callable[[], None]:
+    def install() -> None:
+        getattr(importlib.import_module(module), name)().instrument()
+
+    return install
+
+
+_INSTRUMENTATIONS: dict[str, tuple[str, Callable[[], None]]] = {
+    "requests": (
+        "requests",
+        _instrumentor("opentelemetry.instrumentation.requests", "RequestsInstrumentor"),
+    ),
+    "httpx": (
+        "httpx",
+        _instrumentor("opentelemetry.instrumentation.httpx", "HTTPXClientInstrumentor"),
+    ),
+    "urllib3": (
+        "urllib3",
+        _instrumentor("opentelemetry.instrumentation.urllib3", "URLLib3Instrumentor"),
+    ),
+    "grpc-client": (
+        "grpc",
+        _instrumentor("opentelemetry.instrumentation.grpc", "GrpcInstrumentorClient"),
+    ),
+    "grpc-server": (
+        "grpc",
+        _instrumentor("opentelemetry.instrumentation.grpc", "GrpcInstrumentorServer"),
+    ),
+    "wsgiref": ("wsgiref", _instrument_wsgiref),
+}
+"""Instrumentation name → (library that must be importable, installer)."""
+
+
+def instrument_libraries() -> list[str]:
+    """Install every instrumentation whose library is present; returns their names."""
+    installed = []
+    for name, (library, install) in _INSTRUMENTATIONS.items():
+        if importlib.util.find_spec(library) is None:
+            continue
+        try:
+            install()
+        except Exception:  # a broken optional instrumentation must not stop the service
+            _log.warning("memlens: could not instrument %s", name, exc_info=True)
+            continue
+        installed.append(name)
+    return installed
+
+
+def _flush_on_sigterm(provider: TracerProvider) -> None:
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # the service handles SIGTERM itself; atexit still flushes
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        provider.shutdown()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)  # die by the signal, as without memlens
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def bootstrap() -> TracerProvider:
+    """Configure tracing in this process (idempotent per process) and return the provider."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    set_global_textmap(propagator_from_env())
+    service = os.environ.get("OTEL_SERVICE_NAME") or Path(sys.argv[0] or "python").stem
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service, "process.pid": os.getpid()})
+    )
+    provider.add_span_processor(
+        CodeLocationSpanProcessor(sample_memory=os.environ.get("MEMLENS_MEMORY", "1") != "0")
+    )
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    instrument_libraries()
+    if threading.current_thread() is threading.main_thread():
+        _flush_on_sigterm(provider)
+    return provider

@@ -1,0 +1,95 @@
+"""memlens.tracing.instrument and the environment ``memlens run`` gives its child."""
+
+from __future__ import annotations
+
+import json
+import os
+import sysconfig
+from pathlib import Path
+
+import httpx
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from memlens.cli.run import child_environment, service_name
+from memlens.tracing.instrument import CodeLocationSpanProcessor, is_user_code
+
+
+def test_user_code_excludes_stdlib_site_packages_memlens_and_generated() -> None:
+    assert is_user_code(__file__)
+    assert not is_user_code(json.__file__)
+    assert not is_user_code(httpx.__file__)
+    assert not is_user_code(str(Path(sysconfig.get_paths()["purelib"]) / "x.py"))
+    assert not is_user_code(
+        os.path.join(os.path.dirname(is_user_code.__code__.co_filename), "x.py")
+    )
+    assert not is_user_code("<string>")
+
+
+def _provider() -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(CodeLocationSpanProcessor())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter
+
+
+def handler() -> None:
+    pass
+
+
+def test_client_spans_get_the_calling_line_and_server_spans_the_handler() -> None:
+    provider, exporter = _provider()
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("call", kind=SpanKind.CLIENT):
+        line = _this_line() - 1
+    with tracer.start_as_current_span("request", kind=SpanKind.SERVER):
+        handler()
+    with tracer.start_as_current_span(
+        "own", kind=SpanKind.CLIENT, attributes={"code.filepath": "/x.py", "code.lineno": 1}
+    ):
+        pass
+    call, request, own = exporter.get_finished_spans()
+    assert call.attributes is not None and request.attributes is not None
+    assert call.attributes["code.file.path"] == str(Path(__file__).resolve())
+    assert call.attributes["code.line.number"] == line
+    assert call.attributes["code.function.name"].endswith(
+        "test_client_spans_get_the_calling_line_and_server_spans_the_handler"
+    )
+    assert request.attributes["code.function.name"] == "handler"
+    assert request.attributes["code.line.number"] == handler.__code__.co_firstlineno
+    assert [e.name for e in request.events] == ["memlens.memory"]
+    assert own.attributes is not None and "code.file.path" not in own.attributes
+
+
+def _this_line() -> int:
+    import inspect
+
+    frame = inspect.currentframe()
+    assert frame is not None and frame.f_back is not None
+    return frame.f_back.f_lineno
+
+
+def test_child_environment_and_service_name() -> None:
+    command = ["python", "-u", "svc/gateway.py", "--port", "1"]
+    assert service_name(command) == "gateway"
+    assert service_name(["python", "-m", "pkg.api"]) == "pkg.api"
+    assert service_name(["/usr/bin/uvicorn", "app:app"]) == "uvicorn"
+    env = child_environment(command, {"PYTHONPATH": "/mine"})
+    paths = env["PYTHONPATH"].split(os.pathsep)
+    assert paths[0].endswith("_sitecustomize") and paths[-1] == "/mine"
+    assert env["OTEL_SERVICE_NAME"] == "gateway"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
+    kept = child_environment(
+        command,
+        {"OTEL_SERVICE_NAME": "gw", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://h:1/v1/traces"},
+    )
+    assert kept["OTEL_SERVICE_NAME"] == "gw" and "OTEL_EXPORTER_OTLP_ENDPOINT" not in kept
+    forced = child_environment(command, {}, service="api", endpoint="http://h:2", memory=False)
+    assert (forced["OTEL_SERVICE_NAME"], forced["OTEL_EXPORTER_OTLP_ENDPOINT"]) == (
+        "api",
+        "http://h:2",
+    )
+    assert forced["MEMLENS_MEMORY"] == "0"
