@@ -107,6 +107,8 @@ def encode_response(content_type: str) -> bytes:
 
 def _value(v: AnyValue) -> Any:
     which = v.WhichOneof("value")
+    if which == "string_value":
+        return v.string_value
     if which is None:
         return None
     if which == "array_value":
@@ -123,8 +125,8 @@ def _attrs(kvs: Any) -> dict[str, Any]:
 
 
 def _check_id(raw: bytes, size: int, what: str, optional: bool = False) -> str | None:
-    if optional and not raw:
-        return None
+    if optional and not raw.strip(b"\0"):
+        return None  # an empty or all-zero parent id means a root span
     if len(raw) != size or raw == bytes(size):
         raise BadPayloadError(f"{what} must be {size} bytes and not all zero, got {raw.hex()!r}")
     return raw.hex()
