@@ -89,10 +89,7 @@ describe("memlens in code-server (trusted workspace)", { timeout: 15 * 60_000 },
     const file = join(bench.workspace, "trace-report.json");
     writeFileSync(file, JSON.stringify(report));
     await bench.runCommand("memlens: Open trace");
-    const path = bench.page.locator(".quick-input-widget input"); // VS Code's own file dialog in the browser
-    await path.waitFor();
-    await path.fill(file);
-    await bench.page.keyboard.press("Enter");
+    await bench.chooseFile(file);
     const view = await bench.webview("Trace 4bf92f3577b34da6a3ce929d0e0e4736");
     assert.equal(await view.locator(".node-label").count(), 3);
     await view.locator(".span-row").filter({ hasText: "POST /chat" }).click();

@@ -59,19 +59,43 @@ export class Workbench {
     return this.page.locator(".editor-instance .view-line").filter({ hasText: text });
   }
 
+  /** Waits until `condition` holds (polled: VS Code gives no event for most of its DOM). */
+  async until(condition: () => Promise<boolean>, what: string): Promise<void> {
+    const deadline = Date.now() + STEP_MS;
+    while (!(await condition().catch(() => false))) {
+      if (Date.now() > deadline) {
+        await this.page.screenshot({ path: join(this.out, "failure.png") });
+        throw new Error(`${what}: not after ${STEP_MS / 1000} s (see failure.png)`);
+      }
+      await this.page.waitForTimeout(250);
+    }
+  }
+
+  /** Answers VS Code's own (browser) file dialog with a path. */
+  async chooseFile(path: string): Promise<void> {
+    const input = this.page.locator(".quick-input-widget input");
+    await input.waitFor();
+    // the dialog fills in its folder asynchronously; typing before that would be overwritten
+    await this.until(async () => (await input.inputValue()).startsWith("/"), "the file dialog shows its folder");
+    await input.fill(path);
+    await this.until(async () => (await input.inputValue()) === path, `the file dialog holds ${path}`);
+    await this.page.keyboard.press("Enter");
+    await this.page.locator(".quick-input-widget").waitFor({ state: "hidden" });
+  }
+
   /** The webview page (VS Code nests it two iframes deep) whose content shows `text`. */
   async webview(text: string): Promise<Frame> {
-    const deadline = Date.now() + STEP_MS;
-    while (Date.now() < deadline) {
+    let found: Frame | undefined;
+    await this.until(async () => {
       for (const frame of this.page.frames()) {
-        const hits = await frame.locator("#root").filter({ hasText: text }).count().catch(() => 0);
-        if (hits > 0) {
-          return frame;
+        if ((await frame.locator("#root").filter({ hasText: text }).count().catch(() => 0)) > 0) {
+          found = frame;
+          return true;
         }
       }
-      await this.page.waitForTimeout(250); // frames come and go; poll until the view has drawn
-    }
-    throw new Error(`no webview shows "${text}" after ${STEP_MS / 1000} s`);
+      return false;
+    }, `a webview showing "${text}"`);
+    return found!;
   }
 
   /** Opens the Command Palette on `query`; returns the titles it offers. */
