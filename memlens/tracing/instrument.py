@@ -143,8 +143,14 @@ class CodeLocationSpanProcessor(SpanProcessor):
         return True
 
 
+_resolved: dict[str, str] = {}
+
+
 def _set_location(span: Span, code: Any, line: int) -> None:
-    span.set_attribute("code.file.path", str(Path(code.co_filename).resolve()))
+    path = _resolved.get(code.co_filename)
+    if path is None:  # resolve() costs a few lstat calls: once per file, not per span
+        path = _resolved[code.co_filename] = str(Path(code.co_filename).resolve())
+    span.set_attribute("code.file.path", path)
     span.set_attribute("code.line.number", line)
     span.set_attribute("code.function.name", code.co_qualname)
 
