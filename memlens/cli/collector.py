@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-age-hours", type=float, default=168.0, help="span retention age")
     parser.add_argument("--max-spans", type=int, default=1_000_000, help="spans kept at most")
     parser.add_argument(
+        "--retention-every", type=float, default=60.0, help="seconds between retention runs"
+    )
+    parser.add_argument(
         "--forward", metavar="URL", help="also send every request to this OTLP/HTTP traces URL"
     )
     parser.add_argument("--forward-retries", type=int, default=5, help="tries per request")
@@ -39,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port} is not a TCP port (0-65535)")
     if args.max_body_bytes <= 0 or args.max_spans <= 0 or args.max_age_hours <= 0:
         raise UsageError("--max-body-bytes, --max-spans and --max-age-hours must be positive")
+    if args.retention_every < 0:
+        raise UsageError("--retention-every must not be negative")
     if args.forward and not args.forward.startswith(("http://", "https://")):
         raise UsageError(f"--forward {args.forward!r} is not an http(s) URL")
     config = CollectorConfig(
@@ -48,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         retention_max_age_s=args.max_age_hours * 3600,
         retention_max_spans=args.max_spans,
+        retention_every_s=args.retention_every,
         forward_url=args.forward,
         forward_retries=args.forward_retries,
     )

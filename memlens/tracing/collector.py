@@ -174,10 +174,13 @@ class Collector:
                 for b in batches:
                     b.done.set()
                 if time.monotonic() - last_retention > self.config.retention_every_s:
-                    store.retain(
-                        max_age_s=self.config.retention_max_age_s,
-                        max_spans=self.config.retention_max_spans,
-                    )
+                    try:
+                        store.retain(
+                            max_age_s=self.config.retention_max_age_s,
+                            max_spans=self.config.retention_max_spans,
+                        )
+                    except Exception:  # a failed clean-up must not stop ingest
+                        _log.exception("applying retention failed")
                     last_retention = time.monotonic()
         finally:
             store.close()

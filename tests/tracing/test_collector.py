@@ -287,3 +287,17 @@ def test_forwarding_sends_every_request_upstream(tmp_path: Path) -> None:
         stop_collector(upstream)
     assert _span_ids(tmp_path / "upstream.db") == _span_ids(tmp_path / "local.db")
     assert len(_span_ids(tmp_path / "upstream.db")) == 6
+
+
+def test_collector_applies_retention_by_span_count(tmp_path: Path) -> None:
+    running = start_collector(tmp_path / "traces.db", "--max-spans", "5", "--retention-every", "0")
+    try:
+        with httpx.Client() as client:
+            for seed in (1, 2):
+                body = _request(4, seed=seed).SerializeToString()
+                assert client.post(running.url, content=body, headers=PROTOBUF).status_code == 200
+    finally:
+        stop_collector(running)  # the writer applies retention after each batch, then exits
+    newest = {(2 * 1_000_003 + i + 1).to_bytes(8, "big").hex() for i in range(4)}
+    stored = _span_ids(running.db)
+    assert len(stored) == 5 and newest <= stored
