@@ -121,7 +121,18 @@ def _value(v: AnyValue) -> Any:
 
 
 def _attrs(kvs: Any) -> dict[str, Any]:
-    return {kv.key: _value(kv.value) for kv in kvs}
+    out: dict[str, Any] = {}
+    for kv in kvs:
+        value = kv.value
+        which = value.WhichOneof("value")
+        # the common scalar cases inline: this runs for every attribute of every span
+        if which == "string_value":
+            out[kv.key] = value.string_value
+        elif which == "int_value":
+            out[kv.key] = value.int_value
+        else:
+            out[kv.key] = _value(value)
+    return out
 
 
 def _check_id(raw: bytes, size: int, what: str, optional: bool = False) -> str | None:
