@@ -71,18 +71,6 @@ export class Workbench {
     }
   }
 
-  /** Answers VS Code's own (browser) file dialog with a path. */
-  async chooseFile(path: string): Promise<void> {
-    const input = this.page.locator(".quick-input-widget input");
-    await input.waitFor();
-    // the dialog fills in its folder asynchronously; typing before that would be overwritten
-    await this.until(async () => (await input.inputValue()).startsWith("/"), "the file dialog shows its folder");
-    await input.fill(path);
-    await this.until(async () => (await input.inputValue()) === path, `the file dialog holds ${path}`);
-    await this.page.keyboard.press("Enter");
-    await this.page.locator(".quick-input-widget").waitFor({ state: "hidden" });
-  }
-
   /** The webview page (VS Code nests it two iframes deep) whose content shows `text`. */
   async webview(text: string): Promise<Frame> {
     let found: Frame | undefined;
