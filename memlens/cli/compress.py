@@ -72,8 +72,9 @@ def run(args: argparse.Namespace) -> int:
     from memlens.engine.jobs import CompressJob, run_compress
     from memlens.engine.texts import read_text
 
-    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
-        raise UsageError(f"--out {args.out} exists and is not empty; choose a new folder")
+    out: Path | None = args.out
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out {out} exists and is not an empty folder")
     job = CompressJob(
         source=Path(args.model),
         weights=weights_config(args),
@@ -108,7 +109,7 @@ def render(report: CompressionReport, console: Console) -> None:
             layer.scheme,
             format_bytes(layer.bytes_before),
             format_bytes(layer.bytes_after),
-            f"{layer.rel_error:.2%}",
+            "–" if layer.rel_error is None else f"{layer.rel_error:.2%}",
         )
     console.print(layers)
     ratio = report.weight_bytes_after / max(report.weight_bytes_before, 1)

@@ -75,7 +75,7 @@ def pick_tokens(
     if sampling.top_p is not None:
         ordered, order = torch.sort(scores, dim=-1, descending=True)  # (B, V)
         probs = ordered.softmax(dim=-1)
-        outside = probs.cumsum(dim=-1) - probs > sampling.top_p  # mass before it already ≥ p
+        outside = probs.cumsum(dim=-1) - probs >= sampling.top_p  # mass before it reached p
         scores = scores.scatter(-1, order, ordered.masked_fill(outside, float("-inf")))
     probs = scores.softmax(dim=-1)
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
@@ -133,8 +133,8 @@ def stream(
     stats.prompt_tokens = ids.numel()
     generator = None
     if sampling is not None and sampling.seed is not None:
-        generator = torch.Generator().manual_seed(sampling.seed)
-    finished = torch.zeros(ids.shape[0], dtype=torch.bool)
+        generator = torch.Generator(device=ids.device).manual_seed(sampling.seed)
+    finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     with torch.no_grad():
         start = time.perf_counter()
         logits = forward(model, ids, cache)

@@ -7,6 +7,7 @@ the CLI, LSP work-done progress through the worker).
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -140,8 +141,7 @@ def run_compress(job: CompressJob, on_progress: JobProgress | None = None) -> Co
         notes.append(f"auto plan: {_plan_summary(layers)}")
     if job.out is not None:
         report(f"Saving to {job.out}", 95)
-        save_compressed(model, applied, job.out)
-        _copy_tokenizer(job.source, job.out)
+        _save(model, applied, job.source, job.out)
     report("Done", 100)
     return CompressionReport(
         model=str(job.source),
@@ -168,6 +168,19 @@ def _plan_summary(layers: tuple[LayerChoice, ...]) -> str:
     for layer in layers:
         counts[layer.scheme] = counts.get(layer.scheme, 0) + 1
     return ", ".join(f"{count}× {scheme}" for scheme, count in sorted(counts.items()))
+
+
+def _save(model: nn.Module, config: WeightConfig, source: Path, out: Path) -> None:
+    """Write beside ``out`` and move into place, so a crash never leaves new weights next
+    to old metadata; what was at ``out`` (an empty folder, or the worker's previous
+    result for the same model) is replaced."""
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    save_compressed(model, config, partial)
+    _copy_tokenizer(source, partial)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(partial, out)
 
 
 def _copy_tokenizer(source: Path, out: Path) -> None:

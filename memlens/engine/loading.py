@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from memlens.engine.checkpoint import METADATA, load_compressed, read_config
@@ -59,7 +60,12 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> LoadedM
             f"{folder} has no *.safetensors weights (memlens does not unpickle .bin files)"
         )
     transformers = transformers_module()
-    config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+    try:
+        config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"{folder / 'config.json'} is not a config transformers reads: {_first_line(exc)}"
+        ) from None
     names = list(getattr(config, "architectures", None) or [])
     causal = not names or any(name.endswith("ForCausalLM") for name in names)
     auto = transformers.AutoModelForCausalLM if causal else transformers.AutoModel
@@ -70,12 +76,17 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> LoadedM
         model = auto.from_pretrained(
             folder, dtype=dtype, use_safetensors=True, local_files_only=True
         ).eval()
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{folder}: the weights do not load: {exc}") from None
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
+        raise ConfigError(f"{folder}: the weights do not load: {_first_line(exc)}") from None
     finally:
         if shown:
             progress.enable_progress_bar()
     return LoadedModel(model, folder, causal, None)
+
+
+def _first_line(exc: BaseException) -> str:
+    """transformers' messages run to paragraphs; the first line says what went wrong."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 @contextlib.contextmanager

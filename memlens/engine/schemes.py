@@ -1,9 +1,9 @@
 """How each scheme config converts one ``nn.Linear``: a registry keyed by config type.
 
-A new scheme is a new ``@converts`` entry. A converter may return the Linear unchanged
-when its scheme cannot help that layer (INT4 on inputs that do not divide by the group
-falls back to INT8, as the estimator assumes; a low-rank factorisation that would not be
-smaller stays dense).
+A new scheme is a new ``@converts`` entry. A converter may fall back when its scheme
+cannot hold that layer (INT4 needs inputs that divide by the group and outputs in
+multiples of 16, else INT8, as the estimator assumes; a low-rank factorisation that would
+not be smaller stays dense).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from memlens.engine.config import (
 )
 from memlens.engine.layers import Int4Linear, Int8Linear, LowRankLinear
 from memlens.errors import UsageError
+from memlens.profiler.tensors import int4_fits
 
 Converter = Callable[[nn.Linear, WeightConfig, torch.Tensor | None], nn.Module]
 _CONVERTERS: dict[type[WeightConfig], Converter] = {}
@@ -60,7 +61,7 @@ def _int8(linear: nn.Linear, config: WeightConfig, inputs: torch.Tensor | None) 
 @converts(Int4WeightConfig)
 def _int4(linear: nn.Linear, config: WeightConfig, inputs: torch.Tensor | None) -> nn.Module:
     assert isinstance(config, Int4WeightConfig)
-    if linear.in_features % config.group_size:
+    if not int4_fits(linear.out_features, linear.in_features, config.group_size):
         return Int8Linear.from_linear(linear)
     return Int4Linear.from_linear(linear, config.group_size)
 

@@ -13,6 +13,7 @@ against the float output. :func:`plan_auto` turns the table into a plan:
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -51,7 +52,8 @@ class LayerChoice:
     scheme: str
     bytes_before: int
     bytes_after: int
-    rel_error: float
+    rel_error: float | None
+    """None where the layer never ran on the calibration text."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,13 @@ def evaluate_plan(
             on_progress(f"Measuring {name}", done, len(plan))
         linear = model.get_submodule(name)
         assert isinstance(linear, nn.Linear)
-        [option] = measure_options(linear, inputs[name], (config,))
+        rows = inputs.get(name)
+        if rows is None:  # never ran on the calibration text: its error is unknown
+            module = linear if config is None else convert_linear(linear, config)
+            held = module_bytes(module)
+            choices.append(LayerChoice(name, scheme_of(module), module_bytes(linear), held, None))
+            continue
+        [option] = measure_options(linear, rows, (config,))
         choices.append(_choice(name, linear, option))
     return choices
 
@@ -140,7 +148,11 @@ def plan_auto(
     if calibration is None:
         raise UsageError("auto compression needs calibration token ids")
     head = head_name(model)
-    names = [name for name, _ in linear_targets(model)]
+    names = [
+        name
+        for name, _ in linear_targets(model)
+        if not any(fnmatch.fnmatch(name, pattern) for pattern in config.skip)
+    ]
     inputs = capture_inputs(model, calibration, names)
     table: dict[str, list[Option]] = {}
     for done, name in enumerate(names):
@@ -148,19 +160,26 @@ def plan_auto(
             on_progress(f"Measuring {name}", done, len(names))
         linear = model.get_submodule(name)
         assert isinstance(linear, nn.Linear)
+        rows = inputs.pop(name, None)
+        if rows is None:  # never ran on the calibration text (e.g. an unrouted expert)
+            table[name] = [Option(None, module_bytes(linear), 0.0, scheme_of(linear))]
+            continue
         candidates = (config.lm_head,) if name == head else (None, *config.candidates)
-        table[name] = measure_options(linear, inputs.pop(name), candidates)
+        table[name] = measure_options(linear, rows, candidates)
     if config.budget_bytes is not None:
         fixed = module_bytes(model) - sum(module_bytes(model.get_submodule(n)) for n in names)
         picked = _fit_budget(table, config.budget_bytes - fixed, config.budget_bytes)
     else:
         assert config.max_error is not None
-        picked = {n: _cheapest_within(options, config.max_error) for n, options in table.items()}
+        picked = {  # the head takes its explicit setting whatever its error
+            n: options[0] if n == head else _cheapest_within(options, config.max_error)
+            for n, options in table.items()
+        }
     layers = tuple(
         _choice(name, model.get_submodule(name), option) for name, option in picked.items()
     )
     overrides = tuple((name, option.config) for name, option in picked.items())
-    return AutoPlan(MixedWeightConfig(default=None, overrides=overrides), layers)
+    return AutoPlan(MixedWeightConfig(skip=config.skip, overrides=overrides), layers)
 
 
 def _choice(name: str, linear: nn.Module, option: Option) -> LayerChoice:

@@ -36,7 +36,7 @@ def int8_matmul(
         from memlens.kernels import cuda  # only where CUDA exists
 
         return cuda.int8_matmul(x, q, scale)
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" or not cpu.int8_fits(q):
         return reference.int8_matmul(x, q, scale)
     return cpu.int8_matmul(x, q, scale)
 

@@ -13,8 +13,18 @@ import torch
 _INNER_K_TILES = 1  # the CPU packer ignores tiling but requires the argument
 
 
+INT8_K_MULTIPLE = 8
+"""``_weight_int8pack_mm`` reads K in blocks of 8: other K crash or go wrong for M > 1."""
+
+
+def int8_fits(q: torch.Tensor) -> bool:
+    """Whether the packed kernel can take this weight."""
+    return q.shape[1] % INT8_K_MULTIPLE == 0
+
+
 def int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """``x (…, K)`` bf16/fp16/fp32 times int8 ``q (N, K)`` with scales ``(N,)`` → ``(…, N)``."""
+    """``x (…, K)`` bf16/fp16/fp32 times int8 ``q (N, K)`` with scales ``(N,)`` → ``(…, N)``
+    (``K`` a multiple of 8: see :func:`int8_fits`)."""
     lead = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1]).contiguous()  # (M, K)
     out: torch.Tensor = torch.ops.aten._weight_int8pack_mm(flat, q, scale.to(x.dtype))  # (M, N)

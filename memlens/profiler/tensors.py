@@ -136,10 +136,22 @@ class TensorSpec:
         """Exact bytes of this tensor stored as ``dtype``."""
         if self.kind is not TensorKind.MATRIX or not dtype.is_quantized:
             return self.numel * dtype.float_bytes
-        if dtype is StorageDtype.INT4 and self.in_features % group_size == 0:
+        if dtype is StorageDtype.INT4 and int4_fits(
+            self.out_features, self.in_features, group_size
+        ):
             groups = self.out_features * (self.in_features // group_size)
             return math.ceil(self.numel / 2) + groups * 2 * _SCALE_BYTES
         return self.numel + self.out_features * _SCALE_BYTES
+
+
+INT4_OUT_MULTIPLE = 16
+"""aten's CPU INT4 packing needs output features in multiples of 16."""
+
+
+def int4_fits(out_features: int, in_features: int, group_size: int) -> bool:
+    """Whether a matrix stores as INT4; one that does not falls back to INT8 (the engine
+    and the estimator share this rule)."""
+    return in_features % group_size == 0 and out_features % INT4_OUT_MULTIPLE == 0
 
 
 def matrix(

@@ -81,9 +81,26 @@ def test_skipped_modules_stay_as_they_are() -> None:
 def test_int4_falls_back_to_int8_for_ragged_inputs() -> None:
     linear = torch.nn.Linear(100, 64)
     model = torch.nn.Sequential(linear)
+    reference = torch.nn.functional.linear
+    x = torch.randn(3, 100)
     compress_(model, Int4WeightConfig(group_size=32, skip=()))
     assert isinstance(model[0], Int8Linear)
     assert scheme_of(model[0]) == "int8"  # reports say what the layer holds
+    # regression: aten's int8 kernel crashed or went wrong for K % 8 != 0 and M > 1
+    with torch.no_grad():
+        expected = reference(x, linear.weight, linear.bias)
+        error = (model(x) - expected).norm() / expected.norm()
+    assert float(error) < 0.01
+
+
+def test_int4_needs_outputs_in_multiples_of_16_as_the_estimator_assumes() -> None:
+    from memlens.profiler.tensors import matrix
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 40, bias=False))
+    compress_(model, Int4WeightConfig(group_size=32))
+    assert isinstance(model[0], Int8Linear)
+    held = sum(b.numel() * b.element_size() for b in model.buffers())
+    assert held == matrix("w", 40, 64).nbytes(StorageDtype.INT4, 32)
 
 
 def test_bad_configs() -> None:

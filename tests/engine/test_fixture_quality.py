@@ -100,7 +100,8 @@ def test_auto_plan_meets_its_target_and_saves_bytes(
     plan = plan_auto(copy.deepcopy(reference), AutoWeightConfig(max_error=0.05), calibration)
     assert all(layer.rel_error <= 0.05 for layer in plan.layers if layer.name != "lm_head")
     compressed = compress_(copy.deepcopy(reference).to(torch.bfloat16), plan.config)
-    assert module_bytes(compressed) < 0.5 * module_bytes(reference)
+    bf16 = module_bytes(copy.deepcopy(reference).to(torch.bfloat16))
+    assert module_bytes(compressed) < 0.8 * bf16
     after = perplexity(compressed, heldout[:EVAL_BYTES], 256)
     assert after / reference_ppl - 1 < 0.05
 

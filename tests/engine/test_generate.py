@@ -40,13 +40,21 @@ def test_stream_yields_one_step_at_a_time_and_fills_stats(model: torch.nn.Module
 
 
 def test_stops_when_every_sequence_has_ended(model: torch.nn.Module) -> None:
+    prompt = PROMPT[:1]
+    greedy = generate(model, prompt, 6)
+    eos = int(greedy[0, prompt.shape[1] + 2])  # the third new token
+    assert eos not in greedy[0, prompt.shape[1] : prompt.shape[1] + 2].tolist()
+    out = generate(model, prompt, 6, eos_token_id=eos)
+    assert out.shape[1] == prompt.shape[1] + 3 and int(out[0, -1]) == eos
+
+
+def test_a_finished_sequence_pads_with_eos_while_others_go_on(model: torch.nn.Module) -> None:
     greedy = generate(model, PROMPT, 6)
     eos = int(greedy[0, PROMPT.shape[1] + 2])  # sequence 0's third new token
+    assert eos not in greedy[1, PROMPT.shape[1] :].tolist()
     out = generate(model, PROMPT, 6, eos_token_id=eos)
-    # sequence 0 pads with eos after it; the run stops once both have ended or at 6
-    after = out[0, PROMPT.shape[1] + 2 :]
-    assert bool((after == eos).all())
-    assert out.shape[1] <= PROMPT.shape[1] + 6
+    assert out.shape[1] == PROMPT.shape[1] + 6  # sequence 1 never ends
+    assert bool((out[0, PROMPT.shape[1] + 2 :] == eos).all())
 
 
 def test_sampling_is_reproducible_and_top_k_one_is_greedy(model: torch.nn.Module) -> None:

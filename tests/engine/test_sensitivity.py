@@ -75,6 +75,23 @@ def test_budget_gives_the_most_accurate_plan_that_fits() -> None:
     assert module_bytes(compressed) <= tight_budget
 
 
+def test_a_target_no_candidate_meets_keeps_layers_and_the_head_setting() -> None:
+    plan = plan_auto(_model(), AutoWeightConfig(max_error=0.0001), IDS)
+    chosen = {layer.name: layer.scheme for layer in plan.layers}
+    assert chosen.pop("lm_head") == "int8"  # explicit, whatever its error
+    assert set(chosen.values()) == {"keep"}
+
+
+def test_auto_honours_skip_patterns() -> None:
+    config = AutoWeightConfig(max_error=0.2, skip=("lm_head", "*q_proj"))
+    plan = plan_auto(_model(), config, IDS)
+    names = {layer.name for layer in plan.layers}
+    assert "lm_head" not in names and not any(n.endswith("q_proj") for n in names)
+    model = compress_(_model(), plan.config)
+    assert isinstance(model.lm_head, torch.nn.Linear)
+    assert isinstance(model.model.layers[0].self_attn.q_proj, torch.nn.Linear)
+
+
 def test_a_budget_below_the_smallest_plan_is_refused() -> None:
     with pytest.raises(UsageError, match="below the smallest plan"):
         plan_auto(_model(), AutoWeightConfig(budget_bytes=1000), IDS)

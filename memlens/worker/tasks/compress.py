@@ -8,8 +8,9 @@ checkpoint under the worker cache (``compressed/``), named in the report's ``out
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memlens.errors import UsageError
 from memlens.profiler.configs import ResolvedConfig
@@ -17,6 +18,9 @@ from memlens.profiler.tensors import StorageDtype, check_group_size
 from memlens.worker.cache import cache_dir
 from memlens.worker.protocol import RequestContext, method
 from memlens.worker.tasks.common import ModelRequest, weights_folder
+
+if TYPE_CHECKING:
+    from memlens.engine.config import WeightConfig
 
 
 def _weights_spec(params: dict[str, Any]) -> str:
@@ -57,10 +61,14 @@ def _has_tokenizer(folder: Path) -> bool:
     return any((folder / name).is_file() for name in TOKENIZER_FILES)
 
 
-def _measured(folder: Path, model: str, weights: Any, context: RequestContext) -> dict[str, Any]:
+def _measured(
+    folder: Path, model: str, weights: WeightConfig, context: RequestContext
+) -> dict[str, Any]:
     from memlens.engine.jobs import CompressJob, run_compress
 
-    out = cache_dir() / "compressed" / f"{folder.name}-{weights.label().replace(':', '-')}"
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+    label = weights.label().replace(":", "-")
+    out = cache_dir() / "compressed" / f"{folder.name}-{key}-{label}"
 
     def progress(message: str, percent: float) -> None:
         context.progress(message, int(percent))
@@ -70,7 +78,7 @@ def _measured(folder: Path, model: str, weights: Any, context: RequestContext) -
 
 
 def _plan(
-    resolved: ResolvedConfig, request: ModelRequest, weights: Any, note: str
+    resolved: ResolvedConfig, request: ModelRequest, weights: WeightConfig, note: str
 ) -> dict[str, Any]:
     if weights.scheme not in ("int8", "int4"):
         raise UsageError(f"{weights.label()} is measured on the weights, and they are not here")
