@@ -135,6 +135,8 @@ VARIANTS: dict[str, tuple[torch.dtype, Callable[[nn.Module], None] | None]] = {
     "memlens int4 g32": (torch.bfloat16, _memlens(Int4WeightConfig(group_size=32))),
     "memlens int4 g64": (torch.bfloat16, _memlens(Int4WeightConfig(group_size=64))),
     "memlens int4 g128": (torch.bfloat16, _memlens(Int4WeightConfig(group_size=128))),
+    # random weights have flat spectra, so on the speed model most layers stay dense; the
+    # fixture row shows what low-rank costs on trained weights
     "memlens lowrank 0.9": (torch.bfloat16, _memlens(LowRankWeightConfig(energy=0.9))),
     "memlens auto": (torch.bfloat16, None),  # needs calibration text: built per model
 }
