@@ -92,6 +92,22 @@ def _auto(calibration: torch.Tensor | None) -> Callable[[nn.Module], None]:
     return apply
 
 
+def _auto_quantized(calibration: torch.Tensor | None) -> Callable[[nn.Module], None]:
+    """auto among the quantized schemes only, for random weights (flat spectra: the SVD
+    of every layer would take minutes and low-rank never wins there)."""
+    candidates = (
+        Int4WeightConfig(group_size=64),
+        Int4WeightConfig(group_size=32),
+        Int8WeightConfig(),
+    )
+
+    def apply(model: nn.Module) -> None:
+        config = AutoWeightConfig(max_error=0.02, candidates=candidates)
+        compress_(model, config, calibration)
+
+    return apply
+
+
 def _memlens(config: WeightConfig) -> Callable[[nn.Module], None]:
     def apply(model: nn.Module) -> None:
         compress_(model, config)
@@ -143,9 +159,13 @@ VARIANTS: dict[str, tuple[torch.dtype, Callable[[nn.Module], None] | None]] = {
 INT8_PEERS = ("quantize_dynamic int8", "torchao int8", "quanto int8")
 
 
-def _apply(name: str, model: nn.Module, calibration: torch.Tensor | None) -> None:
+def _apply(
+    name: str, model: nn.Module, calibration: torch.Tensor | None, random_weights: bool = False
+) -> None:
     convert = VARIANTS[name][1]
-    (convert or _auto(calibration))(model)
+    if convert is None:
+        convert = (_auto_quantized if random_weights else _auto)(calibration)
+    convert(model)
 
 
 def _stored_bytes(model: nn.Module) -> int:
@@ -167,7 +187,7 @@ def run_speed(name: str) -> dict[str, Any]:
     dtype = VARIANTS[name][0]
     model = random_model(resolve_config(SPEED_MODEL, allow_network=False).config, dtype)
     calibration = torch.randint(0, 32000, (1, 256), generator=torch.Generator().manual_seed(1))
-    _apply(name, model, calibration)
+    _apply(name, model, calibration, random_weights=True)
     speed = measure_speed(model, name, read_bandwidth(), PROMPT_TOKENS, NEW_TOKENS, repeats=1)
     measured = {**speed.to_json(), **_rss()}
     return {**measured, "stored_bytes": _stored_bytes(model)}
@@ -240,6 +260,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", nargs=2, metavar=("JOB", "VARIANT"), help=argparse.SUPPRESS)
     parser.add_argument("--only", help="comma-separated variant names (default: all)")
+    parser.add_argument(
+        "--jobs",
+        default="speed,fixture,minilm",
+        help="comma-separated measurements per variant (default: %(default)s)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     if args.child:
@@ -248,17 +273,21 @@ def main() -> None:
         return
     console = Console(stderr=True)
     names = [n.strip() for n in args.only.split(",")] if args.only else list(VARIANTS)
+    jobs = [job.strip() for job in args.jobs.split(",") if job.strip() in CHILD_JOBS]
     rows: dict[str, dict[str, Any]] = {}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
-        console.print(f"[bold]{name}[/]: speed, fixture quality, MiniLM quality")
-        rows[name] = {job: _child(job, name) for job in ("speed", "fixture", "minilm")}
+        console.print(f"[bold]{name}[/]: {', '.join(jobs)}")
+        rows[name] = {
+            job: _child(job, name) for job in ("speed", "fixture", "minilm") if job in jobs
+        }
+        RESULTS.write_text(json.dumps({"rows": rows, "partial": True}, indent=2))
     big = {}
     if not args.only:
         for name in ("bf16", "int8", "int4"):
             console.print(f"[bold]7B-shaped {name}[/]")
             big[name] = _child("big", name)
     results = {"rows": rows, "llama_7b_shaped": big, "goals": _goals(rows)}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     _print(rows, big, results["goals"])
     print(f"\nJSON: {RESULTS}")
@@ -316,7 +345,7 @@ def _print(rows: dict[str, dict[str, Any]], big: dict[str, Any], goals: dict[str
         table.add_column(column, justify="left" if column == "variant" else "right")
     base_ppl = rows.get("transformers fp32", {}).get("fixture", {}).get("ppl")
     for name, row in rows.items():
-        speed, fixture, minilm = row["speed"], row["fixture"], row["minilm"]
+        speed, fixture, minilm = (row.get(job, {}) for job in ("speed", "fixture", "minilm"))
         ppl = fixture.get("ppl")
         delta = None if ppl is None or base_ppl is None else ppl / base_ppl - 1
         table.add_row(
