@@ -20,7 +20,7 @@ from torch import nn
 
 from memlens import __version__
 from memlens.engine.config import WeightConfig, config_from_json, config_to_json
-from memlens.engine.layers import Int4Linear, Int8Linear, LowRankLinear
+from memlens.engine.layers import CompressedLinear, Int4Linear, Int8Linear, LowRankLinear
 from memlens.engine.schemes import replace_module
 from memlens.errors import ConfigError
 
@@ -30,13 +30,7 @@ _BUFFER = "__buffer__."  # prefix of non-persistent buffers stored beside the st
 
 
 def _scheme(module: nn.Module) -> str | None:
-    if isinstance(module, Int8Linear):
-        return "int8"
-    if isinstance(module, Int4Linear):
-        return "int4"
-    if isinstance(module, LowRankLinear):
-        return "lowrank"
-    return None
+    return module.kind if isinstance(module, CompressedLinear) else None
 
 
 def save_compressed(model: nn.Module, config: WeightConfig, folder: str | Path) -> Path:

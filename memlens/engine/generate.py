@@ -105,6 +105,10 @@ class _ForwardCall:
         return logits[:, -1]
 
 
+def _batched(input_ids: torch.Tensor) -> torch.Tensor:
+    return input_ids[None] if input_ids.dim() == 1 else input_ids  # (T,) → (1, T)
+
+
 def stream(
     model: nn.Module,
     input_ids: torch.Tensor,
@@ -121,7 +125,7 @@ def stream(
     """
     from memlens.profiler.meta import transformers_module
 
-    ids = input_ids[None] if input_ids.dim() == 1 else input_ids  # (B, T)
+    ids = _batched(input_ids)  # (B, T)
     if ids.numel() == 0:
         raise UsageError("the prompt is empty: give at least one token")
     if max_new_tokens < 1:
@@ -163,6 +167,6 @@ def generate(
     stats: DecodeStats | None = None,
 ) -> torch.Tensor:
     """The prompts followed by their new tokens, ``(B, T + new)``."""
-    ids = input_ids[None] if input_ids.dim() == 1 else input_ids
+    ids = _batched(input_ids)  # (B, T)
     steps = list(stream(model, ids, max_new_tokens, sampling, eos_token_id, cache, stats))
     return torch.cat([ids, torch.stack(steps, dim=1)], dim=1)

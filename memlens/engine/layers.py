@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -16,9 +18,35 @@ def _bias(linear: nn.Linear) -> torch.Tensor | None:
     return None if linear.bias is None else linear.bias.detach().to(COMPUTE_DTYPE).clone()
 
 
-class Int8Linear(nn.Module):
+class CompressedLinear(nn.Module):
+    """What every compressed Linear shares: a storage kind, bf16 compute, an optional bias."""
+
+    kind: ClassVar[str]
+    """The scheme checkpoints record (``int8``, ``int4``, ``lowrank``)."""
+    in_features: int
+    out_features: int
+    bias: torch.Tensor | None
+
+    def label(self) -> str:
+        """What the layer holds, e.g. ``int4:g64`` (reports show it)."""
+        return self.kind
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (…, in)`` in bf16 → ``(…, out)`` without the bias."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (…, in)`` → ``(…, out)`` in ``x``'s dtype."""
+        out = self._matmul(x.to(COMPUTE_DTYPE))
+        if self.bias is not None:
+            out = out + self.bias
+        return out.to(x.dtype)
+
+
+class Int8Linear(CompressedLinear):
     """INT8 weights ``(out, in)`` with one bf16 scale per output channel."""
 
+    kind = "int8"
     q: torch.Tensor
     scale: torch.Tensor
     bias: torch.Tensor | None
@@ -36,17 +64,14 @@ class Int8Linear(nn.Module):
         q, scale = reference.quantize_int8_weight(linear.weight.detach())
         return cls(q, scale, _bias(linear))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (…, in)`` → ``(…, out)`` in ``x``'s dtype."""
-        out = int8_matmul(x.to(COMPUTE_DTYPE), self.q, self.scale)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.to(x.dtype)
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        return int8_matmul(x, self.q, self.scale)
 
 
-class Int4Linear(nn.Module):
+class Int4Linear(CompressedLinear):
     """INT4 weights packed two per byte, a bf16 scale and zero per group of inputs."""
 
+    kind = "int4"
     packed: torch.Tensor
     scales_zeros: torch.Tensor
     bias: torch.Tensor | None
@@ -80,22 +105,22 @@ class Int4Linear(nn.Module):
             _bias(linear),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (…, in)`` → ``(…, out)`` in ``x``'s dtype (CPU)."""
+    def label(self) -> str:
+        return f"int4:g{self.group_size}"
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu":
             raise UsageError(
                 "INT4 layers run on the CPU kernels (their packing is the CPU layout); "
                 "use INT8 on a GPU"
             )
-        out = cpu.int4_matmul(x.to(COMPUTE_DTYPE), self.packed, self.group_size, self.scales_zeros)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.to(x.dtype)
+        return cpu.int4_matmul(x, self.packed, self.group_size, self.scales_zeros)
 
 
-class LowRankLinear(nn.Module):
+class LowRankLinear(CompressedLinear):
     """``W ≈ up @ down``: ``down (rank, in)`` and ``up (out, rank)`` in bf16 (truncated SVD)."""
 
+    kind = "lowrank"
     down: torch.Tensor
     up: torch.Tensor
     bias: torch.Tensor | None
@@ -123,12 +148,11 @@ class LowRankLinear(nn.Module):
         up = u[:, :rank] * s[:rank]  # (out, rank)
         return cls(down, up, _bias(linear))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (…, in)`` → ``(…, out)`` in ``x``'s dtype."""
-        out = (x.to(COMPUTE_DTYPE) @ self.down.T) @ self.up.T  # (…, rank) → (…, out)
-        if self.bias is not None:
-            out = out + self.bias
-        return out.to(x.dtype)
+    def label(self) -> str:
+        return f"lowrank:r{self.rank}"
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        return (x @ self.down.T) @ self.up.T  # (…, rank) → (…, out)
 
 
 def choose_rank(

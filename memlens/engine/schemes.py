@@ -19,7 +19,7 @@ from memlens.engine.config import (
     LowRankWeightConfig,
     WeightConfig,
 )
-from memlens.engine.layers import Int4Linear, Int8Linear, LowRankLinear
+from memlens.engine.layers import CompressedLinear, Int4Linear, Int8Linear, LowRankLinear
 from memlens.errors import UsageError
 from memlens.profiler.tensors import int4_fits
 
@@ -78,13 +78,7 @@ def _low_rank(linear: nn.Linear, config: WeightConfig, inputs: torch.Tensor | No
 def scheme_of(module: nn.Module) -> str:
     """What a layer actually holds, e.g. ``int4:g64``, ``int8`` (also where an INT4 config
     fell back), ``lowrank:r24`` or ``keep``."""
-    if isinstance(module, Int8Linear):
-        return "int8"
-    if isinstance(module, Int4Linear):
-        return f"int4:g{module.group_size}"
-    if isinstance(module, LowRankLinear):
-        return f"lowrank:r{module.rank}"
-    return "keep"
+    return module.label() if isinstance(module, CompressedLinear) else "keep"
 
 
 def linear_targets(model: nn.Module) -> list[tuple[str, nn.Linear]]:
