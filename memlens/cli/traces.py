@@ -28,6 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         const="",
         help="spans per code location (count, p50, latest trace), optionally of one file",
     )
+    what.add_argument(
+        "--report",
+        metavar="TRACE_ID",
+        nargs="?",
+        const="",
+        help="print the editor's trace-view JSON (graph, recent traces, optionally one trace);"
+        " save it and open it with `memlens: Open trace`",
+    )
     parser.add_argument("--jaeger-url", help="Jaeger UI base URL for deep links")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -44,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from memlens.tracing import jaeger
+    from memlens.tracing.report import trace_report
     from memlens.tracing.store import TraceStore
     from memlens.tracing.topology import code_index, recent_traces, waterfall
 
@@ -52,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     base = jaeger.validate_base_url(args.jaeger_url) if args.jaeger_url else None
     console = Console()
     with TraceStore(args.db, readonly=True) as store:
+        if args.report is not None:
+            trace_id = args.report.strip().lower() or None
+            _emit_json(trace_report(store, trace_id, limit=args.limit, jaeger_url=base))
+            return 0
         if args.trace:
             trace_id = args.trace.strip().lower()
             spans = store.trace(trace_id)

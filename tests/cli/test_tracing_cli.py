@@ -115,3 +115,20 @@ def test_bad_input_is_a_clear_usage_error(
     code = main(argv)
     assert code in (1, 2)
     assert message in capsys.readouterr().err
+
+
+def test_traces_report_prints_the_trace_view_json(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["traces", "--db", str(db), "--report", T]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["edges"][0]["caller"] == "gateway" and report["edges"][0]["callee"] == "retriever"
+    assert [t["trace_id"] for t in report["traces"]] == [T]
+    assert report["trace"]["trace_id"] == T and len(report["trace"]["spans"]) == 3
+    assert report["trace"]["spans"][0]["location"] == {
+        "path": "/g.py",
+        "line": 10,
+        "function": "ask",
+    }
+    assert main(["traces", "--db", str(db), "--report"]) == 0
+    assert json.loads(capsys.readouterr().out)["trace"] is None
