@@ -1,12 +1,14 @@
-"""The OTLP/HTTP trace collector: ``POST /v1/traces`` (protobuf or JSON, gzip or not) into
-the SQLite trace store, optionally forwarded to an upstream OTLP endpoint.
+"""The OTLP/HTTP collector: ``POST /v1/traces`` and ``POST /v1/metrics`` (protobuf or JSON,
+gzip or not) into the SQLite trace store; traces optionally forwarded to an upstream OTLP
+endpoint. Of metrics it keeps the memory gauges ``memlens run`` sends
+(:mod:`memlens.tracing.otlp_metrics`).
 
 Replies follow the OTLP/HTTP spec: 200 with an ``ExportTraceServiceResponse`` in the
-request's content type once the spans are committed to the database (so an acknowledged
+request's content type once the spans (or samples) are committed to the database (so an acknowledged
 span survives ``kill -9``), 400 for a body that does not decode, 413 past the size limit,
 415 for other content types, 404 for other paths, 503 with ``Retry-After`` when the write
-queue is full. HTTP handler threads hand decoded spans to one writer thread through a
-bounded queue; the writer commits them in batches.
+queue is full. HTTP handler threads decode requests straight into store rows and hand them
+to one writer thread through a bounded queue; the writer commits them in batches.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from memlens.tracing.otlp import (
     decode_request,
     encode_response,
     gunzip_bounded,
-    records_from_request,
+    span_rows,
 )
-from memlens.tracing.store import SpanRecord, TraceStore
+from memlens.tracing.otlp_metrics import decode_metrics_request, samples_from_request
+from memlens.tracing.store import MemorySample, SpanRow, TraceStore
 
 __all__ = ["DEFAULT_DB", "DEFAULT_PORT", "Collector", "CollectorConfig"]
 
@@ -66,6 +69,8 @@ class CollectorConfig:
     """Delete spans received longer ago than this (seconds); None keeps them."""
     retention_max_spans: int | None = 1_000_000
     """Keep at most this many spans, deleting the oldest; None for no limit."""
+    retention_max_samples: int | None = 1_000_000
+    """Keep at most this many memory samples, deleting the oldest; None for no limit."""
     retention_every_s: float = 60.0
     """How often the writer applies retention, in seconds."""
     forward_url: str | None = None
@@ -78,9 +83,31 @@ class CollectorConfig:
 
 @dataclass
 class _Batch:
-    records: list[SpanRecord]
+    spans: list[SpanRow] = field(default_factory=list)
+    samples: list[MemorySample] = field(default_factory=list)
+    forward: bytes | None = None
+    """The request as protobuf, for the upstream; None when not forwarded."""
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+
+
+def _traces(body: bytes, content_type: str, forwarding: bool) -> _Batch:
+    request = decode_request(body, content_type)
+    forward = None
+    if forwarding:
+        forward = body if content_type == PROTOBUF else request.SerializeToString()
+    return _Batch(spans=span_rows(request), forward=forward)
+
+
+def _metrics(body: bytes, content_type: str, forwarding: bool) -> _Batch:
+    return _Batch(samples=samples_from_request(decode_metrics_request(body, content_type)))
+
+
+_ENDPOINTS: dict[str, Callable[[bytes, str, bool], _Batch]] = {
+    "/v1/traces": _traces,
+    "/v1/metrics": _metrics,
+}
+"""OTLP/HTTP path → decoder into a batch for the writer."""
 
 
 class Collector:
@@ -124,9 +151,8 @@ class Collector:
 
     # -- called by the HTTP handler -----------------------------------------------------
 
-    def ingest(self, records: list[SpanRecord], raw_protobuf: bytes | None) -> bool:
-        """Queue records for the writer and wait until they are committed. False: queue full."""
-        batch = _Batch(records)
+    def ingest(self, batch: _Batch) -> bool:
+        """Queue a batch for the writer and wait until it is committed. False: queue full."""
         try:
             self._queue.put_nowait(batch)
         except queue.Full:
@@ -134,9 +160,9 @@ class Collector:
         batch.done.wait()
         if batch.error is not None:
             raise batch.error
-        if self.config.forward_url and raw_protobuf is not None:
+        if batch.forward is not None:
             try:
-                self._forward.put_nowait(raw_protobuf)
+                self._forward.put_nowait(batch.forward)
             except queue.Full:
                 _log.warning(
                     "forward queue full; dropping a request for %s", self.config.forward_url
@@ -155,7 +181,7 @@ class Collector:
                 if item is None:
                     break
                 batches = [item]
-                size = len(item.records)
+                size = len(item.spans)
                 while size < self.config.batch_spans:
                     try:
                         more = self._queue.get_nowait()
@@ -165,9 +191,15 @@ class Collector:
                         stopping = True
                         break
                     batches.append(more)
-                    size += len(more.records)
+                    size += len(more.spans)
                 try:
-                    self.spans_written += store.insert(r for b in batches for r in b.records)
+                    if size:
+                        self.spans_written += store.insert_rows(
+                            [r for b in batches for r in b.spans]
+                        )
+                    samples = [m for b in batches for m in b.samples]
+                    if samples:
+                        store.insert_samples(samples)
                 except Exception as exc:  # the handler turns it into a 500
                     for b in batches:
                         b.error = exc
@@ -178,6 +210,7 @@ class Collector:
                         store.retain(
                             max_age_s=self.config.retention_max_age_s,
                             max_spans=self.config.retention_max_spans,
+                            max_samples=self.config.retention_max_samples,
                         )
                     except Exception:  # a failed clean-up must not stop ingest
                         _log.exception("applying retention failed")
@@ -247,13 +280,18 @@ def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
             if self.path == "/health":
                 self._reply(200, b'{"status":"ok"}', JSON)
             else:
-                self._error(404, "only POST /v1/traces is served", JSON)
+                self._error(404, "only POST /v1/traces and /v1/metrics are served", JSON)
 
         def do_POST(self) -> None:
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
             reply_type = content_type if content_type in (PROTOBUF, JSON) else JSON
-            if self.path.split("?")[0] != "/v1/traces":
-                self._error(404, f"no OTLP endpoint at {self.path}; use /v1/traces", reply_type)
+            decode = _ENDPOINTS.get(self.path.split("?")[0])
+            if decode is None:
+                self._error(
+                    404,
+                    f"no OTLP endpoint at {self.path}; use /v1/traces or /v1/metrics",
+                    reply_type,
+                )
                 return
             length_header = self.headers.get("Content-Length")
             if length_header is None or not length_header.isdigit():
@@ -279,20 +317,18 @@ def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
                 elif encoding != "identity":
                     self._error(415, f"content encoding {encoding!r}: use gzip", reply_type)
                     return
-                request = decode_request(body, content_type)
-                records = records_from_request(request)
+                batch = decode(body, content_type, config.forward_url is not None)
             except PayloadTooLargeError as exc:
                 self._error(413, str(exc), reply_type)
                 return
             except BadPayloadError as exc:
                 self._error(400, str(exc), reply_type)
                 return
-            raw = body if content_type == PROTOBUF else request.SerializeToString()
             try:
-                accepted = collector.ingest(records, raw)
+                accepted = collector.ingest(batch)
             except Exception as exc:
-                _log.exception("writing spans failed")
-                self._error(500, f"writing spans failed: {exc}", reply_type)
+                _log.exception("writing to the trace store failed")
+                self._error(500, f"writing to the trace store failed: {exc}", reply_type)
                 return
             if not accepted:
                 self._error(503, "collector is busy; retry", reply_type)

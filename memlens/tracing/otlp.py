@@ -11,10 +11,11 @@ import base64
 import gzip
 import json
 import zlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -22,22 +23,30 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from memlens.errors import MemlensError
-from memlens.tracing.store import SpanRecord
+from memlens.tracing.store import SpanRecord, SpanRow, code_location_of
 
 __all__ = [
     "JSON",
     "PROTOBUF",
     "BadPayloadError",
     "PayloadTooLargeError",
+    "attributes_of",
     "decode_request",
     "encode_response",
     "gunzip_bounded",
+    "parse_message",
     "records_from_request",
+    "span_rows",
 ]
+
+_M = TypeVar("_M", bound=Message)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_quote: Callable[[str], str] = json.encoder.encode_basestring
+"""A JSON string literal, non-ASCII kept (what ``_encode`` writes for strings); C-coded."""
 
 
 class BadPayloadError(MemlensError):
@@ -77,28 +86,33 @@ def _hex_ids_to_base64(node: Any) -> None:
             _hex_ids_to_base64(item)
 
 
-def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
-    """Parse an ``ExportTraceServiceRequest`` in protobuf or OTLP JSON."""
-    request = ExportTraceServiceRequest()
+def parse_message(body: bytes, content_type: str, message: _M) -> _M:
+    """Fill ``message`` (an OTLP ``Export*ServiceRequest``) from protobuf or OTLP JSON."""
     if content_type == PROTOBUF:
         try:
-            request.ParseFromString(body)
+            message.ParseFromString(body)
         except (DecodeError, RecursionError) as exc:
             raise BadPayloadError(f"protobuf body does not decode: {exc}") from exc
-        return request
+        return message
     try:
         document = json.loads(body)
         if not isinstance(document, dict):
             raise BadPayloadError("JSON body is not an object")
         _hex_ids_to_base64(document)
-        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
     except (ValueError, json_format.ParseError, RecursionError, TypeError) as exc:
-        raise BadPayloadError(f"JSON body is not an OTLP trace request: {exc}") from exc
-    return request
+        raise BadPayloadError(f"JSON body is not an OTLP {type(message).__name__}: {exc}") from exc
+    return message
+
+
+def decode_request(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    """Parse an ``ExportTraceServiceRequest`` in protobuf or OTLP JSON."""
+    return parse_message(body, content_type, ExportTraceServiceRequest())
 
 
 def encode_response(content_type: str) -> bytes:
-    """An empty (full success) ``ExportTraceServiceResponse`` in the request's encoding."""
+    """An empty (full success) ``Export{Trace,Metrics}ServiceResponse`` in the request's
+    encoding (both are the empty message)."""
     if content_type == PROTOBUF:
         body: bytes = ExportTraceServiceResponse().SerializeToString()
         return body
@@ -120,12 +134,12 @@ def _value(v: AnyValue) -> Any:
     return getattr(v, which)
 
 
-def _attrs(kvs: Any) -> dict[str, Any]:
+def attributes_of(kvs: Any) -> dict[str, Any]:
+    """OTLP ``KeyValue`` list to a dict (bytes as hex, arrays as lists, kvlists as dicts)."""
     out: dict[str, Any] = {}
     for kv in kvs:
         value = kv.value
         which = value.WhichOneof("value")
-        # the common scalar cases inline: this runs for every attribute of every span
         if which == "string_value":
             out[kv.key] = value.string_value
         elif which == "int_value":
@@ -147,7 +161,7 @@ def records_from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]
     """Flatten resource → scope → spans into records; 400-worthy ids raise BadPayloadError."""
     records: list[SpanRecord] = []
     for resource_spans in request.resource_spans:
-        resource = _attrs(resource_spans.resource.attributes)
+        resource = attributes_of(resource_spans.resource.attributes)
         service = str(resource.get("service.name") or "unknown_service")
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
@@ -168,19 +182,105 @@ def records_from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]
                         end_ns=max(int(span.end_time_unix_nano), int(span.start_time_unix_nano)),
                         status_code=int(span.status.code),
                         status_message=span.status.message,
-                        attributes=_attrs(span.attributes),
+                        attributes=attributes_of(span.attributes),
                         resource=resource,
                         events=[
                             {
                                 "name": e.name,
                                 "time_ns": int(e.time_unix_nano),
-                                "attributes": _attrs(e.attributes),
+                                "attributes": attributes_of(e.attributes),
                             }
                             for e in span.events
                         ],
                     )
                 )
     return records
+
+
+def _attrs_json(kvs: Any) -> tuple[str, dict[str, Any] | None]:
+    """The JSON object text of an attribute list (as ``_encode(attributes_of(kvs))`` writes
+    it, bar repeated keys, which are kept; readers take the last) and its ``code.*``
+    attributes."""
+    parts = []
+    code: dict[str, Any] | None = None
+    for kv in kvs:
+        key = kv.key
+        value = kv.value
+        which = value.WhichOneof("value")
+        if which == "string_value":
+            v: Any = value.string_value
+            text = _quote(v)
+        elif which == "int_value":
+            v = value.int_value
+            text = str(v)
+        else:
+            v = _value(value)
+            text = _encode(v)
+        parts.append(f"{_quote(key)}:{text}")
+        if key.startswith("code."):
+            if code is None:
+                code = {}
+            code[key] = v
+    return "{" + ",".join(parts) + "}", code
+
+
+def _hex_id(raw: bytes, size: int, zero: bytes, what: str) -> str:
+    if len(raw) != size or raw == zero:
+        raise BadPayloadError(f"{what} must be {size} bytes and not all zero, got {raw.hex()!r}")
+    return raw.hex()
+
+
+_ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
+_NO_LOCATION = (None, None, None)
+
+
+def span_rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
+    """The store rows of every span in a request, straight from protobuf: the collector's
+    fast path. :func:`records_from_request` followed by :func:`~memlens.tracing.store.span_row`
+    is the reference; both raise BadPayloadError for the same ids."""
+    rows: list[SpanRow] = []
+    for resource_spans in request.resource_spans:
+        resource = attributes_of(resource_spans.resource.attributes)
+        service = str(resource.get("service.name") or "unknown_service")
+        resource_json = _encode(resource)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                parent = span.parent_span_id
+                attributes, code = _attrs_json(span.attributes)
+                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                status = span.status
+                rows.append(
+                    (
+                        _hex_id(span.trace_id, 16, _ZERO_TRACE, "traceId"),
+                        _hex_id(span.span_id, 8, _ZERO_SPAN, "spanId"),
+                        _hex_id(parent, 8, _ZERO_SPAN, "parentSpanId")
+                        if parent.strip(b"\0")
+                        else None,
+                        span.name,
+                        span.kind,
+                        service,
+                        start,
+                        max(end, start),
+                        status.code,
+                        status.message,
+                        *(code_location_of(code) if code else _NO_LOCATION),
+                        attributes,
+                        resource_json,
+                        _encode(
+                            [
+                                {
+                                    "name": e.name,
+                                    "time_ns": e.time_unix_nano,
+                                    "attributes": attributes_of(e.attributes),
+                                }
+                                for e in span.events
+                            ]
+                        )
+                        if span.events
+                        else "[]",
+                    )
+                )
+    return rows
 
 
 def gzip_bytes(body: bytes) -> bytes:

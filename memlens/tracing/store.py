@@ -21,14 +21,21 @@ from typing import Any
 from memlens.errors import MemlensError
 
 __all__ = [
+    "MemoryPeak",
+    "MemorySample",
     "SpanRecord",
+    "SpanRow",
     "TraceStore",
     "TraceStoreError",
     "code_location_of",
+    "span_row",
 ]
 
-_SCHEMA_VERSION = 1
-_SCHEMA = """
+_SCHEMA_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+"""Version 1 (spans only, a WITHOUT ROWID table) is read as is and migrated on the first
+writable open."""
+_SPANS = """
 CREATE TABLE IF NOT EXISTS spans (
     trace_id TEXT NOT NULL,
     span_id TEXT NOT NULL,
@@ -46,15 +53,39 @@ CREATE TABLE IF NOT EXISTS spans (
     attributes TEXT NOT NULL,
     resource TEXT NOT NULL,
     events TEXT NOT NULL,
-    received_ns INTEGER NOT NULL,
-    PRIMARY KEY (trace_id, span_id)
-) WITHOUT ROWID;
+    received_ns INTEGER NOT NULL
+);
+-- a rowid table: rows are appended in arrival order, so a batch writes few, full pages
+-- (version 1 kept whole rows in the random-order primary key's b-tree)
+CREATE UNIQUE INDEX IF NOT EXISTS spans_id ON spans (trace_id, span_id);
 CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
 CREATE INDEX IF NOT EXISTS spans_received ON spans (received_ns);
--- covering: the code-lens query (count, p50/p95, latest trace per line) never reads the table
+-- covering: the code-lens query (count, p50/p95, latest trace per line) never reads the
+-- table. Keyed by file then time, not file then line: a batch appends at the end of each
+-- file's run instead of updating a page per line (version 1: 3x the pages written per span)
 CREATE INDEX IF NOT EXISTS spans_code
-    ON spans (code_path, code_line, start_ns, end_ns, trace_id, code_function);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    ON spans (code_path, start_ns, code_line, end_ns, trace_id, code_function);
+"""
+_SAMPLES = """
+CREATE TABLE IF NOT EXISTS memory_samples (
+    service TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    entry_point TEXT,
+    time_ns INTEGER NOT NULL,
+    rss_bytes INTEGER NOT NULL,
+    cuda_allocated_bytes INTEGER,
+    cuda_reserved_bytes INTEGER,
+    received_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memory_process ON memory_samples (service, pid, time_ns);
+CREATE INDEX IF NOT EXISTS memory_received ON memory_samples (received_ns);
+"""
+_META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+_MIGRATE_FROM_1 = """
+DROP INDEX IF EXISTS spans_start;
+DROP INDEX IF EXISTS spans_received;
+DROP INDEX IF EXISTS spans_code;
+ALTER TABLE spans RENAME TO spans_v1;
 """
 _COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, service, start_ns, end_ns, status_code, "
@@ -115,6 +146,87 @@ def code_location_of(attributes: dict[str, Any]) -> tuple[str | None, int | None
     )
 
 
+SpanRow = tuple[
+    str,  # trace_id
+    str,  # span_id
+    str | None,  # parent_span_id
+    str,  # name
+    int,  # kind
+    str,  # service
+    int,  # start_ns
+    int,  # end_ns
+    int,  # status_code
+    str,  # status_message
+    str | None,  # code_path
+    int | None,  # code_line
+    str | None,  # code_function
+    str,  # attributes (JSON)
+    str,  # resource (JSON)
+    str,  # events (JSON)
+]
+"""A span as the store writes it: the columns of ``spans`` but ``received_ns``, in order,
+with the code location extracted and attributes, resource and events JSON-encoded.
+The collector builds these straight from protobuf (:func:`memlens.tracing.otlp.span_rows`);
+:func:`span_row` is the reference."""
+
+
+def span_row(span: SpanRecord, resource_json: str | None = None) -> SpanRow:
+    """The row of one span; ``resource_json`` reuses an encoding of ``span.resource``."""
+    path, line, function = code_location_of(span.attributes)
+    return (
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.name,
+        span.kind,
+        span.service,
+        span.start_ns,
+        span.end_ns,
+        span.status_code,
+        span.status_message,
+        path,
+        line,
+        function,
+        _encode(span.attributes),
+        _encode(span.resource) if resource_json is None else resource_json,
+        _encode(span.events),
+    )
+
+
+@dataclass(frozen=True)
+class MemorySample:
+    """One memory reading of a traced process (OTLP metrics sent by ``memlens run``)."""
+
+    service: str
+    pid: int
+    entry_point: str | None
+    """Absolute path of the script ``memlens run`` launched, or None if unknown."""
+    time_ns: int
+    """When it was read, Unix nanoseconds."""
+    rss_bytes: int
+    """Resident set size, bytes."""
+    cuda_allocated_bytes: int | None = None
+    """Bytes held by tensors in torch's CUDA caching allocator; None without CUDA."""
+    cuda_reserved_bytes: int | None = None
+    """Bytes the CUDA caching allocator holds from the driver; None without CUDA."""
+
+
+@dataclass(frozen=True)
+class MemoryPeak:
+    """The memory of one traced process (service, pid): its peak and its latest sample."""
+
+    service: str
+    entry_point: str | None
+    """Absolute path of the script ``memlens run`` launched, or None if unknown."""
+    pid: int
+    peak_rss_bytes: int
+    """Largest sampled resident set size, bytes."""
+    latest_rss_bytes: int
+    """Resident set size at the latest sample, bytes."""
+    latest_ns: int
+    """Unix nanoseconds of the latest sample."""
+
+
 class TraceStore:
     """A SQLite trace database; one connection, used from one thread at a time."""
 
@@ -135,23 +247,47 @@ class TraceStore:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # WAL + NORMAL: a committed transaction survives the process being killed
                 self._db.execute("PRAGMA synchronous=NORMAL")
-                self._db.executescript(_SCHEMA)
-                self._db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
-                    (str(_SCHEMA_VERSION),),
-                )
-                self._db.commit()
-            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                self._create_or_migrate()
+            version = self._version()
         except sqlite3.DatabaseError as exc:
             raise TraceStoreError(
                 f"{self.path} is not a memlens trace database ({exc}); "
                 "point --db at another file or delete it"
             ) from exc
-        if row is None or int(row[0]) != _SCHEMA_VERSION:
+        if version not in _READABLE_VERSIONS:
             raise TraceStoreError(
-                f"{self.path} has trace schema {row[0] if row else 'none'}, this memlens "
-                f"reads {_SCHEMA_VERSION}; delete the file to start over"
+                f"{self.path} has trace schema {version or 'none'}, this memlens reads "
+                f"{', '.join(map(str, _READABLE_VERSIONS))}; delete the file to start over"
             )
+        self._has_samples = version >= 2
+
+    def _version(self) -> int | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else None
+
+    def _create_or_migrate(self) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")  # one writer migrates; the others wait, then see it done
+        try:
+            db.execute(_META)
+            version = self._version()
+            if version in (None, 1):
+                # not executescript: it would commit the transaction first
+                script = (_MIGRATE_FROM_1 if version == 1 else "") + _SPANS + _SAMPLES
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                if version == 1:
+                    db.execute(f"INSERT INTO spans SELECT {_COLUMNS}, received_ns FROM spans_v1")
+                    db.execute("DROP TABLE spans_v1")
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                    (str(_SCHEMA_VERSION),),
+                )
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
 
     def close(self) -> None:
         """Close the connection."""
@@ -172,59 +308,73 @@ class TraceStore:
 
     def insert(self, spans: Iterable[SpanRecord]) -> int:
         """Write spans in one transaction; a span seen before is replaced. Returns the count."""
-        now = time.time_ns()
         rows = []
         resources: dict[int, str] = {}  # spans of one OTLP request share their resource dict
         for s in spans:
-            path, line, function = code_location_of(s.attributes)
             resource = resources.get(id(s.resource))
             if resource is None:
                 resource = resources[id(s.resource)] = _encode(s.resource)
-            rows.append(
-                (
-                    s.trace_id,
-                    s.span_id,
-                    s.parent_span_id,
-                    s.name,
-                    s.kind,
-                    s.service,
-                    s.start_ns,
-                    s.end_ns,
-                    s.status_code,
-                    s.status_message,
-                    path,
-                    line,
-                    function,
-                    _encode(s.attributes),
-                    resource,
-                    _encode(s.events) if s.events else "[]",
-                    now,
-                )
-            )
+            rows.append(span_row(s, resource))
+        return self.insert_rows(rows)
+
+    def insert_rows(self, rows: Sequence[SpanRow]) -> int:
+        """Write prepared rows (see :data:`SpanRow`) in one transaction, replacing spans
+        seen before. Returns the count."""
         with self._transaction() as db:
             db.executemany(
                 f"INSERT OR REPLACE INTO spans ({_COLUMNS}, received_ns) "
-                f"VALUES ({', '.join('?' * 17)})",
+                f"VALUES ({', '.join('?' * 16)}, {time.time_ns()})",
                 rows,
             )
         return len(rows)
 
-    def retain(self, *, max_age_s: float | None = None, max_spans: int | None = None) -> int:
-        """Delete spans received more than ``max_age_s`` seconds ago, then the oldest beyond
-        ``max_spans``. Returns how many were deleted."""
-        deleted = 0
+    def insert_samples(self, samples: Iterable[MemorySample]) -> int:
+        """Write memory samples in one transaction. Returns the count."""
+        now = time.time_ns()
+        rows = [
+            (
+                m.service,
+                m.pid,
+                m.entry_point,
+                m.time_ns,
+                m.rss_bytes,
+                m.cuda_allocated_bytes,
+                m.cuda_reserved_bytes,
+                now,
+            )
+            for m in samples
+        ]
         with self._transaction() as db:
-            if max_age_s is not None:
-                cutoff = time.time_ns() - int(max_age_s * 1e9)
-                deleted += db.execute("DELETE FROM spans WHERE received_ns < ?", (cutoff,)).rowcount
-            if max_spans is not None:
-                (count,) = db.execute("SELECT COUNT(*) FROM spans").fetchone()
-                if count > max_spans:
+            db.executemany("INSERT INTO memory_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def retain(
+        self,
+        *,
+        max_age_s: float | None = None,
+        max_spans: int | None = None,
+        max_samples: int | None = None,
+    ) -> int:
+        """Delete spans and memory samples received more than ``max_age_s`` seconds ago,
+        then the oldest spans beyond ``max_spans`` and the oldest samples beyond
+        ``max_samples``. Returns how many rows were deleted."""
+        deleted = 0
+        tables = (("spans", max_spans), ("memory_samples", max_samples))
+        with self._transaction() as db:
+            for table, limit in tables if self._has_samples else tables[:1]:
+                if max_age_s is not None:
+                    cutoff = time.time_ns() - int(max_age_s * 1e9)
                     deleted += db.execute(
-                        "DELETE FROM spans WHERE (trace_id, span_id) IN (SELECT trace_id, "
-                        "span_id FROM spans ORDER BY received_ns, start_ns LIMIT ?)",
-                        (count - max_spans,),
+                        f"DELETE FROM {table} WHERE received_ns < ?", (cutoff,)
                     ).rowcount
+                if limit is not None:
+                    (count,) = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+                    if count > limit:
+                        deleted += db.execute(
+                            f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                            "ORDER BY received_ns, rowid LIMIT ?)",
+                            (count - limit,),
+                        ).rowcount
         return deleted
 
     # -- reads ----------------------------------------------------------------------------
@@ -233,6 +383,37 @@ class TraceStore:
         """How many spans are stored."""
         (n,) = self._db.execute("SELECT COUNT(*) FROM spans").fetchone()
         return int(n)
+
+    def latest_received_ns(self) -> int:
+        """When the newest span or memory sample arrived, Unix ns (0 when empty); two index
+        look-ups, cheap enough to poll for new data."""
+        tables = ("spans", "memory_samples") if self._has_samples else ("spans",)
+        latest = 0
+        for table in tables:
+            (value,) = self._db.execute(f"SELECT MAX(received_ns) FROM {table}").fetchone()
+            latest = max(latest, value or 0)
+        return latest
+
+    def memory_peaks(self, since_ns: int | None = None) -> list[MemoryPeak]:
+        """One :class:`MemoryPeak` per (service, pid) over the samples taken at or after
+        ``since_ns`` (all when None), the most recently sampled process first."""
+        if not self._has_samples:
+            return []
+        groups = self._db.execute(
+            "SELECT service, pid, MAX(rss_bytes), MAX(time_ns) FROM memory_samples "
+            "WHERE time_ns >= ? GROUP BY service, pid",
+            (since_ns if since_ns is not None else -(2**63),),
+        ).fetchall()
+        peaks = []
+        for service, pid, peak, latest_ns in groups:
+            entry_point, latest_rss = self._db.execute(
+                "SELECT entry_point, rss_bytes FROM memory_samples "
+                "WHERE service = ? AND pid = ? AND time_ns = ? LIMIT 1",
+                (service, pid, latest_ns),
+            ).fetchone()
+            peaks.append(MemoryPeak(service, entry_point, pid, peak, latest_rss, latest_ns))
+        peaks.sort(key=lambda p: p.latest_ns, reverse=True)
+        return peaks
 
     def _select(self, where: str, params: Sequence[Any], tail: str = "") -> list[SpanRecord]:
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM spans {where} {tail}", params)
