@@ -9,6 +9,10 @@ counts):
   zero`` with ``q`` in [0, 15] (the layout aten's int4 CPU kernels use).
 - Per-token-group quantization of activations (KV cache): along the last dimension, in
   groups of ``g``, ``x ≈ q * scale + minimum`` with ``q`` in [0, 2**bits - 1].
+- Per-channel groups of tokens (KV cache keys, as KIVI): the same along the token
+  dimension ``-2``, each group spanning ``g`` tokens of one channel.
+- Packed 4-bit values: two per byte along the last dimension, the first half of the
+  elements in the low nibbles, the second half in the high nibbles.
 """
 
 from __future__ import annotations
@@ -88,3 +92,38 @@ def dequantize_groups(
     *lead, d = q.shape
     grouped = q.float().reshape(*lead, d // group_size, group_size)  # (…, D/g, g)
     return (grouped * scale[..., None] + low[..., None]).reshape(*lead, d).to(dtype)
+
+
+def quantize_token_groups(
+    x: torch.Tensor, bits: int, group_size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Quantize ``x (…, T, D)`` per channel in groups of ``group_size`` tokens → uint8
+    values ``(…, T, D)``, float scales and minimums ``(…, T/g, D)``."""
+    q, scale, low = quantize_groups(x.transpose(-1, -2), bits, group_size)  # (…, D, T), (…, D, T/g)
+    return q.transpose(-1, -2), scale.transpose(-1, -2), low.transpose(-1, -2)
+
+
+def dequantize_token_groups(
+    q: torch.Tensor,
+    scale: torch.Tensor,
+    low: torch.Tensor,
+    group_size: int,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Inverse of :func:`quantize_token_groups` → ``(…, T, D)`` in ``dtype``."""
+    flipped = dequantize_groups(
+        q.transpose(-1, -2), scale.transpose(-1, -2), low.transpose(-1, -2), group_size, dtype
+    )  # (…, D, T)
+    return flipped.transpose(-1, -2)
+
+
+def pack_int4(q: torch.Tensor) -> torch.Tensor:
+    """uint8 values in [0, 15] ``(…, 2n)`` → two per byte ``(…, n)``: element ``i`` in the
+    low nibble of byte ``i``, element ``n + i`` in its high nibble."""
+    n = q.shape[-1] // 2
+    return q[..., :n] | (q[..., n:] << 4)
+
+
+def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`pack_int4`: ``(…, n)`` → ``(…, 2n)`` uint8 in [0, 15]."""
+    return torch.cat([packed & 15, packed >> 4], dim=-1)

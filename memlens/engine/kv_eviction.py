@@ -1,0 +1,115 @@
+"""Which tokens a compressed KV cache keeps under a budget (StreamingLLM sinks + window,
+H2O heavy hitters), and the hooks that feed H2O the attention probabilities.
+
+The cache asks :func:`kept_length` how many tokens survive before each update (the
+attention mask needs that number before the layer runs) and :func:`kept_indices` which.
+Evicting only once the cache holds ``slack`` tokens over budget lets a quantized cache
+evict (and re-quantize what it keeps) once per block instead of once per token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from memlens.engine.config import Eviction, HeavyHitterEviction, SinkWindowEviction
+from memlens.errors import UsageError
+
+if TYPE_CHECKING:
+    from memlens.engine.kvcache import CompressedKVCache
+
+_NEEDS_ATTENTION = (
+    "H2O eviction needs the attention probabilities: run the model inside "
+    "memlens.engine.track_attention(model, cache)"
+)
+
+
+def kept_length(policy: Eviction | None, stored: int, seen: int, slack: int) -> int:
+    """Tokens left of ``stored`` once ``policy`` has run, ``seen`` tokens having gone
+    through the cache: all of them until they exceed the budget by more than ``slack``,
+    then the budget."""
+    if policy is None:
+        return stored
+    budget = policy.budget(seen)
+    return stored if stored <= budget + slack else budget
+
+
+def kept_indices(
+    policy: Eviction, keep: int, stored: int, scores: torch.Tensor | None
+) -> torch.Tensor:
+    """Ascending positions ``(B, H, keep)`` (H2O, per head) or ``(keep,)`` (sinks + window,
+    shared) of the ``stored`` tokens to keep; ``scores (B, H, stored)`` is the attention
+    each token received so far (H2O only)."""
+    if isinstance(policy, SinkWindowEviction):
+        sinks = min(policy.sinks, keep)
+        return torch.cat([torch.arange(sinks), torch.arange(stored - (keep - sinks), stored)])
+    if scores is None:
+        raise UsageError(_NEEDS_ATTENTION)
+    return _heavy_hitters(policy, keep, scores)
+
+
+def _heavy_hitters(policy: HeavyHitterEviction, keep: int, scores: torch.Tensor) -> torch.Tensor:
+    batch, heads, stored = scores.shape  # (B, H, T)
+    recent = policy.recent_tokens(keep)
+    older = scores[..., : stored - recent]  # (B, H, T - recent)
+    heavy = older.topk(keep - recent, dim=-1).indices.sort(dim=-1).values  # (B, H, keep - recent)
+    tail = torch.arange(stored - recent, stored, device=scores.device)
+    return torch.cat([heavy, tail.expand(batch, heads, recent)], dim=-1)  # (B, H, keep)
+
+
+def accumulate_attention(
+    scores: torch.Tensor | None, probs: torch.Tensor, kv_heads: int, stored: int
+) -> torch.Tensor:
+    """Add the attention ``probs (B, H_q, q, T)`` received by each of the ``stored == T``
+    cached tokens, summed over queries and over the query heads sharing a KV head, to
+    ``scores (B, H_kv, T')`` (T' ≤ T, the tokens added since are zero) → ``(B, H_kv, T)``."""
+    batch, query_heads, queries, length = probs.shape
+    if length != stored or query_heads % kv_heads:
+        raise UsageError(
+            f"attention probabilities over {length} tokens and {query_heads} heads do not "
+            f"match a cache layer of {stored} tokens and {kv_heads} KV heads"
+        )
+    grouped = probs.float().view(batch, kv_heads, query_heads // kv_heads, queries, length)
+    received = grouped.sum(dim=(2, 3))  # (B, H_kv, T)
+    if scores is None:
+        return received
+    return nn.functional.pad(scores, (0, length - scores.shape[-1])) + received
+
+
+@contextmanager
+def track_attention(model: nn.Module, cache: CompressedKVCache) -> Iterator[None]:
+    """Within this block, every attention layer of ``model`` reports its attention
+    probabilities to its layer of ``cache`` (what H2O eviction ranks tokens by). The
+    model runs with eager attention meanwhile (SDPA never materialises the
+    probabilities); its attention implementation and hooks are restored on exit."""
+    attention = [
+        module
+        for name, module in model.named_modules()
+        if name.endswith("self_attn") and isinstance(getattr(module, "layer_idx", None), int)
+    ]
+    if not attention:
+        raise UsageError(f"{type(model).__name__} has no self_attn layers to track")
+    config: Any = getattr(model, "config", None)
+    previous = getattr(config, "_attn_implementation", None)
+    setter = getattr(model, "set_attn_implementation", None)
+    if setter is not None and previous != "eager":
+        setter("eager")
+
+    def report(module: nn.Module, args: Any, output: Any) -> None:
+        probs = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+        index = module.layer_idx
+        if isinstance(probs, torch.Tensor) and isinstance(index, int):
+            cache.layer(index).observe_attention(probs)
+
+    handles = [module.register_forward_hook(report) for module in attention]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        if setter is not None and previous not in (None, "eager"):
+            setter(previous)
