@@ -73,6 +73,12 @@ class CollectorConfig:
     """Keep at most this many memory samples, deleting the oldest; None for no limit."""
     retention_every_s: float = 60.0
     """How often the writer applies retention, in seconds."""
+    checkpoint_every_s: float = 0.5
+    """How often a thread of its own copies the write-ahead log into the database, in
+    seconds (the writer does not, so commits never wait for fsync)."""
+    checkpoint_truncate_pages: int = 16384
+    """Log pages (4 KiB) left after a checkpoint that make the next one wait for the writer
+    and empty the log, so that it cannot grow without bound under sustained load."""
     forward_url: str | None = None
     """Upstream OTLP/HTTP traces URL (e.g. ``http://jaeger:4318/v1/traces``) or None."""
     forward_retries: int = 5
@@ -123,6 +129,8 @@ class Collector:
         self._store = TraceStore(config.db_path)
         self._store.close()  # created the schema; the writer thread opens its own connection
         self.spans_written = 0
+        self._written = threading.Event()  # set by the writer after a commit
+        self._stopped = threading.Event()
 
     @property
     def port(self) -> int:
@@ -131,7 +139,11 @@ class Collector:
 
     def start(self) -> None:
         """Start the writer (and forwarder) threads and serve HTTP in the background."""
-        targets: list[Callable[[], None]] = [self._write_loop, self._server.serve_forever]
+        targets: list[Callable[[], None]] = [
+            self._write_loop,
+            self._checkpoint_loop,
+            self._server.serve_forever,
+        ]
         if self.config.forward_url:
             targets.append(self._forward_loop)
         for target in targets:
@@ -144,6 +156,7 @@ class Collector:
         self._server.shutdown()
         self._server.server_close()
         self._queue.put(None)
+        self._stopped.set()
         if self.config.forward_url:
             self._forward.put(None)
         for thread in self._threads:
@@ -172,7 +185,7 @@ class Collector:
     # -- threads --------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        store = TraceStore(self.config.db_path)
+        store = TraceStore(self.config.db_path, auto_checkpoint=False)
         last_retention = time.monotonic()
         stopping = False
         try:
@@ -205,6 +218,7 @@ class Collector:
                         b.error = exc
                 for b in batches:
                     b.done.set()
+                self._written.set()
                 if time.monotonic() - last_retention > self.config.retention_every_s:
                     try:
                         store.retain(
@@ -217,6 +231,24 @@ class Collector:
                     last_retention = time.monotonic()
         finally:
             store.close()
+
+    def _checkpoint_loop(self) -> None:
+        store = TraceStore(self.config.db_path)
+        try:
+            # the last connection to close (the writer's, usually) checkpoints what is left
+            while not self._stopped.wait(self.config.checkpoint_every_s):
+                if self._written.is_set():
+                    self._written.clear()
+                    self._checkpoint(store)
+        finally:
+            store.close()
+
+    def _checkpoint(self, store: TraceStore) -> None:
+        try:
+            if store.checkpoint() > self.config.checkpoint_truncate_pages:
+                store.checkpoint(truncate=True)
+        except Exception:  # the writer goes on; the log just grows until the next one
+            _log.exception("checkpointing the trace store failed")
 
     def _forward_loop(self) -> None:
         url = self.config.forward_url

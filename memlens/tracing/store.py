@@ -80,6 +80,8 @@ CREATE TABLE IF NOT EXISTS memory_samples (
 CREATE INDEX IF NOT EXISTS memory_process ON memory_samples (service, pid, time_ns);
 CREATE INDEX IF NOT EXISTS memory_received ON memory_samples (received_ns);
 """
+_WAL_KEEP_BYTES = 64 * 1024 * 1024
+"""A write-ahead log larger than this is truncated back to it after a checkpoint."""
 _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 _MIGRATE_FROM_1 = """
 DROP INDEX IF EXISTS spans_start;
@@ -230,7 +232,15 @@ class MemoryPeak:
 class TraceStore:
     """A SQLite trace database; one connection, used from one thread at a time."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, readonly: bool = False, auto_checkpoint: bool = True
+    ) -> None:
+        """Open (creating or migrating unless ``readonly``) the store at ``path``.
+
+        ``auto_checkpoint=False`` leaves copying the write-ahead log into the database, and
+        its fsyncs, to :meth:`checkpoint` calls from another connection: the collector's
+        writer then never waits for the disk.
+        """
         self.path = Path(path)
         try:
             if readonly:
@@ -247,6 +257,9 @@ class TraceStore:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # WAL + NORMAL: a committed transaction survives the process being killed
                 self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.execute(f"PRAGMA journal_size_limit={_WAL_KEEP_BYTES}")
+                if not auto_checkpoint:
+                    self._db.execute("PRAGMA wal_autocheckpoint=0")
                 self._create_or_migrate()
             version = self._version()
         except sqlite3.DatabaseError as exc:
@@ -288,6 +301,14 @@ class TraceStore:
         except BaseException:
             db.rollback()
             raise
+
+    def checkpoint(self, *, truncate: bool = False) -> int:
+        """Copy committed log pages into the database file (SQLite ``PASSIVE``: waits for
+        no one), or with ``truncate`` wait for writers and empty the log. Returns the pages
+        left in the log."""
+        mode = "TRUNCATE" if truncate else "PASSIVE"
+        busy, log_pages, done = self._db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        return int(max(log_pages - (0 if busy else done), 0))  # -1, -1 when not in WAL mode
 
     def close(self) -> None:
         """Close the connection."""
