@@ -22,6 +22,7 @@ HELP = "run a Python service with OpenTelemetry tracing to the local collector"
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
 _TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+_METRICS_ENDPOINT = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
 _log = logging.getLogger(__name__)
 
 
@@ -35,7 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         + ")",
     )
     parser.add_argument(
-        "--no-memory", action="store_true", help="do not sample memory on server spans"
+        "--no-memory",
+        action="store_true",
+        help="do not sample memory (no events on server spans, no memory metrics)",
+    )
+    parser.add_argument(
+        "--memory-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between memory metric readings (default: MEMLENS_MEMORY_INTERVAL_S or 1)",
     )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS…]")
 
@@ -56,6 +65,7 @@ def child_environment(
     service: str | None = None,
     endpoint: str | None = None,
     memory: bool = True,
+    memory_interval_s: float | None = None,
 ) -> dict[str, str]:
     """The environment the traced command runs with."""
     env = dict(environ)
@@ -73,12 +83,21 @@ def child_environment(
     if endpoint:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
         env.pop(_TRACES_ENDPOINT, None)
+        env.pop(_METRICS_ENDPOINT, None)
     elif not (
         env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     ):
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = DEFAULT_ENDPOINT
+    traces = env.get(_TRACES_ENDPOINT, "")
+    if traces.endswith("/v1/traces") and _METRICS_ENDPOINT not in env:
+        # memory metrics go where the spans go, not to the SDK's default localhost:4318
+        env[_METRICS_ENDPOINT] = traces.removesuffix("/v1/traces") + "/v1/metrics"
     env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
     env["MEMLENS_MEMORY"] = "1" if memory else "0"
+    if memory_interval_s is not None:
+        from memlens.tracing.memory import INTERVAL_ENV
+
+        env[INTERVAL_ENV] = repr(memory_interval_s)
     return env
 
 
@@ -108,8 +127,16 @@ def run(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise UsageError("nothing to run: memlens run -- python service.py [ARGS…]")
+    interval = args.memory_interval
+    if interval is not None and not 0 < interval < float("inf"):
+        raise UsageError(f"--memory-interval {interval} is not a positive number of seconds")
     env = child_environment(
-        command, dict(os.environ), args.service, args.endpoint, memory=not args.no_memory
+        command,
+        dict(os.environ),
+        args.service,
+        args.endpoint,
+        memory=not args.no_memory,
+        memory_interval_s=interval,
     )
     _warn_without_collector(env)
     sys.stdout.flush()

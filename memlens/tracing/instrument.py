@@ -8,7 +8,8 @@ SIGTERM), the propagators ``OTEL_PROPAGATORS`` names, the client/server instrume
 whichever of requests, httpx, urllib3, gRPC and ``wsgiref`` are installed, and
 :class:`CodeLocationSpanProcessor`, which puts ``code.file.path``, ``code.line.number`` and
 ``code.function.name`` on spans and a ``memlens.memory`` event (RSS, and CUDA allocator
-bytes when torch is already loaded) on server spans.
+bytes when torch is already loaded) on server spans. Unless ``MEMLENS_MEMORY=0``, it also
+starts the periodic memory metrics of :mod:`memlens.tracing.memory`.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagate import set_global_textmap
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind
 
+from memlens.tracing.memory import entry_point, interval_from_env, start_memory_metrics
+from memlens.tracing.otlp_metrics import ENTRY_POINT
 from memlens.tracing.propagation import propagator_from_env
 
 __all__ = ["CodeLocationSpanProcessor", "bootstrap", "instrument_libraries", "is_user_code"]
@@ -220,12 +224,13 @@ def instrument_libraries() -> list[str]:
     return installed
 
 
-def _flush_on_sigterm(provider: TracerProvider) -> None:
+def _flush_on_sigterm(providers: list[TracerProvider | MeterProvider]) -> None:
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return  # the service handles SIGTERM itself; atexit still flushes
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        provider.shutdown()
+        for provider in providers:
+            provider.shutdown()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)  # die by the signal, as without memlens
 
@@ -241,15 +246,20 @@ def bootstrap() -> TracerProvider:
 
     set_global_textmap(propagator_from_env())
     service = os.environ.get("OTEL_SERVICE_NAME") or Path(sys.argv[0] or "python").stem
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": service, "process.pid": os.getpid()})
-    )
-    provider.add_span_processor(
-        CodeLocationSpanProcessor(sample_memory=os.environ.get("MEMLENS_MEMORY", "1") != "0")
-    )
+    attributes: dict[str, str | int] = {"service.name": service, "process.pid": os.getpid()}
+    script = entry_point()
+    if script is not None:
+        attributes[ENTRY_POINT] = script
+    resource = Resource.create(attributes)
+    sample_memory = os.environ.get("MEMLENS_MEMORY", "1") != "0"
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(CodeLocationSpanProcessor(sample_memory=sample_memory))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
+    providers: list[TracerProvider | MeterProvider] = [provider]
+    if sample_memory:
+        providers.append(start_memory_metrics(resource, interval_from_env()))
     instrument_libraries()
     if threading.current_thread() is threading.main_thread():
-        _flush_on_sigterm(provider)
+        _flush_on_sigterm(providers)
     return provider

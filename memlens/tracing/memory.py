@@ -1,0 +1,166 @@
+"""Periodic memory metrics from a process under ``memlens run``.
+
+:func:`start_memory_metrics` (called by :func:`memlens.tracing.instrument.bootstrap`, never at
+import) gives the process an OpenTelemetry ``MeterProvider`` of its own (the global one is
+left to the service) whose ``PeriodicExportingMetricReader`` thread reads, every
+``MEMLENS_MEMORY_INTERVAL_S`` seconds (default 1), the gauges
+
+- ``process.memory.usage``: resident set size, bytes;
+- ``memlens.cuda.memory.allocated`` / ``memlens.cuda.memory.reserved``: torch's CUDA caching
+  allocator, bytes summed over devices, only once the service has initialised CUDA;
+
+and sends them over OTLP/HTTP to ``OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT`` (the collector's
+``/v1/metrics``), flushing a last reading at exit. The resource carries ``service.name``,
+``process.pid`` and ``memlens.entry_point`` (:func:`entry_point`), which the editor uses to
+put a memory diagnostic on the service's script.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from importlib.machinery import ModuleSpec, PathFinder
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+
+from memlens.tracing.otlp_metrics import CUDA_ALLOCATED, CUDA_RESERVED, RSS
+
+__all__ = [
+    "DEFAULT_INTERVAL_S",
+    "INTERVAL_ENV",
+    "entry_point",
+    "interval_from_env",
+    "start_memory_metrics",
+]
+
+_log = logging.getLogger(__name__)
+
+INTERVAL_ENV = "MEMLENS_MEMORY_INTERVAL_S"
+"""Environment variable: seconds between memory readings."""
+DEFAULT_INTERVAL_S = 1.0
+"""Seconds between memory readings when ``MEMLENS_MEMORY_INTERVAL_S`` is unset."""
+
+
+def interval_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> float:
+    """``MEMLENS_MEMORY_INTERVAL_S`` in seconds; a value that is not a positive number is
+    logged and replaced by the default (a bad setting must not stop the service)."""
+    raw = environ.get(INTERVAL_ENV)
+    if raw is None:
+        return DEFAULT_INTERVAL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        _log.warning(
+            "memlens: %s=%r is not a positive number of seconds; using %s",
+            INTERVAL_ENV,
+            raw,
+            DEFAULT_INTERVAL_S,
+        )
+        return DEFAULT_INTERVAL_S
+    return value
+
+
+def _module_file(name: str, search: Sequence[str]) -> str | None:
+    """Where ``python -m name`` finds its code, without importing (running) any package."""
+    spec: ModuleSpec | None = None
+    path: Sequence[str] | None = list(search)
+    parts = name.split(".")
+    for i in range(len(parts)):
+        if path is None:
+            return None  # a parent that is a module, not a package
+        spec = PathFinder.find_spec(".".join(parts[: i + 1]), list(path))
+        if spec is None:
+            return None
+        path = spec.submodule_search_locations
+    if spec is not None and spec.submodule_search_locations is not None:
+        spec = PathFinder.find_spec(f"{name}.__main__", list(spec.submodule_search_locations))
+    if spec is None or not spec.has_location or spec.origin is None:
+        return None
+    return str(Path(spec.origin).resolve())
+
+
+def entry_point(
+    argv: Sequence[str] | None = None, orig_argv: Sequence[str] | None = None
+) -> str | None:
+    """Absolute path of the script this interpreter was started to run: ``sys.argv[0]``
+    resolved, or for ``python -m module`` the module's file (``__main__.py`` of a package);
+    None for ``-c``, the REPL, or a module that cannot be found.
+
+    Works from ``sitecustomize``, before ``runpy`` has set ``sys.argv[0]`` to the module's
+    path (there it is still ``"-m"``)."""
+    argv = sys.argv if argv is None else argv
+    orig_argv = sys.orig_argv if orig_argv is None else orig_argv
+    first = argv[0] if argv else ""
+    if first == "-m":
+        options = list(orig_argv[1:])
+        for i, arg in enumerate(options):
+            if arg == "-m" and i + 1 < len(options):
+                return _module_file(options[i + 1], [os.getcwd(), *sys.path])
+            if arg.startswith("-m") and len(arg) > 2:
+                return _module_file(arg[2:], [os.getcwd(), *sys.path])
+        return None
+    if first in ("", "-c") or not Path(first).exists():
+        return None
+    return str(Path(first).resolve())
+
+
+def _rss_reader() -> Callable[[CallbackOptions], Iterable[Observation]]:
+    process: Any = None
+
+    def read(options: CallbackOptions) -> Iterable[Observation]:
+        nonlocal process
+        if process is None:
+            import psutil
+
+            process = psutil.Process()
+        return [Observation(int(process.memory_info().rss))]
+
+    return read
+
+
+def _cuda_reader(stat: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def read(options: CallbackOptions) -> Iterable[Observation]:
+        torch = sys.modules.get("torch")  # never import torch for the service
+        if torch is None or not torch.cuda.is_initialized():
+            return []
+        read_stat = getattr(torch.cuda, stat)
+        return [Observation(sum(int(read_stat(d)) for d in range(torch.cuda.device_count())))]
+
+    return read
+
+
+def start_memory_metrics(resource: Resource, interval_s: float) -> MeterProvider:
+    """Start exporting this process's memory gauges every ``interval_s`` seconds (one
+    background thread, the SDK's periodic reader); shut the provider down to stop."""
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(), export_interval_millis=interval_s * 1000
+    )
+    provider = MeterProvider(resource=resource, metric_readers=[reader])
+    meter = provider.get_meter("memlens.memory")
+    meter.create_observable_gauge(
+        RSS, callbacks=[_rss_reader()], unit="By", description="resident set size"
+    )
+    meter.create_observable_gauge(
+        CUDA_ALLOCATED,
+        callbacks=[_cuda_reader("memory_allocated")],
+        unit="By",
+        description="bytes held by tensors in torch's CUDA caching allocator",
+    )
+    meter.create_observable_gauge(
+        CUDA_RESERVED,
+        callbacks=[_cuda_reader("memory_reserved")],
+        unit="By",
+        description="bytes torch's CUDA caching allocator holds from the driver",
+    )
+    return provider
