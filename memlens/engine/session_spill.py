@@ -11,6 +11,7 @@ truncated or altered file is detected on read and reported naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -73,7 +74,8 @@ def write_spill(path: Path, session_id: int, tokens: list[int], kv: SessionKV) -
         _write_partial(partial, data)
         os.replace(partial, path)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder may be what failed
+            partial.unlink(missing_ok=True)
         hint = (
             "the disk is full: free space there or raise the budget"
             if exc.errno == errno.ENOSPC
