@@ -16,6 +16,7 @@ from types import ModuleType
 from memlens import __version__
 from memlens.cli import (
     bench,
+    chat,
     collector,
     compress,
     estimate,
@@ -33,6 +34,7 @@ SUBCOMMANDS: tuple[ModuleType, ...] = (
     profile,
     compress,
     generate,
+    chat,
     bench,
     lsp,
     collector,
