@@ -75,3 +75,25 @@ def test_cuda_int8_matmul_matches_reference(dtype: torch.dtype) -> None:
     actual = int8_matmul(x.cuda(), q.cuda(), scale.cuda())
     assert actual.device.type == "cuda"
     torch.testing.assert_close(actual.float().cpu(), expected, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_token_group_quantization_is_group_quantization_along_tokens(bits: int) -> None:
+    x = torch.randn(2, 3, 64, 16, generator=torch.Generator().manual_seed(3))  # (B, H, T, D)
+    q, scale, low = reference.quantize_token_groups(x, bits, 32)
+    assert q.shape == x.shape and scale.shape == low.shape == (2, 3, 2, 16)  # (B, H, T/g, D)
+    flipped = reference.quantize_groups(x.transpose(-1, -2), bits, 32)  # (B, H, D, T)
+    assert torch.equal(q, flipped[0].transpose(-1, -2))
+    restored = reference.dequantize_token_groups(q, scale, low, 32)
+    step = (scale / 2).repeat_interleave(32, dim=-2)  # (B, H, T, D): half a step per element
+    assert ((restored - x).abs() <= step + 1e-6).all()
+
+
+def test_int4_packing_round_trips_and_halves_the_bytes() -> None:
+    q = torch.randint(
+        0, 16, (3, 5, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(4)
+    )
+    packed = reference.pack_int4(q)
+    assert packed.shape == (3, 5, 4) and packed.dtype == torch.uint8
+    assert torch.equal(reference.unpack_int4(packed), q)
+    assert torch.equal(packed[..., 0], q[..., 0] | (q[..., 4] << 4))

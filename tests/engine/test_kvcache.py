@@ -1,0 +1,285 @@
+"""The compressed KV cache (memlens/engine/kvcache.py): exact byte reports, the fast
+dequantization against the reference, decoding with transformers and memlens loops,
+greedy agreement of INT8 KV on the trained fixture, multi-turn appends, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import DynamicCache
+
+from memlens.engine.config import (
+    HeavyHitterEviction,
+    KVCacheConfig,
+    SinkWindowEviction,
+    kv_config_from_json,
+    kv_config_to_json,
+    parse_kv,
+)
+from memlens.engine.fixtures import encode, heldout_text, load_byte_llama
+from memlens.engine.generate import generate
+from memlens.engine.kvcache import CompressedKVCache, CompressedKVLayer, track_attention
+from memlens.errors import ConfigError, UsageError
+from memlens.kernels.reference import (
+    dequantize_groups,
+    dequantize_token_groups,
+    quantize_groups,
+    quantize_token_groups,
+)
+from tests.engine.byte_model import BYTE_MODEL_CONFIG
+from tests.profiler.tiny_configs import build_model
+
+STORAGES = ["int8", "int4", "int4:g32:r0", "fp", "int8,sinks:4+window:40", "int4,h2o:0.5"]
+
+
+def _states(tokens: int, batch: int = 1, heads: int = 2, dim: int = 64, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    keys = torch.randn(batch, heads, tokens, dim, generator=generator)  # (B, H, T, D)
+    return keys, torch.randn(batch, heads, tokens, dim, generator=generator)
+
+
+def _held_bytes(layer: CompressedKVLayer) -> int:
+    """Bytes of the storages behind every tensor the layer references, each counted once."""
+    tensors = [value for value in vars(layer).values() if isinstance(value, torch.Tensor)]
+    if layer.blocks is not None:
+        tensors += layer.blocks.parts()
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+    return sum(storages.values())
+
+
+def _stored(scales: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Scales and minimums as the cache stores them (float16)."""
+    return [item.half().float() for item in scales]
+
+
+@pytest.fixture(scope="module")
+def fixture_model() -> torch.nn.Module:
+    model, _ = load_byte_llama(torch.float32)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> torch.nn.Module:
+    return build_model(BYTE_MODEL_CONFIG).eval()
+
+
+@pytest.mark.parametrize("spec", STORAGES)
+def test_reported_bytes_are_the_bytes_of_the_tensors_held(spec: str) -> None:
+    layer = CompressedKVLayer(parse_kv(spec))
+    keys, values = _states(300)
+    for start, end in [(0, 150), *((step, step + 1) for step in range(150, 300))]:
+        layer.update(keys[..., start:end, :], values[..., start:end, :])
+        stored = layer.stored_tokens()  # H2O's attention: 4 query heads, 2 KV heads
+        layer.observe_attention(torch.rand(1, 4, end - start, stored).softmax(-1))
+    assert layer.nbytes() == _held_bytes(layer)
+    report = layer.bytes_held()
+    assert report.total == layer.nbytes()
+    if layer.blocks is None:
+        assert report.residual == layer.stored_tokens() * 2 * 2 * 64 * 4
+    else:
+        residual_tokens = layer.stored_tokens() - layer.quantized_tokens
+        assert report.residual == residual_tokens * 2 * 2 * 64 * 4  # keys + values, fp32
+        per_element = 1 if spec.startswith("int8") else 0.5
+        assert report.quantized == layer.quantized_tokens * 2 * 2 * 64 * per_element
+
+
+def test_cache_bytes_add_up_over_layers(tiny_model: torch.nn.Module) -> None:
+    cache = CompressedKVCache(parse_kv("int4:g32:r8"), tiny_model.config)
+    generate(tiny_model, torch.arange(100) % 256, 20, cache=cache)
+    per_layer = cache.bytes_by_layer()
+    assert len(per_layer) == BYTE_MODEL_CONFIG["num_hidden_layers"]
+    assert cache.nbytes() == sum(item.total for item in per_layer)
+    assert [item.total for item in per_layer] == [_held_bytes(cache.layer(i)) for i in (0, 1)]
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_the_dequantized_history_matches_the_reference(bits: int) -> None:
+    config = KVCacheConfig(bits=bits, group_size=32, residual_tokens=16)
+    layer = CompressedKVLayer(config)
+    keys, values = _states(150)
+    returned_keys, returned_values = layer.update(keys, values)
+    assert torch.equal(returned_keys, keys) and torch.equal(returned_values, values)
+    assert layer.quantized_tokens == 128  # 150 - 16 residual, rounded down to blocks of 32
+    got_keys, got_values = layer.update(keys[..., :0, :], values[..., :0, :])  # (B, H, 150, D)
+    key_q, *key_scales = quantize_token_groups(keys[..., :128, :], bits, 32)
+    value_q, *value_scales = quantize_groups(values[..., :128, :], bits, 32)
+    expected_keys = dequantize_token_groups(key_q, *_stored(key_scales), 32)
+    expected_values = dequantize_groups(value_q, *_stored(value_scales), 32)
+    torch.testing.assert_close(got_keys[..., :128, :], expected_keys)
+    torch.testing.assert_close(got_values[..., :128, :], expected_values)
+    assert torch.equal(got_keys[..., 128:, :], keys[..., 128:, :])  # residual: exact
+    error = (got_keys[..., :128, :] - keys[..., :128, :]).norm() / keys[..., :128, :].norm()
+    assert error < (0.01 if bits == 8 else 0.15)
+
+
+def test_keys_are_quantized_per_channel_and_values_per_token() -> None:
+    layer = CompressedKVLayer(KVCacheConfig(bits=8, group_size=32, residual_tokens=0))
+    keys, values = _states(64)
+    keys[..., 5] *= 1000  # one loud channel: per-channel scales keep the others precise
+    values[..., 7, :] *= 1000  # one loud token: per-token scales keep the others precise
+    layer.update(keys, values)
+    got_keys, got_values = layer.update(keys[..., :0, :], values[..., :0, :])
+    quiet = [c for c in range(64) if c != 5]
+    assert (got_keys[..., quiet] - keys[..., quiet]).abs().max() < 0.05
+    assert (got_values[..., 8:, :] - values[..., 8:, :]).abs().max() < 0.05
+    assert layer.blocks is not None
+    assert layer.blocks.key_scale.shape == (1, 2, 2, 64)  # (B, H, Tq/g, D)
+    assert layer.blocks.value_scale.shape == (1, 2, 64, 2)  # (B, H, Tq, D/g)
+
+
+def test_full_precision_storage_decodes_exactly_like_dynamic_cache(
+    tiny_model: torch.nn.Module,
+) -> None:
+    prompt = torch.arange(40) * 7 % 256
+    expected = generate(tiny_model, prompt, 30, cache=DynamicCache(config=tiny_model.config))
+    cache = CompressedKVCache(KVCacheConfig(bits=None), tiny_model.config)
+    assert torch.equal(generate(tiny_model, prompt, 30, cache=cache), expected)
+
+
+@pytest.mark.parametrize("spec", STORAGES)
+def test_transformers_generate_runs_with_the_cache(
+    fixture_model: torch.nn.Module, tiny_model: torch.nn.Module, spec: str
+) -> None:
+    prompt = encode(heldout_text()[:120])[None]  # (1, 120)
+    for model in (fixture_model, tiny_model):
+        cache = CompressedKVCache(parse_kv(spec))
+        with track_attention(model, cache):  # H2O reads attention; others ignore it
+            out = model.generate(prompt, max_new_tokens=24, do_sample=False, cache=cache)
+        assert out.shape == (1, 144)
+        assert cache.get_seq_length() == 143  # the last token is chosen, never fed back
+        assert cache.layer(0).stored_tokens() <= 143
+
+
+def test_int8_kv_greedy_matches_full_precision_on_the_trained_fixture(
+    fixture_model: torch.nn.Module,
+) -> None:
+    text = heldout_text()
+    prompts = [encode(text[start : start + 200]) for start in (0, 4000, 16000, 32000, 48000)]
+    agree = total = 0
+    for prompt in prompts:
+        expected = generate(fixture_model, prompt, 64)[0, 200:]
+        cache = CompressedKVCache(parse_kv("int8"), fixture_model.config)
+        got = generate(fixture_model, prompt, 64, cache=cache)[0, 200:]
+        agree += int((got == expected).sum())
+        total += 64
+    assert agree / total >= 0.95
+
+
+def test_multi_turn_appends_match_one_forward(fixture_model: torch.nn.Module) -> None:
+    ids = encode(heldout_text()[:300])[None]  # (1, 300)
+    with torch.no_grad():
+        whole = fixture_model(input_ids=ids).logits  # (1, 300, V)
+        cache = CompressedKVCache(parse_kv("int8:g32:r16"), fixture_model.config)
+        turns = [(0, 170), (170, 171), (171, 240), (240, 300)]
+        pieces = [
+            fixture_model(input_ids=ids[:, a:b], cache=cache, use_cache=True).logits
+            for a, b in turns
+        ]
+    assert cache.get_seq_length() == 300
+    torch.testing.assert_close(pieces[0], whole[:, :170])  # nothing quantized yet mattered
+    later = torch.cat(pieces[1:], dim=1)
+    error = (later - whole[:, 170:]).norm() / whole[:, 170:].norm()
+    assert error < 0.02  # the later turns read the INT8 history
+
+
+def test_batch_reorder_moves_every_row(tiny_model: torch.nn.Module) -> None:
+    layer = CompressedKVLayer(parse_kv("int8:g32:r8"))
+    keys, values = _states(100, batch=2)
+    layer.update(keys, values)
+    before, _ = layer.update(keys[..., :0, :], values[..., :0, :])  # (2, H, 100, D)
+    layer.reorder_cache(torch.tensor([1, 0]))
+    after, _ = layer.update(keys[..., :0, :], values[..., :0, :])
+    assert torch.equal(after, before.flip(0))
+
+
+def test_bad_input_is_a_clear_error(tiny_model: torch.nn.Module) -> None:
+    layer = CompressedKVLayer(KVCacheConfig(group_size=64))
+    with pytest.raises(UsageError, match="head size 80 is not a multiple"):
+        layer.update(*_states(4, dim=80))
+    layer = CompressedKVLayer(KVCacheConfig())
+    with pytest.raises(UsageError, match="one shape"):
+        layer.update(torch.zeros(1, 2, 4, 8), torch.zeros(1, 2, 5, 8))
+    layer.update(*_states(4))
+    with pytest.raises(UsageError, match="do not fit"):
+        layer.update(*_states(4, heads=3))
+    with pytest.raises(UsageError, match="cannot be cropped"):
+        layer.crop(-1)
+    with pytest.raises(UsageError, match="no layer 5"):
+        CompressedKVCache(KVCacheConfig(), tiny_model.config).layer(5)
+    sliding = type(tiny_model.config)(**{**tiny_model.config.to_dict(), "sliding_window": 16})
+    with pytest.raises(UsageError, match="full-attention layers only"):
+        CompressedKVCache(KVCacheConfig(), sliding)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("int8", KVCacheConfig(bits=8)),
+        ("INT4:g32", KVCacheConfig(bits=4, group_size=32)),
+        ("int4:r128", KVCacheConfig(bits=4, residual_tokens=128)),
+        ("sinks:4+window:508", KVCacheConfig(bits=None, eviction=SinkWindowEviction(4, 508))),
+        ("h2o:0.25", KVCacheConfig(bits=None, eviction=HeavyHitterEviction(budget_fraction=0.25))),
+        (
+            "int8:g32:r16, h2o:1024",
+            KVCacheConfig(8, 32, 16, HeavyHitterEviction(budget_tokens=1024)),
+        ),
+    ],
+)
+def test_kv_syntax_labels_and_json_round_trip(text: str, expected: KVCacheConfig) -> None:
+    config = parse_kv(text)
+    assert config == expected
+    assert parse_kv(config.label()) == config
+    assert kv_config_from_json(json.loads(json.dumps(kv_config_to_json(config)))) == config
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("int3", "use \\[int8"),
+        ("int8:x4", "use \\[int8"),
+        ("int8:g", "use \\[int8"),
+        ("int8:g32:g64", "use \\[int8"),
+        ("int8,int4", "use \\[int8"),
+        ("int8,", "use \\[int8"),
+        ("", "use \\[int8"),
+        ("sinks:4", "use \\[int8"),
+        ("sinks:4+window:0", "window ≥ 1"),
+        ("h2o:1.5", "fraction must be in \\(0, 1\\)"),
+        ("h2o:many", "use \\[int8"),
+        ("h2o:1", "at least 2 tokens"),
+        ("int4:g3", "even number"),
+        ("int4:r-1", "residual tokens must be ≥ 0"),
+    ],
+)
+def test_bad_kv_syntax_names_the_problem(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_kv(text)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        {"bits": 8},
+        {**kv_config_to_json(KVCacheConfig()), "version": 99},
+        {**kv_config_to_json(KVCacheConfig()), "bits": 5},
+        {**kv_config_to_json(KVCacheConfig()), "eviction": {"policy": "lru"}},
+        {**kv_config_to_json(KVCacheConfig()), "colour": "blue"},
+    ],
+)
+def test_bad_kv_config_json_is_a_config_error(data: object) -> None:
+    with pytest.raises(ConfigError, match="KV cache config"):
+        kv_config_from_json(data)
+
+
+def test_config_checks_its_values() -> None:
+    with pytest.raises(UsageError, match="bits must be 8, 4 or None"):
+        KVCacheConfig(bits=3)
+    with pytest.raises(UsageError, match="residual tokens"):
+        KVCacheConfig(residual_tokens=-1)
+    with pytest.raises(UsageError, match="exactly one budget"):
+        HeavyHitterEviction()
+    with pytest.raises(UsageError, match="recent share"):
+        HeavyHitterEviction(budget_tokens=8, recent=0)
