@@ -1,5 +1,6 @@
 """memlens collector as a real process: real OpenTelemetry SDK exporters in separate
-processes, hostile payloads next to valid traffic, and kill -9 during ingest."""
+processes, hostile payloads next to valid traffic, kill -9 during ingest, and memory
+metrics on /v1/metrics."""
 
 from __future__ import annotations
 
@@ -16,11 +17,24 @@ from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    Gauge,
+    Metric,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from memlens.tracing.store import TraceStore
@@ -301,3 +315,91 @@ def test_collector_applies_retention_by_span_count(tmp_path: Path) -> None:
     newest = {(2 * 1_000_003 + i + 1).to_bytes(8, "big").hex() for i in range(4)}
     stored = _span_ids(running.db)
     assert len(stored) == 5 and newest <= stored
+
+
+def _metrics_request(pid: int, rss: list[int], cuda: int | None = None) -> bytes:
+    points = [NumberDataPoint(time_unix_nano=1_000 * (i + 1), as_int=v) for i, v in enumerate(rss)]
+    metrics = [Metric(name="process.memory.usage", gauge=Gauge(data_points=points))]
+    if cuda is not None:
+        cuda_point = NumberDataPoint(time_unix_nano=1_000 * len(rss), as_double=float(cuda))
+        metrics.append(
+            Metric(name="memlens.cuda.memory.allocated", gauge=Gauge(data_points=[cuda_point]))
+        )
+    metrics.append(Metric(name="other.counter", sum=Sum(data_points=points)))  # ignored
+    resource = ResourceMetrics(
+        resource=Resource(
+            attributes=[
+                KeyValue(key="service.name", value=AnyValue(string_value="gen")),
+                KeyValue(key="process.pid", value=AnyValue(int_value=pid)),
+                KeyValue(key="memlens.entry_point", value=AnyValue(string_value="/srv/gen.py")),
+            ]
+        ),
+        scope_metrics=[ScopeMetrics(metrics=metrics)],
+    )
+    body: bytes = ExportMetricsServiceRequest(resource_metrics=[resource]).SerializeToString()
+    return body
+
+
+def test_memory_metrics_in_protobuf_gzip_and_json(collector: RunningCollector) -> None:
+    url = collector.endpoint + "/v1/metrics"
+    as_json = json.dumps(
+        {
+            "resourceMetrics": [
+                {
+                    "resource": {
+                        "attributes": [
+                            {"key": "service.name", "value": {"stringValue": "js"}},
+                            {"key": "process.pid", "value": {"intValue": "9"}},
+                        ]
+                    },
+                    "scopeMetrics": [
+                        {
+                            "metrics": [
+                                {
+                                    "name": "process.memory.usage",
+                                    "gauge": {
+                                        "dataPoints": [{"timeUnixNano": "5", "asInt": "123"}]
+                                    },
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+    with httpx.Client() as client:
+        proto = client.post(url, content=_metrics_request(7, [10, 30, 20], 4), headers=PROTOBUF)
+        assert proto.status_code == 200, proto.text
+        assert proto.headers["content-type"] == "application/x-protobuf"
+        ExportMetricsServiceResponse().ParseFromString(proto.content)
+        zipped = client.post(
+            url,
+            content=gzip.compress(_metrics_request(8, [5])),
+            headers={**PROTOBUF, "Content-Encoding": "gzip"},
+        )
+        assert zipped.status_code == 200
+        assert client.post(url, content=as_json, headers=JSON_CT).json() == {}
+        for body, headers, status in [
+            (b"\xff\xff\xff", PROTOBUF, 400),
+            (b'{"resourceMetrics": 3}', JSON_CT, 400),
+            (b"x", {"Content-Type": "text/plain"}, 415),
+        ]:
+            assert client.post(url, content=body, headers=headers).status_code == status
+    stop_collector(collector)
+    with TraceStore(collector.db, readonly=True) as store:
+        peaks = {p.pid: p for p in store.memory_peaks()}
+        assert store.count() == 0
+    assert (peaks[7].peak_rss_bytes, peaks[7].latest_rss_bytes, peaks[7].latest_ns) == (
+        30,
+        20,
+        3000,
+    )
+    assert (peaks[7].service, peaks[7].entry_point) == ("gen", "/srv/gen.py")
+    assert (peaks[8].peak_rss_bytes, peaks[9].service, peaks[9].entry_point) == (5, "js", None)
+    with sqlite3.connect(collector.db) as conn:
+        cuda = conn.execute(
+            "SELECT time_ns, cuda_allocated_bytes FROM memory_samples "
+            "WHERE pid = 7 ORDER BY time_ns"
+        ).fetchall()
+    assert cuda == [(1000, None), (2000, None), (3000, 4)]

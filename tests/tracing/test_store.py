@@ -1,5 +1,6 @@
 """memlens.tracing.store: round trip, code locations (current and deprecated attributes),
-retention by age and by count, and clear errors for files that are not trace stores."""
+retention by age and by count, memory samples and their peaks, the migration from schema
+version 1, and clear errors for files that are not trace stores."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from memlens.tracing.store import SpanRecord, TraceStore, TraceStoreError, code_location_of
+from memlens.tracing.store import (
+    MemoryPeak,
+    MemorySample,
+    SpanRecord,
+    TraceStore,
+    TraceStoreError,
+    code_location_of,
+)
 
 
 def _span(i: int, **attributes: object) -> SpanRecord:
@@ -73,3 +81,85 @@ def test_not_a_trace_store(tmp_path: Path) -> None:
         TraceStore(junk)
     with pytest.raises(TraceStoreError, match="memlens collector"):
         TraceStore(tmp_path / "missing.db", readonly=True)
+
+
+_V1_SCHEMA = """
+CREATE TABLE spans (
+    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT, name TEXT NOT NULL,
+    kind INTEGER NOT NULL, service TEXT NOT NULL, start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL, status_code INTEGER NOT NULL, status_message TEXT NOT NULL,
+    code_path TEXT, code_line INTEGER, code_function TEXT, attributes TEXT NOT NULL,
+    resource TEXT NOT NULL, events TEXT NOT NULL, received_ns INTEGER NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE INDEX spans_start ON spans (start_ns);
+CREATE INDEX spans_received ON spans (received_ns);
+CREATE INDEX spans_code ON spans (code_path, code_line, start_ns, end_ns, trace_id, code_function);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO spans VALUES ('00000000000000000000000000000001', '0000000000000001', NULL, 'old',
+    2, 'svc', 1000, 2000, 0, '', '/a.py', 3, 'f', '{"code.file.path":"/a.py",
+    "code.line.number":3,"code.function.name":"f"}', '{"service.name":"svc"}', '[]', 777);
+"""
+
+
+def test_a_version_1_store_is_read_as_is_and_migrated_by_a_writer(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_V1_SCHEMA)
+    with TraceStore(path, readonly=True) as old:
+        assert [s.name for s in old.trace(f"{1:032x}")] == ["old"]
+        assert old.memory_peaks() == []
+        assert old.latest_received_ns() == 777
+    with TraceStore(path) as store:  # migrates
+        assert [(p, line, f) for p, line, f, *_ in store.code_durations("/a.py")] == [
+            ("/a.py", 3, "f")
+        ]
+        store.insert([_span(5)])
+        store.insert_samples([_sample(1, time_ns=10, rss=5)])
+        assert store.count() == 2 and len(store.memory_peaks()) == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta").fetchone() == ("2",)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert "spans_v1" not in tables and {"spans_code", "memory_samples"} <= tables
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '3'")
+    with pytest.raises(TraceStoreError, match="schema 3"):
+        TraceStore(path, readonly=True)
+
+
+def _sample(pid: int, time_ns: int, rss: int, service: str = "svc") -> MemorySample:
+    return MemorySample(service, pid, f"/srv/{service}.py", time_ns, rss, None, None)
+
+
+def test_memory_peaks_per_process_newest_first(tmp_path: Path) -> None:
+    with TraceStore(tmp_path / "t.db") as store:
+        assert store.memory_peaks() == [] and store.latest_received_ns() == 0
+        store.insert_samples(
+            [
+                _sample(1, time_ns=100, rss=50),
+                _sample(1, time_ns=200, rss=90),
+                _sample(1, time_ns=300, rss=70),
+                _sample(2, time_ns=250, rss=10, service="gen"),
+                MemorySample("gen", 3, None, 150, 8, cuda_allocated_bytes=4),
+            ]
+        )
+        after_samples = store.latest_received_ns()
+        assert after_samples > 0
+        assert store.memory_peaks() == [
+            MemoryPeak("svc", "/srv/svc.py", 1, 90, 70, 300),
+            MemoryPeak("gen", "/srv/gen.py", 2, 10, 10, 250),
+            MemoryPeak("gen", None, 3, 8, 8, 150),
+        ]
+        # since_ns: the peak over the later samples only
+        assert store.memory_peaks(since_ns=210) == [
+            MemoryPeak("svc", "/srv/svc.py", 1, 70, 70, 300),
+            MemoryPeak("gen", "/srv/gen.py", 2, 10, 10, 250),
+        ]
+        store.insert([_span(0)])
+        assert store.latest_received_ns() >= after_samples
+        assert store.retain(max_samples=2) == 3
+        assert [p.pid for p in store.memory_peaks()] == [2, 3]  # the last two inserted
+        assert store.retain(max_age_s=0) == 3  # the span and both samples
+        assert store.memory_peaks() == [] and store.count() == 0

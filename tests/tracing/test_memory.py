@@ -1,0 +1,154 @@
+"""memlens.tracing.memory: the entry point a process reports, the interval setting, and real
+``memlens run`` processes whose memory metrics reach the collector's store."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from memlens.tracing.memory import DEFAULT_INTERVAL_S, entry_point, interval_from_env
+from memlens.tracing.store import TraceStore
+from tests.tracing.conftest import RunningCollector, stop_collector
+
+SERVICE = textwrap.dedent(
+    """
+    import os, sys, time
+    blob = bytearray(96 * 1024 * 1024)  # touched: zero-filled pages are resident
+    print(os.getpid(), flush=True)
+    time.sleep(1.0)
+    del blob
+    time.sleep(0.6)
+    """
+)
+
+
+def test_entry_point_of_a_script_a_module_a_package_and_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "svc.py").write_text("")
+    (tmp_path / "pkg" / "sub").mkdir(parents=True)
+    (tmp_path / "pkg" / "__init__.py").write_text("raise SystemExit('imported')")
+    (tmp_path / "pkg" / "sub" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "sub" / "api.py").write_text("")
+    (tmp_path / "pkg" / "__main__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    python = sys.executable
+    assert entry_point(["svc.py", "--port", "1"], [python, "svc.py"]) == str(tmp_path / "svc.py")
+    # from sitecustomize, argv[0] is still "-m"; the package must not be imported (run)
+    assert entry_point(["-m", "x"], [python, "-u", "-m", "pkg.sub.api", "x"]) == str(
+        tmp_path / "pkg" / "sub" / "api.py"
+    )
+    assert entry_point(["-m"], [python, "-mpkg"]) == str(tmp_path / "pkg" / "__main__.py")
+    assert entry_point(["-m"], [python, "-m", "no_such_module_here"]) is None
+    assert entry_point(["-m"], [python, "-m", "svc.inner"]) is None  # svc is not a package
+    assert entry_point(["-c"], [python, "-c", "pass"]) is None
+    assert entry_point([""], [python]) is None
+    assert entry_point(["missing.py"], [python, "missing.py"]) is None
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "abc", "nan", "inf", ""])
+def test_bad_interval_falls_back_to_the_default_with_a_warning(
+    raw: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert interval_from_env({"MEMLENS_MEMORY_INTERVAL_S": raw}) == DEFAULT_INTERVAL_S
+    assert "MEMLENS_MEMORY_INTERVAL_S" in caplog.text
+
+
+def test_interval_from_env() -> None:
+    assert interval_from_env({}) == DEFAULT_INTERVAL_S
+    assert interval_from_env({"MEMLENS_MEMORY_INTERVAL_S": "0.25"}) == 0.25
+
+
+def _run(collector: RunningCollector, cwd: Path, *command: str) -> int:
+    env = {**os.environ, "MEMLENS_MEMORY_INTERVAL_S": "0.2"}
+    result = subprocess.run(
+        [sys.executable, "-m", "memlens", "run", "--endpoint", collector.endpoint, "--", *command],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.split()[0])
+
+
+def test_memlens_run_samples_memory_into_the_store(
+    collector: RunningCollector, tmp_path: Path
+) -> None:
+    (tmp_path / "svc.py").write_text(SERVICE)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "worker.py").write_text(SERVICE)
+    script_pid = _run(collector, tmp_path, sys.executable, "svc.py")
+    module_pid = _run(collector, tmp_path, sys.executable, "-m", "pkg.worker")
+    stop_collector(collector)
+    with TraceStore(collector.db, readonly=True) as store:
+        peaks = store.memory_peaks()
+        latest = store.latest_received_ns()
+    assert [(p.service, p.pid, p.entry_point) for p in peaks] == [
+        ("pkg.worker", module_pid, str(tmp_path / "pkg" / "worker.py")),
+        ("svc", script_pid, str(tmp_path / "svc.py")),
+    ]
+    for peak in peaks:
+        # the 96 MiB buffer was resident at some reading, and freed by the last one
+        assert peak.peak_rss_bytes > 96 * 1024 * 1024
+        assert peak.latest_rss_bytes < peak.peak_rss_bytes - 48 * 1024 * 1024
+        assert 0 < peak.latest_ns <= latest
+
+
+def test_no_memory_sends_no_metrics(collector: RunningCollector, tmp_path: Path) -> None:
+    (tmp_path / "svc.py").write_text(SERVICE)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "memlens",
+            "run",
+            "--no-memory",
+            "--endpoint",
+            collector.endpoint,
+            "--",
+            sys.executable,
+            "svc.py",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "MEMLENS_MEMORY_INTERVAL_S": "0.2"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    stop_collector(collector)
+    with TraceStore(collector.db, readonly=True) as store:
+        assert store.memory_peaks() == []
+
+
+@pytest.mark.parametrize("interval", ["0", "-2", "nan", "inf"])
+def test_memlens_run_rejects_a_bad_memory_interval(interval: str) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "memlens",
+            "run",
+            "--memory-interval",
+            interval,
+            "--",
+            sys.executable,
+            "-c",
+            "pass",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--memory-interval" in result.stderr
