@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
     parser.add_argument("--top-p", type=float, help="sample from the nucleus of mass p")
     parser.add_argument("--seed", type=int, help="seed for reproducible samples")
+    parser.add_argument(
+        "--kv",
+        metavar="SPEC",
+        help="compressed KV cache, e.g. int8, int4:g32:r128, int8,sinks:4+window:508, "
+        "int8,h2o:0.25 (default: transformers' DynamicCache)",
+    )
     parser.add_argument("--json", action="store_true", help="print text and speeds as JSON")
 
 
@@ -48,12 +55,15 @@ def run(args: argparse.Namespace) -> int:
     """Load, then print tokens as they are decoded."""
     import torch
 
+    from memlens.engine.config import parse_kv
     from memlens.engine.generate import DecodeStats, stream
+    from memlens.engine.kvcache import CompressedKVCache, track_attention
     from memlens.engine.loading import load_model
     from memlens.engine.tokens import load_codec
 
     if not args.prompt:
         raise UsageError("--prompt is empty")
+    kv = None if args.kv is None else parse_kv(args.kv)
     chosen = sampling(args)
     loaded = load_model(Path(args.model))
     if not loaded.causal:
@@ -61,13 +71,23 @@ def run(args: argparse.Namespace) -> int:
     codec = load_codec(Path(args.model))
     prompt = torch.tensor(codec.encode(args.prompt), dtype=torch.long)
     stats = DecodeStats()
+    cache = None if kv is None else CompressedKVCache(kv, loaded.model.config)
     steps = stream(
-        loaded.model, prompt, args.max_new_tokens, chosen, codec.eos_token_id, stats=stats
+        loaded.model,
+        prompt,
+        args.max_new_tokens,
+        chosen,
+        codec.eos_token_id,
+        cache=cache,
+        stats=stats,
     )
 
     def tokens() -> Iterator[int]:
-        for step in steps:
-            yield int(step[0])
+        # H2O ranks tokens by attention probabilities (a no-op for other caches)
+        tracking = nullcontext() if cache is None else track_attention(loaded.model, cache)
+        with tracking:
+            for step in steps:
+                yield int(step[0])
 
     pieces = codec.stream_decode(tokens())
     if args.json:

@@ -33,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt-tokens", type=int, default=64, help="(default: %(default)s)")
     parser.add_argument("--new-tokens", type=int, default=8, help="(default: %(default)s)")
     parser.add_argument("--batch", type=int, default=1, help="(default: %(default)s)")
+    parser.add_argument(
+        "--kv",
+        metavar="SPEC",
+        help="decode with memlens's compressed KV cache, e.g. int8, int4:g32:r128, "
+        "int8,sinks:4+window:508 (default: transformers' DynamicCache)",
+    )
     parser.add_argument("--json", action="store_true", help="print the measurement as JSON")
 
 
@@ -40,16 +46,20 @@ def run(args: argparse.Namespace) -> int:
     """Load, run, print."""
     import torch
 
+    from memlens.engine.config import parse_kv
     from memlens.engine.loading import load_model
     from memlens.engine.profiling import profile_run
 
+    kv = None if args.kv is None else parse_kv(args.kv)
     for name in ("prompt_tokens", "new_tokens", "batch"):
         if not 1 <= getattr(args, name) <= 1 << 16:
             raise UsageError(f"--{name.replace('_', '-')} must be between 1 and 65536")
     with progress_bar("profile") as update:
         update(f"Loading {args.model}", 5)
         loaded = load_model(Path(args.model), getattr(torch, _TORCH_NAMES[args.dtype]))
-        measured = profile_run(loaded, args.batch, args.prompt_tokens, args.new_tokens, update)
+        measured = profile_run(
+            loaded, args.batch, args.prompt_tokens, args.new_tokens, update, kv=kv
+        )
     if args.json:
         json.dump({"model": args.model, **measured.to_json()}, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -61,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
 def render(model: str, measured: ProfileRun, console: Console) -> None:
     """One row per block, then the run's totals."""
     table = Table(title=f"{model}: measured per block", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("block", "params", "weights", "KV cache", "largest output"):
+    kv_title = "KV cache" if measured.kv_cache is None else f"KV cache ({measured.kv_cache})"
+    for column in ("block", "params", "weights", kv_title, "largest output"):
         table.add_column(column, justify="left" if column == "block" else "right")
     for layer in measured.layers:
         table.add_row(

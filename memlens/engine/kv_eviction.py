@@ -85,7 +85,11 @@ def track_attention(model: nn.Module, cache: CompressedKVCache) -> Iterator[None
     """Within this block, every attention layer of ``model`` reports its attention
     probabilities to its layer of ``cache`` (what H2O eviction ranks tokens by). The
     model runs with eager attention meanwhile (SDPA never materialises the
-    probabilities); its attention implementation and hooks are restored on exit."""
+    probabilities); its attention implementation and hooks are restored on exit. A
+    cache without H2O eviction needs no attention: then this does nothing."""
+    if not isinstance(cache.config.eviction, HeavyHitterEviction):
+        yield
+        return
     attention = [
         module
         for name, module in model.named_modules()

@@ -1,6 +1,7 @@
 """A measured profile of one short generation (``memlens profile`` and the worker's
 ``memlens.profile``): per block, the bytes held (compressed formats included), the KV
-cache it filled and its largest output; for the run, the tensor-memory peak."""
+cache it filled (the compressed cache's exact bytes when a KV config is given) and its
+largest output; for the run, the tensor-memory peak."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from memlens.engine.config import KVCacheConfig
 from memlens.engine.generate import DecodeStats, stream
+from memlens.engine.kvcache import CompressedKVCache
 from memlens.engine.loading import LoadedModel
 from memlens.profiler.measure import measure_layers, measure_peak, module_bytes
 from memlens.profiler.meta import transformers_module
@@ -44,6 +47,9 @@ class ProfileRun:
     batch: int
     device: str
     decode_tokens_per_s: float | None
+    kv_cache: str | None = None
+    """The compressed KV cache's settings (``parse_kv`` syntax); None for transformers'
+    ``DynamicCache``."""
 
     def to_json(self) -> dict[str, Any]:
         """The ``measured`` part of the profile report."""
@@ -51,6 +57,8 @@ class ProfileRun:
 
 
 def _cache_bytes_by_layer(cache: Any) -> list[int]:
+    if isinstance(cache, CompressedKVCache):
+        return [held.total for held in cache.bytes_by_layer()]
     sizes = []
     for layer in getattr(cache, "layers", []):
         held = [getattr(layer, "keys", None), getattr(layer, "values", None)]
@@ -64,9 +72,11 @@ def profile_run(
     prompt_tokens: int,
     new_tokens: int,
     on_progress: Callable[[str, float], None] | None = None,
+    kv: KVCacheConfig | None = None,
 ) -> ProfileRun:
     """Prefill ``batch × prompt_tokens`` random tokens and decode ``new_tokens`` (an
-    encoder runs one forward pass), measuring as it goes."""
+    encoder runs one forward pass), measuring as it goes; ``kv`` decodes with the
+    compressed KV cache instead of transformers' ``DynamicCache``."""
     model = loaded.model
     report = on_progress or (lambda message, percent: None)
     vocab = int(getattr(getattr(model, "config", None), "vocab_size", None) or 2)
@@ -74,7 +84,11 @@ def profile_run(
         0, vocab, (batch, prompt_tokens), generator=torch.Generator().manual_seed(0)
     )
     stats = DecodeStats()
-    cache = transformers_module().DynamicCache(config=getattr(model, "config", None))
+    config = getattr(model, "config", None)
+    if kv is not None and loaded.causal:
+        cache: Any = CompressedKVCache(kv, config)
+    else:
+        cache = transformers_module().DynamicCache(config=config)
 
     def run() -> None:
         if not loaded.causal:
@@ -89,9 +103,11 @@ def profile_run(
     report("Prefilling", 30)
     resident = module_bytes(model)
     (_, peak), layers = measure_layers(model, lambda: measure_peak(run, resident_bytes=resident))
-    kv = _cache_bytes_by_layer(cache) if loaded.causal else []
+    kv_bytes = _cache_bytes_by_layer(cache) if loaded.causal else []
     decoder_layers = [layer for layer in layers if layer.name.split(".")[-1].isdigit()]
-    kv_by_name = {layer.name: kv[i] for i, layer in enumerate(decoder_layers) if i < len(kv)}
+    kv_by_name = {
+        layer.name: kv_bytes[i] for i, layer in enumerate(decoder_layers) if i < len(kv_bytes)
+    }
     measured = tuple(
         MeasuredLayer(
             layer.name,
@@ -111,6 +127,7 @@ def profile_run(
         batch,
         peak.device,
         stats.decode_tokens_per_s if loaded.causal else None,
+        kv.label() if kv is not None and loaded.causal else None,
     )
 
 

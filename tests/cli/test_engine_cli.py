@@ -63,6 +63,25 @@ def test_generate_streams_text_to_stdout(
     assert streamed.out.startswith("x = ") and "4 tokens" in streamed.err
 
 
+def test_kv_option_profiles_and_generates_with_the_compressed_cache(
+    byte_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(byte_model_dir)
+    argv = ["--prompt-tokens", "80", "--new-tokens", "4", "--kv", "int8:g16:r8"]
+    profiled = run_json(capsys, "profile", model, *argv)
+    assert profiled["kv_cache"] == "int8:g16:r8"
+    layers = {layer["name"]: layer for layer in profiled["layers"]}
+    # 83 tokens seen: 64 in INT8 blocks of 16, 19 in the bf16 residual; 2 KV heads of 16
+    quantized = 2 * 2 * 64 * 16  # K and V, one byte each
+    scales = (
+        2 * 2 * 4 * 16 * 2 + 2 * 2 * 64 * 1 * 2
+    )  # fp16 scale+min: keys per block, values per token
+    residual = 2 * 2 * 19 * 16 * 2
+    assert layers["model.layers.0"]["kv_cache_bytes"] == quantized + scales + residual
+    generated = run_json(capsys, "generate", model, "--prompt", "def f", "--kv", "int4,h2o:0.5")
+    assert generated["new_tokens"] == 64 and generated["text"]
+
+
 def test_auto_with_a_budget_fits_it(
     byte_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -121,6 +140,8 @@ def test_bench_measures_each_scheme(
         (["compress", "{bad_config}"], 4, "not a config"),
         (["compress", "{truncated}"], 4, "do not load"),
         (["profile", "{model}", "--new-tokens", "0"], 2, "--new-tokens"),
+        (["profile", "{model}", "--kv", "int3"], 2, "--kv 'int3'"),
+        (["generate", "{model}", "--prompt", "a", "--kv", "h2o:2.0"], 2, "fraction must be"),
         (["bench", "{model}", "--weights", "auto"], 2, "fixed schemes"),
     ],
 )

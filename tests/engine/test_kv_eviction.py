@@ -104,7 +104,15 @@ def test_tracking_feeds_h2o_on_a_real_model_and_restores_attention() -> None:
     assert layer.scores is not None and layer.scores.shape[-1] == layer.stored_tokens()
 
 
+def test_tracking_is_a_no_op_without_h2o() -> None:
+    model = build_model(BYTE_MODEL_CONFIG).eval()
+    before = model.config._attn_implementation
+    with track_attention(model, CompressedKVCache(parse_kv("int8"))):
+        assert model.config._attn_implementation == before
+        assert not any(m._forward_hooks for m in model.modules())
+
+
 def test_tracking_a_model_without_attention_layers_is_an_error() -> None:
     with pytest.raises(UsageError, match="no self_attn layers"):
-        with track_attention(torch.nn.Linear(2, 2), CompressedKVCache()):
+        with track_attention(torch.nn.Linear(2, 2), CompressedKVCache(parse_kv("h2o:8"))):
             pass
