@@ -5,7 +5,9 @@ the child's ``PYTHONPATH``. It configures the OpenTelemetry SDK (service name fr
 ``OTEL_SERVICE_NAME``; OTLP/HTTP to ``OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT``, which ``memlens
 run`` points at the local collector unless set; batch export flushed at exit and on
 SIGTERM), the propagators ``OTEL_PROPAGATORS`` names, the client/server instrumentation of
-whichever of requests, httpx, urllib3, gRPC and ``wsgiref`` are installed, and
+whichever of requests, httpx, urllib3, gRPC (sync and ``grpc.aio``), ``wsgiref`` and the ASGI
+servers uvicorn and hypercorn are installed (ASGI has no global server registry: an app
+served some other way needs OpenTelemetry's ASGI middleware in its own code), and
 :class:`CodeLocationSpanProcessor`, which puts ``code.file.path``, ``code.line.number`` and
 ``code.function.name`` on spans and a ``memlens.memory`` event (RSS, and CUDA allocator
 bytes when torch is already loaded) on server spans. Unless ``MEMLENS_MEMORY=0``, it also
@@ -24,7 +26,7 @@ import sysconfig
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
+from types import CodeType, FrameType, ModuleType
 from typing import Any
 
 from opentelemetry import trace
@@ -75,7 +77,9 @@ _CODE_KEYS = ("code.file.path", "code.filepath")
 class CodeLocationSpanProcessor(SpanProcessor):
     """Adds the code location that made each span, and memory samples to server spans.
 
-    A client or internal span gets the innermost user frame: the line that made the call.
+    A client or internal span gets the innermost user frame: the line that made the call
+    (none when it starts in an asyncio task of a library's own, as ``grpc.aio`` calls do:
+    the frames above a task step are the event loop's caller, not the call).
     A server span (an incoming request) gets the first user function the framework calls
     after starting it (the handler's ``def`` line), found with a per-thread profile hook
     that removes itself at that first call or when the span ends. Attributes already set
@@ -84,7 +88,8 @@ class CodeLocationSpanProcessor(SpanProcessor):
 
     def __init__(self, sample_memory: bool = True) -> None:
         self._sample_memory = sample_memory
-        self._pending: dict[int, Span] = {}  # thread id -> server span awaiting its handler
+        # thread id -> server spans awaiting their handler (several on an asyncio loop)
+        self._pending: dict[int, dict[Span, None]] = {}
         self._process: Any = None
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -97,35 +102,55 @@ class CodeLocationSpanProcessor(SpanProcessor):
             # user frames below a server span are the serve loop, not the handler
             self._await_handler(span)
             return
+        loop_step = _loop_step_code()
         frame: FrameType | None = sys._getframe(1)
         while frame is not None:
             if is_user_code(frame.f_code.co_filename):
                 _set_location(span, frame.f_code, frame.f_lineno)
                 return
+            if frame.f_code is loop_step:
+                return  # started in an asyncio task: the frames above are the loop's caller
             frame = frame.f_back
 
     def _await_handler(self, span: Span) -> None:
         thread = threading.get_ident()
-        previous = sys.getprofile()
-        if previous is not None:
-            return  # someone else profiles this thread; leave it alone
-        self._pending[thread] = span
+        pending = self._pending.get(thread)
+        if pending is None:
+            if sys.getprofile() is not None:
+                return  # someone else profiles this thread; leave it alone
+            pending = self._pending[thread] = {}
+            sys.setprofile(self._hook(thread, pending))
+        pending[span] = None
 
+    def _hook(self, thread: int, pending: dict[Span, None]) -> Callable[..., None]:
         def hook(frame: FrameType, event: str, arg: object) -> None:
             if event != "call" or not is_user_code(frame.f_code.co_filename):
                 return
-            sys.setprofile(None)
-            pending = self._pending.pop(thread, None)
-            if pending is not None and pending.is_recording():
-                _set_location(pending, frame.f_code, frame.f_code.co_firstlineno)
+            # on an event loop the user function may belong to another request's task:
+            # it is this span's handler only while this span is the task's current one
+            span = trace.get_current_span()
+            if span not in pending:
+                return
+            del pending[span]
+            if span.is_recording():
+                _set_location(span, frame.f_code, frame.f_code.co_firstlineno)
+            if not pending:
+                self._stop_hook(thread)
 
-        sys.setprofile(hook)
+        return hook
+
+    def _stop_hook(self, thread: int) -> None:
+        del self._pending[thread]
+        sys.setprofile(None)
 
     def on_end(self, span: ReadableSpan) -> None:
         thread = threading.get_ident()
-        if self._pending.get(thread) is span:
-            del self._pending[thread]
-            sys.setprofile(None)
+        pending = self._pending.get(thread)
+        if pending is None or span not in pending:
+            return
+        del pending[span]
+        if not pending:
+            self._stop_hook(thread)
 
     def _add_memory_event(self, span: Span) -> None:
         if self._process is None:
@@ -145,6 +170,20 @@ class CodeLocationSpanProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing buffered here."""
         return True
+
+
+_loop_step: list[CodeType] = []
+
+
+def _loop_step_code() -> CodeType | None:
+    """The code of asyncio's ``Handle._run`` (which steps every task), once asyncio is
+    imported; None before (memlens does not import asyncio into the service)."""
+    if not _loop_step:
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is None:
+            return None
+        _loop_step.append(asyncio.events.Handle._run.__code__)
+    return _loop_step[0]
 
 
 _resolved: dict[str, str] = {}
@@ -176,6 +215,59 @@ def _instrument_wsgiref() -> None:
     simple_server.WSGIServer.set_app = set_app  # type: ignore[method-assign]
 
 
+def _after_import(module: str, patch: Callable[[ModuleType], None]) -> Callable[[], None]:
+    """An installer that patches ``module`` once it is imported (now, if it already is):
+    servers are not imported into every traced process just to be instrumented."""
+
+    def install() -> None:
+        import wrapt
+
+        wrapt.register_post_import_hook(patch, module)
+
+    return install
+
+
+def _patch_uvicorn(config_module: ModuleType) -> None:
+    """Wrap the app every ``uvicorn.Config`` loads (``uvicorn app:app``, ``uvicorn.run``,
+    reload and worker processes alike) in OpenTelemetry's ASGI middleware: after uvicorn's
+    own adapters, so WSGI and ASGI2 apps are covered, and around its proxy-headers
+    middleware, so the client address recorded is the proxy's."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+    config = config_module.Config
+    original: Callable[[Any], None] = config.load
+    if getattr(original, "_memlens", False):
+        return
+
+    def load(self: Any) -> None:
+        original(self)
+        if not isinstance(self.loaded_app, OpenTelemetryMiddleware):
+            self.loaded_app = OpenTelemetryMiddleware(self.loaded_app)
+
+    load._memlens = True  # type: ignore[attr-defined]
+    config.load = load
+
+
+def _patch_hypercorn(utils: ModuleType) -> None:
+    """Wrap the app hypercorn serves (``hypercorn app:app``, ``hypercorn.asyncio.serve``) in
+    OpenTelemetry's ASGI or WSGI middleware, whichever hypercorn would serve it as."""
+    from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware as ASGIMiddleware
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware as WSGIMiddleware
+
+    original: Callable[..., Any] = utils.wrap_app
+    if getattr(original, "_memlens", False):
+        return
+
+    def wrap_app(app: Any, wsgi_max_body_size: int, mode: str | None) -> Any:
+        if mode is None:
+            mode = "asgi" if utils.is_asgi(app) else "wsgi"
+        middleware = ASGIMiddleware if mode == "asgi" else WSGIMiddleware
+        return original(middleware(app), wsgi_max_body_size, mode)
+
+    wrap_app._memlens = True  # type: ignore[attr-defined]
+    setattr(utils, "wrap_app", wrap_app)  # noqa: B010 (a module attribute mypy cannot see)
+
+
 def _instrumentor(module: str, name: str) -> Callable[[], None]:
     def install() -> None:
         getattr(importlib.import_module(module), name)().instrument()
@@ -204,7 +296,17 @@ _INSTRUMENTATIONS: dict[str, tuple[str, Callable[[], None]]] = {
         "grpc",
         _instrumentor("opentelemetry.instrumentation.grpc", "GrpcInstrumentorServer"),
     ),
+    "grpc-aio-client": (
+        "grpc",
+        _instrumentor("opentelemetry.instrumentation.grpc", "GrpcAioInstrumentorClient"),
+    ),
+    "grpc-aio-server": (
+        "grpc",
+        _instrumentor("opentelemetry.instrumentation.grpc", "GrpcAioInstrumentorServer"),
+    ),
     "wsgiref": ("wsgiref", _instrument_wsgiref),
+    "uvicorn": ("uvicorn", _after_import("uvicorn.config", _patch_uvicorn)),
+    "hypercorn": ("hypercorn", _after_import("hypercorn.utils", _patch_hypercorn)),
 }
 """Instrumentation name → (library that must be importable, installer)."""
 
