@@ -6,8 +6,9 @@
    committed to SQLite before its 200). Goal ≥ 20,000 spans/s on 2 cores.
 2. Per-call overhead: an httpx client calling a wsgiref server in the same process, in
    three fresh processes: no tracing; plain OpenTelemetry (SDK, batch OTLP/HTTP export,
-   httpx + WSGI instrumentation); and ``memlens run`` (the same plus code locations and
-   memory events). Goal: memlens ≤ 1.2× plain OpenTelemetry.
+   httpx + WSGI instrumentation); and ``memlens run`` (the same plus code locations, memory
+   events on server spans and memory metrics every second). Goal: memlens ≤ 1.2× plain
+   OpenTelemetry.
 3. Code-lens query: 100,000 spans over 50 files × 20 lines in a trace store; p95 of
    ``code_index(store, path)`` (what the editor asks for one open file). Goal < 20 ms.
 

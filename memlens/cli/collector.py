@@ -12,7 +12,10 @@ from types import FrameType
 from memlens.errors import UsageError
 
 NAME = "collector"
-HELP = "receive OTLP/HTTP traces (POST /v1/traces) into the local trace store"
+HELP = (
+    "receive OTLP/HTTP traces (POST /v1/traces) and memory metrics (POST /v1/metrics) "
+    "into the local trace store"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-age-hours", type=float, default=168.0, help="span retention age")
     parser.add_argument("--max-spans", type=int, default=1_000_000, help="spans kept at most")
+    parser.add_argument(
+        "--max-samples", type=int, default=1_000_000, help="memory samples kept at most"
+    )
     parser.add_argument(
         "--retention-every", type=float, default=60.0, help="seconds between retention runs"
     )
@@ -40,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port (0-65535)")
-    if args.max_body_bytes <= 0 or args.max_spans <= 0 or args.max_age_hours <= 0:
-        raise UsageError("--max-body-bytes, --max-spans and --max-age-hours must be positive")
+    if min(args.max_body_bytes, args.max_spans, args.max_samples, args.max_age_hours) <= 0:
+        raise UsageError(
+            "--max-body-bytes, --max-spans, --max-samples and --max-age-hours must be positive"
+        )
     if args.retention_every < 0:
         raise UsageError("--retention-every must not be negative")
     if args.forward and not args.forward.startswith(("http://", "https://")):
@@ -53,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=args.max_body_bytes,
         retention_max_age_s=args.max_age_hours * 3600,
         retention_max_spans=args.max_spans,
+        retention_max_samples=args.max_samples,
         retention_every_s=args.retention_every,
         forward_url=args.forward,
         forward_retries=args.forward_retries,

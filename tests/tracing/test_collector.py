@@ -270,7 +270,9 @@ def test_collector_refuses_a_file_that_is_not_a_trace_database(tmp_path: Path) -
     assert "not a memlens trace database" in result.stderr
 
 
-@pytest.mark.parametrize("args", [["--port", "70000"], ["--forward", "ftp://x"]])
+@pytest.mark.parametrize(
+    "args", [["--port", "70000"], ["--forward", "ftp://x"], ["--max-samples", "0"]]
+)
 def test_collector_cli_rejects_bad_options(args: list[str], tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "memlens", "collector", "--db", str(tmp_path / "t.db"), *args],
