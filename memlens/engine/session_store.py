@@ -263,7 +263,9 @@ class SessionStore:
             raise UsageError(f"session {session_id} is already in a turn: finish that reply")
         self._clock += 1
         reserve = entry.token_bytes * (len(entry.tokens) + extra_tokens)
-        self.admit(reserve, f"session {session_id} with {extra_tokens} more tokens")
+        prefix_bytes = entry.token_bytes * len(entry.prefix) * self.config.block_tokens
+        what = f"session {session_id} with {extra_tokens} more tokens (and its shared prefix)"
+        self.admit(reserve + prefix_bytes, what)
         self._make_room(reserve - entry.memory, exclude=session_id)
         self._counters[entry.tier].hits += 1
         entry.frequency = self._value(entry) + 1
