@@ -18,6 +18,7 @@ from memlens.lsp_server.estimates import Estimator, LoadEstimate
 from memlens.lsp_server.findings import Analysis, ModelLoad, Position, Span
 from memlens.lsp_server.settings import Settings
 from memlens.lsp_server.tolerant_parse import split_lines
+from memlens.lsp_server.trace_watch import TraceWatch
 from memlens.lsp_server.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class MemlensServer(LanguageServer):
         """Running commands' JSON-RPC request ids by their work-done progress token."""
         self.command_tasks: dict[Any, asyncio.Task[Any]] = {}
         """Running commands by their JSON-RPC request id."""
+        self.traces = TraceWatch(on_change=self.traces_changed, on_error=self.show_warning)
+        self.trace_view: tuple[str | None] | None = None
+        """The trace the client last asked ``memlens.traces`` for (None: it never asked)."""
 
     # -- documents ---------------------------------------------------------------------
     def analysis(self, uri: str) -> Analysis:
@@ -167,12 +171,42 @@ class MemlensServer(LanguageServer):
             for uri in list(self.workspace.text_documents):
                 self.schedule_diagnostics(uri)
 
+    # -- tracing -------------------------------------------------------------------------
+    @property
+    def workspace_root(self) -> Path | None:
+        """The workspace folder the client opened, if a ``file:`` one."""
+        root = self.workspace.root_uri
+        path = to_fs_path(root) if root else None
+        return Path(path) if path else None
+
+    async def configure_tracing(self) -> None:
+        """Start or stop the collector and store polling to follow the settings."""
+        settings = self.settings
+        await self.traces.configure(
+            settings.tracing_enabled and settings.trusted,
+            self.workspace_root,
+            settings.collector_port,
+        )
+
+    def traces_changed(self) -> None:
+        """New spans or memory samples: refresh lenses and diagnostics, and the trace
+        view when the client has one open."""
+        self.refresh_views()
+        if self.trace_view is not None:
+            from memlens.lsp_server.features.traces import send_trace_report
+
+            asyncio.get_running_loop().create_task(send_trace_report(self, self.trace_view[0]))
+
     # -- user messages -----------------------------------------------------------------
     def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         """``window/showMessage``."""
         self.window_show_message(types.ShowMessageParams(type=kind, message=message))
 
+    def show_warning(self, message: str) -> None:
+        """A warning for the user, logged too."""
+        log.warning("%s", message)
+        self.show(message, types.MessageType.Warning)
+
     def report_worker_crash(self, reason: str) -> None:
         """Tell the user the worker died; it restarts on the next request."""
-        log.warning("%s", reason)
-        self.show(reason, types.MessageType.Warning)
+        self.show_warning(reason)

@@ -13,12 +13,23 @@ from memlens.lsp_server.features import (
     hover,
     inlay_hints,
     summary,
+    traces,
 )
 
 if TYPE_CHECKING:
     from memlens.lsp_server.server import MemlensServer
 
-FEATURES = (documents, inlay_hints, hover, diagnostics, code_actions, code_lens, commands, summary)
+FEATURES = (
+    documents,
+    inlay_hints,
+    hover,
+    diagnostics,
+    code_actions,
+    code_lens,
+    commands,
+    summary,
+    traces,
+)
 
 
 def register_all(server: MemlensServer) -> None:

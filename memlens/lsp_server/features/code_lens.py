@@ -1,16 +1,23 @@
 """Code lenses: ``Profile memory`` and ``Compress…`` above model loads (trusted
-workspaces only: they run the worker), and each ``nn.Module`` class's total."""
+workspaces only: they run the worker), each ``nn.Module`` class's total, and, with tracing
+on, ``12 traces · p50 34 ms · open`` above each function that started spans (``open``
+shows its latest trace: the client's ``memlens.openTrace`` with ``{"trace_id"}``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
+from pygls.uris import to_fs_path
 
 from memlens.lsp_server.estimates import class_totals
 from memlens.lsp_server.features.commands import runnable
 from memlens.lsp_server.features.labels import class_label
 from memlens.lsp_server.findings import Position, Span
+from memlens.lsp_server.tolerant_parse import parse_tolerant
+from memlens.lsp_server.trace_lenses import function_ranges, function_traces, lens_title
+
+OPEN_TRACE_COMMAND = "memlens.openTrace"
 
 if TYPE_CHECKING:
     from memlens.lsp_server.server import MemlensServer
@@ -50,4 +57,28 @@ def register(server: MemlensServer) -> None:
                         command=types.Command(title=class_label(total), command=""),
                     )
                 )
-        return lenses
+        return lenses + trace_lenses(ls, uri)
+
+
+def trace_lenses(ls: MemlensServer, uri: str) -> list[types.CodeLens]:
+    """One lens per function with spans in the workspace's trace store."""
+    path = to_fs_path(uri)
+    if not ls.traces.active or path is None:
+        return []
+    rows = ls.traces.code_rows(path)
+    if not rows:
+        return []
+    ranges = function_ranges(parse_tolerant(ls.workspace.get_text_document(uri).source).tree)
+    return [
+        types.CodeLens(
+            range=ls.to_lsp_range(
+                uri, Span(Position(t.function.def_line, 0), Position(t.function.def_line, 0))
+            ),
+            command=types.Command(
+                title=lens_title(t),
+                command=OPEN_TRACE_COMMAND,
+                arguments=[{"trace_id": t.latest_trace_id}],
+            ),
+        )
+        for t in function_traces(ranges, rows)
+    ]

@@ -4,7 +4,9 @@
   naming the smallest change that fits (bf16, then memlens INT8, then INT4);
 - ``fp32-load``: a float32 load of a model above 1B parameters;
 - ``remote-code``: ``trust_remote_code=True`` runs code from the model repository;
-- ``unresolved-model``: an id memlens cannot resolve offline, with how to fix it.
+- ``unresolved-model``: an id memlens cannot resolve offline, with how to fix it;
+- ``run-memory``: a ``memlens run`` service from this script sampled more memory than the
+  budget (``memory_alerts``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from memlens.lsp_server.findings import ModelLoad
+from memlens.lsp_server.memory_alerts import run_memory_diagnostics
 from memlens.units import format_bytes, format_count
 
 if TYPE_CHECKING:
@@ -128,7 +131,8 @@ def load_diagnostics(ls: MemlensServer, uri: str, load: ModelLoad) -> list[types
 
 def diagnostics_for(ls: MemlensServer, uri: str) -> list[types.Diagnostic]:
     """All memlens diagnostics of a document's current version."""
-    return [d for load in ls.analysis(uri).loads for d in load_diagnostics(ls, uri, load)]
+    found = [d for load in ls.analysis(uri).loads for d in load_diagnostics(ls, uri, load)]
+    return found + run_memory_diagnostics(ls, uri)
 
 
 def register(server: MemlensServer) -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
-from pygls.uris import to_fs_path
 
 from memlens.lsp_server.settings import Settings
 
@@ -27,18 +25,17 @@ def register(server: MemlensServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: MemlensServer, params: types.InitializeParams) -> None:
         ls.settings = Settings.from_client(_memlens_section(params.initialization_options))
-        root = ls.workspace.root_uri
-        path = to_fs_path(root) if root else None
-        ls.estimator.workspace_root = Path(path) if path else None
+        ls.estimator.workspace_root = ls.workspace_root
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    def configuration_changed(
+    async def configuration_changed(
         ls: MemlensServer, params: types.DidChangeConfigurationParams
     ) -> None:
         changed = Settings.from_client(_memlens_section(params.settings))
         # Trust comes from the editor at start-up only: a settings change cannot grant it.
         ls.settings = replace(changed, trusted=ls.settings.trusted and changed.trusted)
         ls.refresh_views()
+        await ls.configure_tracing()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: MemlensServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -61,3 +58,4 @@ def register(server: MemlensServer) -> None:
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: MemlensServer, params: None) -> None:
         await ls.worker.stop()
+        await ls.traces.stop()
