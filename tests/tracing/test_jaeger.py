@@ -1,0 +1,158 @@
+"""memlens.tracing.jaeger.JaegerClient against a real HTTP server that answers with Jaeger
+query-API JSON (tests/tracing/fixtures/jaeger), and its errors for servers that are not
+Jaeger or not there."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from memlens.errors import UsageError
+from memlens.tracing.jaeger import JaegerClient, JaegerError
+from memlens.tracing.store import SpanRecord
+from memlens.tracing.topology import waterfall
+
+FIXTURES = Path(__file__).parent / "fixtures" / "jaeger"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+class FakeJaeger(BaseHTTPRequestHandler):
+    """Answers like Jaeger's query service; ``/html/...`` like some other web server."""
+
+    requests: list[str] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        FakeJaeger.requests.append(self.path)
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        if url.path.startswith("/html/"):
+            self._send(200, b"<!doctype html><title>not jaeger</title>", "text/html")
+        elif url.path == "/jaeger/api/services":
+            self._send(200, (FIXTURES / "services.json").read_bytes())
+        elif url.path == f"/jaeger/api/traces/{TRACE_ID}":
+            self._send(200, (FIXTURES / "trace.json").read_bytes())
+        elif url.path.startswith("/jaeger/api/traces/"):
+            self._send(404, (FIXTURES / "not_found.json").read_bytes())
+        elif url.path == "/jaeger/api/traces" and query.get("service") == ["gateway"]:
+            self._send(200, (FIXTURES / "trace.json").read_bytes())
+        elif url.path == "/jaeger/api/traces" and query.get("service") == ["broken"]:
+            document = json.loads((FIXTURES / "trace.json").read_bytes())
+            del document["data"][0]["spans"][0]["startTime"]
+            self._send(200, json.dumps(document).encode())
+        elif url.path == "/jaeger/api/traces":
+            self._send(400, (FIXTURES / "bad_query.json").read_bytes())
+        else:
+            self._send(404, b"404 page not found\n", "text/plain")
+
+
+@pytest.fixture
+def jaeger() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeJaeger)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    FakeJaeger.requests = []
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_trace_services_and_search(jaeger: str) -> None:
+    client = JaegerClient(jaeger + "/jaeger/")
+    assert client.services() == ["gateway", "generator", "jaeger-all-in-one", "retriever"]
+    spans = client.trace(TRACE_ID.upper())
+    assert [s.name for s in spans] == ["GET /search", "/demo.Generator/Generate"]  # by start
+    root, rpc = spans
+    assert root == SpanRecord(
+        trace_id=TRACE_ID,
+        span_id="00f067aa0ba902b7",
+        parent_span_id=None,
+        name="GET /search",
+        kind=2,
+        service="gateway",
+        start_ns=1729181197748657000,
+        end_ns=(1729181197748657 + 45503) * 1000,
+        attributes={
+            "http.request.method": "GET",
+            "http.response.status_code": 500,
+            "ratio": 0.5,
+        },
+        resource={
+            "process.pid": 4242,
+            "telemetry.sdk.language": "python",
+            "service.name": "gateway",
+        },
+    )
+    # Jaeger drops the leading zeros of ids; the parent link must still hold
+    assert rpc.parent_span_id == root.span_id
+    assert (rpc.kind, rpc.service, rpc.status_code, rpc.status_message) == (
+        2,
+        "generator",
+        2,
+        "model not loaded",
+    )
+    assert rpc.attributes["code.line.number"] == 31 and "span.kind" not in rpc.attributes
+    assert rpc.events == [
+        {
+            "name": "memlens.memory",
+            "time_ns": 1729181197751000000,
+            "attributes": {"process.memory.rss": 734003200},
+        }
+    ]
+    assert [row.depth for row in waterfall(spans)] == [0, 1]
+    assert client.trace("ab" * 16) == []  # Jaeger's 404 for a trace it does not have
+    found = client.search("gateway", start_ns=1_000_999, end_ns=2_000_001, limit=5)
+    assert found == spans
+    search = next(r for r in FakeJaeger.requests if r.startswith("/jaeger/api/traces?"))
+    assert urllib.parse.parse_qs(urllib.parse.urlsplit(search).query) == {
+        "service": ["gateway"],
+        "start": ["1000"],  # µs, the window rounded outwards
+        "end": ["2001"],
+        "limit": ["5"],
+    }
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_clear_errors(jaeger: str) -> None:
+    client = JaegerClient(jaeger + "/jaeger")
+    with pytest.raises(JaegerError, match="cannot reach Jaeger"):
+        JaegerClient(f"http://127.0.0.1:{_closed_port()}", timeout_s=2).services()
+    with pytest.raises(JaegerError, match="did not answer JSON .*16686"):
+        JaegerClient(jaeger + "/html").services()
+    with pytest.raises(JaegerError, match="HTTP 404 .is this Jaeger's UI/query URL"):
+        JaegerClient(jaeger + "/elsewhere").services()
+    with pytest.raises(JaegerError, match="HTTP 400.*parameter 'service' is required"):
+        client.search("", 0, 10)
+    with pytest.raises(JaegerError, match="not what its query API documents.*startTime"):
+        client.search("broken", 0, 10)
+    with pytest.raises(UsageError, match="32 hex digits"):
+        client.trace("not-a-trace")
+    with pytest.raises(UsageError, match="ends before it starts"):
+        client.search("gateway", 10, 5)
+    with pytest.raises(UsageError, match="limit"):
+        client.search("gateway", 0, 5, limit=0)
+    with pytest.raises(UsageError, match="not http"):
+        JaegerClient("ftp://jaeger:16686").services()
