@@ -11,6 +11,7 @@ import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -26,7 +27,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 class FakeJaeger(BaseHTTPRequestHandler):
     """Answers like Jaeger's query service; ``/html/...`` like some other web server."""
 
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -140,13 +141,13 @@ def test_clear_errors(jaeger: str) -> None:
     client = JaegerClient(jaeger + "/jaeger")
     with pytest.raises(JaegerError, match="cannot reach Jaeger"):
         JaegerClient(f"http://127.0.0.1:{_closed_port()}", timeout_s=2).services()
-    with pytest.raises(JaegerError, match="did not answer JSON .*16686"):
+    with pytest.raises(JaegerError, match=r"did not answer JSON .*16686"):
         JaegerClient(jaeger + "/html").services()
-    with pytest.raises(JaegerError, match="HTTP 404 .is this Jaeger's UI/query URL"):
+    with pytest.raises(JaegerError, match=r"HTTP 404 \(is this Jaeger's UI/query URL"):
         JaegerClient(jaeger + "/elsewhere").services()
-    with pytest.raises(JaegerError, match="HTTP 400.*parameter 'service' is required"):
+    with pytest.raises(JaegerError, match=r"HTTP 400.*parameter 'service' is required"):
         client.search("", 0, 10)
-    with pytest.raises(JaegerError, match="not what its query API documents.*startTime"):
+    with pytest.raises(JaegerError, match=r"not what its query API documents.*startTime"):
         client.search("broken", 0, 10)
     with pytest.raises(UsageError, match="32 hex digits"):
         client.trace("not-a-trace")
