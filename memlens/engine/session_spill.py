@@ -56,7 +56,7 @@ def _write_partial(path: Path, data: bytes) -> None:
 
 def write_spill(path: Path, session_id: int, tokens: list[int], kv: SessionKV) -> Spilled:
     """Write ``kv`` to ``path`` atomically; SpillError (nothing left behind) on failure."""
-    named = kv.to_tensors()
+    named = {name: tensor.cpu() for name, tensor in kv.to_tensors().items()}
     header: dict[str, Any] = {
         "version": SPILL_VERSION,
         "session": session_id,
@@ -88,9 +88,12 @@ def write_spill(path: Path, session_id: int, tokens: list[int], kv: SessionKV) -
     return Spilled(path, len(data))
 
 
-def read_spill(path: Path, session_id: int, tokens: list[int]) -> SessionKV:
-    """The KV cache ``write_spill`` wrote for this session; SpillError naming the file when
-    it is missing, truncated, altered or another session's."""
+def read_spill(
+    path: Path, session_id: int, tokens: list[int], device: torch.device | None = None
+) -> SessionKV:
+    """The KV cache ``write_spill`` wrote for this session, on ``device`` (the CPU by
+    default); SpillError naming the file when it is missing, truncated, altered or another
+    session's."""
 
     def corrupt(why: str) -> SpillError:
         return SpillError(
@@ -117,6 +120,7 @@ def read_spill(path: Path, session_id: int, tokens: list[int]) -> SessionKV:
         dtype = getattr(torch, str(header["dtype"]).removeprefix("torch."))
         num_layers = int(header["num_layers"])
         form: str = header["form"]
+        named = {name: tensor.to(device) for name, tensor in named.items()}
         if form == "full":
             return FullKV.from_tensors(named, num_layers)
         bits: Literal[8, 4] = 8 if form == "int8" else 4

@@ -39,6 +39,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from memlens.engine.prefix_blocks import BlockPool, block_hashes
 from memlens.engine.session_config import SessionStoreConfig, Tier
 from memlens.engine.session_errors import SessionBudgetError, SessionLostError, SpillError
@@ -130,6 +132,8 @@ class _Entry:
     """Hashes of the shared prefix blocks it references."""
     token_bytes: int
     """Full-precision KV bytes per token (all layers, keys and values)."""
+    device: torch.device
+    """Where its tensors live in memory."""
     tier: Tier = Tier.HOT
     kv: SessionKV | None = None
     """Own KV (after the prefix) when hot or warm at rest."""
@@ -251,7 +255,7 @@ class SessionStore:
         session_id = self._next_id
         self._next_id += 1
         self._entries[session_id] = _Entry(
-            list(tokens), prefix, token_bytes, kv=own, frequency=1.0, last=self._clock
+            list(tokens), prefix, token_bytes, keys.device, kv=own, frequency=1.0, last=self._clock
         )
         return session_id
 
@@ -337,7 +341,7 @@ class SessionStore:
             assert entry.spilled is not None
             start = time.perf_counter()
             try:
-                kv = read_spill(entry.spilled.path, session_id, entry.tokens)
+                kv = read_spill(entry.spilled.path, session_id, entry.tokens, entry.device)
             except SpillError as exc:
                 entry.lost = str(exc)
                 self.pool.release(entry.prefix)

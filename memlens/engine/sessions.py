@@ -85,6 +85,8 @@ class Engine:
         self.codec = codec
         self.store = SessionStore(store or SessionStoreConfig())
         """Where the sessions' caches live."""
+        self.device = next(iter(model.parameters())).device
+        """Where the model runs; token ids and KV caches live there too."""
         self._forward = _ForwardCall.of(model)
         self._empty = self._kv_layout()
 
@@ -119,7 +121,7 @@ class Engine:
         cache = self.cache(FullKV.concat([self._empty, *shared]))
         if done < len(ids):
             with torch.no_grad():
-                self._forward(self.model, torch.tensor([ids[done:]]), cache)
+                self._forward(self.model, self.ids(ids[done:]), cache)
         session_id = self.store.create(ids, self.kv(cache), shared_tokens=len(ids))
         return Session(self, session_id, form)
 
@@ -143,8 +145,12 @@ class Engine:
         """Logits ``(V,)`` after feeding ``ids`` on top of ``kv``, and the grown cache."""
         cache = self.cache(kv)
         with torch.no_grad():
-            logits = self._forward(self.model, torch.tensor([ids]), cache)  # (1, V)
+            logits = self._forward(self.model, self.ids(ids), cache)  # (1, V)
         return logits[0], self.kv(cache)
+
+    def ids(self, ids: list[int]) -> torch.Tensor:
+        """Token ids as a ``(1, T)`` tensor on the model's device."""
+        return torch.tensor([ids], dtype=torch.long, device=self.device)
 
     @property
     def _token_bytes(self) -> int:
@@ -158,7 +164,7 @@ class Engine:
         transformers = transformers_module()
         cache = transformers.DynamicCache(config=self.model.config)
         with torch.no_grad():
-            self._forward(self.model, torch.zeros(1, 1, dtype=torch.long), cache)
+            self._forward(self.model, self.ids([0]), cache)
         kinds = {type(layer).__name__ for layer in cache.layers}
         if kinds != {"DynamicLayer"}:
             raise UnsupportedArchitectureError(
@@ -227,7 +233,7 @@ class Session:
         def reply() -> Iterator[int]:
             steps = stream(
                 engine.model,
-                torch.tensor(ids),
+                engine.ids(ids),
                 max_new_tokens,
                 sampling,
                 engine.codec.eos_token_id,
