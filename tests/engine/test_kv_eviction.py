@@ -113,6 +113,9 @@ def test_tracking_is_a_no_op_without_h2o() -> None:
 
 
 def test_tracking_a_model_without_attention_layers_is_an_error() -> None:
-    with pytest.raises(UsageError, match="no self_attn layers"):
-        with track_attention(torch.nn.Linear(2, 2), CompressedKVCache(parse_kv("h2o:8"))):
-            pass
+    cache = CompressedKVCache(parse_kv("h2o:8"))
+    with (
+        pytest.raises(UsageError, match="no self_attn layers"),
+        track_attention(torch.nn.Linear(2, 2), cache),
+    ):
+        pass
