@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from memlens.errors import UsageError
@@ -116,7 +117,7 @@ def test_duplicate_traceparent_headers_start_a_new_trace() -> None:
     assert not trace.get_current_span(ctx).get_span_context().is_valid
 
 
-class _ListGetter:
+class _ListGetter(Getter[dict[str, list[str]]]):
     def get(self, carrier: dict[str, list[str]], key: str) -> list[str] | None:
         return carrier.get(key)
 

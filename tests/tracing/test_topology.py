@@ -3,6 +3,7 @@ code-location index, deep links."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def span(
     *,
     error: bool = False,
     trace_id: str = T,
-    **attributes: object,
+    attributes: dict[str, object] | None = None,
 ) -> SpanRecord:
     return SpanRecord(
         trace_id=trace_id,
@@ -46,17 +47,19 @@ def span(
         start_ns=start_ms * MS,
         end_ns=(start_ms + dur_ms) * MS,
         status_code=2 if error else 0,
-        attributes=dict(attributes),
+        attributes=dict(attributes or {}),
     )
 
 
 SPANS = [
-    span(1, None, "gateway", 2, 0, 100, **{"code.filepath": "/g.py", "code.lineno": 10}),
+    span(1, None, "gateway", 2, 0, 100, attributes={"code.filepath": "/g.py", "code.lineno": 10}),
     span(2, 1, "gateway", 3, 5, 30),  # HTTP client → retriever
-    span(3, 2, "retriever", 2, 7, 25, **{"code.file.path": "/r.py", "code.line.number": 4}),
+    span(
+        3, 2, "retriever", 2, 7, 25, attributes={"code.file.path": "/r.py", "code.line.number": 4}
+    ),
     span(4, 1, "gateway", 3, 40, 50, error=True),  # gRPC client → generator
     span(5, 4, "generator", 2, 42, 45, error=True),
-    span(6, 1, "gateway", 3, 92, 3, **{"peer.service": "redis"}),  # uninstrumented target
+    span(6, 1, "gateway", 3, 92, 3, attributes={"peer.service": "redis"}),  # uninstrumented target
     span(7, 99, "retriever", 1, 8, 2),  # its parent was never stored
 ]
 
@@ -113,7 +116,7 @@ def test_recent_traces_and_code_index(tmp_path: Path) -> None:
             1000,
             20,
             trace_id="cd" * 16,
-            **{"code.filepath": "/g.py", "code.lineno": 10},
+            attributes={"code.filepath": "/g.py", "code.lineno": 10},
         )
     ]
     with TraceStore(tmp_path / "t.db") as store:
@@ -141,6 +144,10 @@ def test_jaeger_links() -> None:
     assert jaeger.search_url(base, "gateway", 5_000_000, 9_000_000) == (
         "http://localhost:16686/search?service=gateway&start=5000&end=9000"
     )
-    for bad in (lambda: jaeger.trace_url("ftp://x", T), lambda: jaeger.trace_url(base, "xyz")):
+    bad_calls: list[Callable[[], str]] = [
+        lambda: jaeger.trace_url("ftp://x", T),
+        lambda: jaeger.trace_url(base, "xyz"),
+    ]
+    for bad in bad_calls:
         with pytest.raises(UsageError):
             bad()
