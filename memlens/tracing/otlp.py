@@ -12,7 +12,7 @@ import gzip
 import json
 import zlib
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -153,7 +153,7 @@ def _check_id(raw: bytes, size: int, what: str, optional: bool = False) -> str |
     if optional and not raw.strip(b"\0"):
         return None  # an empty or all-zero parent id means a root span
     if len(raw) != size or raw == bytes(size):
-        raise BadPayloadError(f"{what} must be {size} bytes and not all zero, got {raw.hex()!r}")
+        _bad_id(raw, size, what)
     return raw.hex()
 
 
@@ -206,14 +206,13 @@ def _attrs_json(kvs: Any) -> tuple[str, dict[str, Any] | None]:
     for kv in kvs:
         key = kv.key
         value = kv.value
-        which = value.WhichOneof("value")
-        if which == "string_value":
-            v: Any = value.string_value
+        v: Any = value.string_value
+        if v:  # most attributes are strings: read first, as WhichOneof costs as much again
             text = _quote(v)
-        elif which == "int_value":
+        elif value.WhichOneof("value") == "int_value":
             v = value.int_value
             text = str(v)
-        else:
+        else:  # an empty string included
             v = _value(value)
             text = _encode(v)
         parts.append(f"{_quote(key)}:{text}")
@@ -224,10 +223,8 @@ def _attrs_json(kvs: Any) -> tuple[str, dict[str, Any] | None]:
     return "{" + ",".join(parts) + "}", code
 
 
-def _hex_id(raw: bytes, size: int, zero: bytes, what: str) -> str:
-    if len(raw) != size or raw == zero:
-        raise BadPayloadError(f"{what} must be {size} bytes and not all zero, got {raw.hex()!r}")
-    return raw.hex()
+def _bad_id(raw: bytes, size: int, what: str) -> NoReturn:
+    raise BadPayloadError(f"{what} must be {size} bytes and not all zero, got {raw.hex()!r}")
 
 
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
@@ -245,17 +242,22 @@ def span_rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
         resource_json = _encode(resource)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                parent = span.parent_span_id
+                trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+                if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+                    _bad_id(trace_id, 16, "traceId")
+                if len(span_id) != 8 or span_id == _ZERO_SPAN:
+                    _bad_id(span_id, 8, "spanId")
+                if parent and (len(parent) != 8 or parent == _ZERO_SPAN) and parent.strip(b"\0"):
+                    _bad_id(parent, 8, "parentSpanId")
                 attributes, code = _attrs_json(span.attributes)
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 status = span.status
                 rows.append(
                     (
-                        _hex_id(span.trace_id, 16, _ZERO_TRACE, "traceId"),
-                        _hex_id(span.span_id, 8, _ZERO_SPAN, "spanId"),
-                        _hex_id(parent, 8, _ZERO_SPAN, "parentSpanId")
-                        if parent.strip(b"\0")
-                        else None,
+                        trace_id.hex(),
+                        span_id.hex(),
+                        # valid by now, or all zeros (of any length): a root span
+                        parent.hex() if len(parent) == 8 and parent != _ZERO_SPAN else None,
                         span.name,
                         span.kind,
                         service,

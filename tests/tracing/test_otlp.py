@@ -30,12 +30,15 @@ def _body(parent: str) -> bytes:
     return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).encode()
 
 
-@pytest.mark.parametrize("parent", ["", "0000000000000000"])
+@pytest.mark.parametrize("parent", ["", "0000000000000000", "00000000"])
 def test_empty_or_all_zero_parent_is_a_root_span(parent: str) -> None:
     """Regression: the benchmark's first request (a zero parent id) was answered 400."""
-    [record] = records_from_request(decode_request(_body(parent), JSON))
+    request = decode_request(_body(parent), JSON)
+    [record] = records_from_request(request)
     assert record.parent_span_id is None
     assert record.service == "unknown_service"
+    [row] = span_rows(request)
+    assert row == span_row(record)
 
 
 def test_parent_of_the_wrong_length_is_bad_data() -> None:
@@ -65,6 +68,7 @@ def test_span_rows_match_the_reference_for_every_value_kind() -> None:
         _kv("a", array_value=ArrayValue(values=[AnyValue(int_value=1), AnyValue()])),
         _kv("k", kvlist_value=KeyValueList(values=[_kv("n", string_value="v")])),
         _kv("empty"),
+        _kv("blank", string_value=""),
     ]
     located = [_kv("code.filepath", string_value="/old.py"), _kv("code.lineno", int_value=4)]
     current = [
