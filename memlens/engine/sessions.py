@@ -198,11 +198,16 @@ class Session:
         reply token, which the next turn feeds)."""
         return self._engine.store.tokens(self.id) + self._pending
 
+    def prompt_ids(self, text: str) -> list[int]:
+        """The token ids user message ``text`` would feed next (its template and the last
+        reply token, which the cache does not hold yet)."""
+        return self._pending + self._format.turn(text)
+
     def score(self, text: str) -> NextToken:
         """The next-token logits after user message ``text``, computed on the session's
         cache; the session is left as it was (promoted to hot, as any access does)."""
         store = self._engine.store
-        ids = self._pending + self._format.turn(text)
+        ids = self.prompt_ids(text)
         tokens, work = store.checkout(self.id, len(ids))
         try:
             logits, _ = self._engine.next_logits(work, ids)
@@ -222,7 +227,7 @@ class Session:
         start = time.perf_counter()
         turn = TurnStats(self.tier)
         self.last_turn = turn
-        ids = self._pending + self._format.turn(text)
+        ids = self.prompt_ids(text)
         tokens, work = store.checkout(self.id, len(ids) + max_new_tokens)
         turn.reused_tokens, turn.prompt_tokens = len(tokens), len(ids)
         cache = engine.cache(work)
@@ -241,9 +246,9 @@ class Session:
                 decode,
             )
             for step in steps:
-                if not chosen:
+                chosen.append(int(step[0]))  # waits for the device
+                if len(chosen) == 1:
                     turn.first_token_s = time.perf_counter() - start
-                chosen.append(int(step[0]))
                 turn.new_tokens, turn.decode_s = len(chosen), decode.decode_s
                 yield chosen[-1]
 
