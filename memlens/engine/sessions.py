@@ -19,7 +19,7 @@ to disk), coming back to hot when used; that policy is described in
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,10 +217,10 @@ class Session:
 
     def send(
         self, text: str, max_new_tokens: int = 64, sampling: Sampling | None = None
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         """Stream the reply to user message ``text`` as text pieces. Only the tokens this
-        turn adds are prefilled; the session is pinned in memory until the iterator ends
-        (or is closed)."""
+        turn adds are prefilled; the session is pinned in memory until the generator ends
+        or is closed (a reply abandoned midway keeps what was decoded so far)."""
         if max_new_tokens < 1:
             raise UsageError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         engine, store = self._engine, self._engine.store

@@ -6,6 +6,7 @@ being written to, and budget errors leave other sessions working."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -46,7 +47,8 @@ def _replay(model: nn.Module, chunks: list[list[int]]) -> torch.Tensor:
     position only, as decoding runs it)."""
     from transformers import DynamicCache
 
-    cache = DynamicCache(config=model.config)
+    config: Any = model.config
+    cache = DynamicCache(config=config)
     with torch.no_grad():
         for chunk in chunks:
             logits: torch.Tensor = model(

@@ -16,7 +16,11 @@ from memlens.engine.session_errors import SessionBudgetError
 from memlens.engine.session_store import SessionStore
 from tests.engine.synthetic_kv import TOKEN_BYTES, synthetic_kv
 
-PREFIXES = ([], list(range(200, 208)), list(range(200, 212)))  # the last two share a block
+PREFIXES: tuple[list[int], ...] = (
+    [],
+    list(range(200, 208)),
+    list(range(200, 212)),
+)  # the last two share a block
 BUDGET_TOKENS = 96
 
 _ops = st.lists(

@@ -4,6 +4,7 @@ prefix blocks (prefix_blocks.py) and warm form (session_kv.py), on synthetic KV 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -20,10 +21,10 @@ from tests.engine.synthetic_kv import TOKEN_BYTES, synthetic_kv
 SYSTEM = list(range(100, 116))  # one 16-token block
 
 
-def _store(tmp_path: Path | None, budget_tokens: int, **options: object) -> SessionStore:
+def _store(tmp_path: Path | None, budget_tokens: int, **options: Any) -> SessionStore:
     config = SessionStoreConfig(
         budget_bytes=budget_tokens * TOKEN_BYTES, group_size=8, spill_dir=tmp_path, **options
-    )  # type: ignore[arg-type]
+    )
     return SessionStore(config)
 
 
