@@ -21,12 +21,17 @@ from memlens.engine.loading import load_model
 from memlens.engine.quantize import compress_
 from memlens.engine.report import CompressionReport
 from memlens.engine.sensitivity import plan_auto
+from memlens.engine.session_config import SessionStoreConfig, Tier
+from memlens.engine.session_errors import SessionBudgetError, SessionLostError, SpillError
+from memlens.engine.session_store import StoreStats, TierStats
+from memlens.engine.sessions import Engine, Session, TurnStats
 
 __all__ = [
     "AutoWeightConfig",
     "CompressJob",
     "CompressedKVCache",
     "CompressionReport",
+    "Engine",
     "HeavyHitterEviction",
     "Int4WeightConfig",
     "Int8WeightConfig",
@@ -35,7 +40,16 @@ __all__ = [
     "LowRankWeightConfig",
     "MixedWeightConfig",
     "Sampling",
+    "Session",
+    "SessionBudgetError",
+    "SessionLostError",
+    "SessionStoreConfig",
     "SinkWindowEviction",
+    "SpillError",
+    "StoreStats",
+    "Tier",
+    "TierStats",
+    "TurnStats",
     "WeightConfig",
     "compress_",
     "generate",

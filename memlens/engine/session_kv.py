@@ -3,7 +3,7 @@
 Both hold, per decoder layer, keys and values of shape ``(1, H, T, D)`` (batch one,
 ``H`` KV heads, ``T`` tokens, head dimension ``D``). The warm form reuses the KV-cache
 quantizer of ``memlens/kernels/reference.py`` (:func:`quantize_groups`, groups along
-``D``) and only adds the storage layout: INT4 values packed two per byte.
+``D``) and its INT4 packing (two values per byte).
 """
 
 from __future__ import annotations
@@ -14,7 +14,12 @@ from typing import Literal
 
 import torch
 
-from memlens.kernels.reference import dequantize_groups, quantize_groups
+from memlens.kernels.reference import (
+    dequantize_groups,
+    pack_int4,
+    quantize_groups,
+    unpack_int4,
+)
 
 LayerKV = tuple[torch.Tensor, torch.Tensor]
 """Keys and values of one layer, each ``(1, H, T, D)``."""
@@ -78,8 +83,7 @@ class QuantizedTensor:
     """One ``(1, H, T, D)`` tensor as ``quantize_groups`` returns it, INT4 packed."""
 
     values: torch.Tensor
-    """uint8 ``(1, H, T, D)`` at 8 bits, ``(1, H, T, D/2)`` at 4 bits (even index in the
-    low nibble)."""
+    """uint8 ``(1, H, T, D)`` at 8 bits, ``(1, H, T, D/2)`` at 4 bits (``pack_int4``)."""
     scale: torch.Tensor
     """float32 ``(1, H, T, D/g)``."""
     low: torch.Tensor
@@ -92,14 +96,10 @@ class QuantizedTensor:
     @staticmethod
     def of(x: torch.Tensor, bits: Literal[8, 4], group_size: int) -> QuantizedTensor:
         q, scale, low = quantize_groups(x, bits, group_size)  # q (1, H, T, D) uint8
-        if bits == 4:
-            q = q[..., 0::2] | (q[..., 1::2] << 4)  # (1, H, T, D/2)
-        return QuantizedTensor(q, scale, low)
+        return QuantizedTensor(pack_int4(q) if bits == 4 else q, scale, low)
 
     def dequantize(self, bits: int, group_size: int, dtype: torch.dtype) -> torch.Tensor:
-        q = self.values
-        if bits == 4:
-            q = torch.stack([q & 0x0F, q >> 4], dim=-1).flatten(-2)  # (1, H, T, D/2, 2) → D
+        q = unpack_int4(self.values) if bits == 4 else self.values  # (1, H, T, D)
         return dequantize_groups(q, self.scale, self.low, group_size, dtype)
 
 
