@@ -272,6 +272,8 @@ class Session:
         """Check the session back in: grown by what the model was fed, or as it was when
         the turn failed before the cache was consistent."""
         store = self._engine.store
+        if self.id not in store:  # closed while its reply streamed
+            return
         fed = tokens + ids + chosen[:-1]  # the last chosen token is never fed
         grown = self._engine.kv(cache)
         if chosen and all(k.shape[-2] == len(fed) for k, _ in grown.layers):

@@ -14,7 +14,7 @@ from torch import nn
 
 from memlens.engine.fixtures import load_byte_llama
 from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.session_errors import SessionBudgetError
+from memlens.engine.session_errors import SessionBudgetError, SessionLostError
 from memlens.engine.sessions import Engine, Session
 from memlens.engine.tokens import ByteCodec
 
@@ -152,6 +152,18 @@ def test_a_reply_abandoned_midway_leaves_a_consistent_session(model: nn.Module) 
     torch.testing.assert_close(
         predicted.logits, _recompute(model, predicted.ids), rtol=0, atol=1e-4
     )
+
+
+def test_a_session_closed_while_its_reply_streams_is_gone(model: nn.Module) -> None:
+    engine = _engine(model)
+    session = engine.session(system_prompt=SYSTEM)
+    pieces = session.send(TURNS[0], max_new_tokens=20)
+    next(pieces)
+    session.close()
+    pieces.close()  # ends quietly: there is nothing left to check in
+    assert engine.stats().used_bytes == 0
+    with pytest.raises(SessionLostError, match="closed or never existed"):
+        session.score(NEXT)
 
 
 def test_budget_errors_are_clear_and_other_sessions_keep_working(model: nn.Module) -> None:
