@@ -2,8 +2,10 @@
 
 Rows: transformers ``DynamicCache`` (fp32, bf16) and ``QuantizedCache`` (optimum-quanto
 backend, INT4 and INT2: the backend that installs on a CPU; HQQ does not install here);
-memlens INT8 and INT4 KV (KIVI-style, full-precision residual) and INT8 with eviction at a
-25% budget (StreamingLLM sinks + window, H2O). Three measurements per row and context:
+memlens INT8 and INT4 KV (KIVI-style: the defaults, groups of 128 and no residual beyond
+the block being filled; and groups of 64 with a 32-token full-precision residual) and
+INT8 with eviction at a 25% budget (StreamingLLM sinks + window, H2O). Three
+measurements per row and context:
 
 - memory: exact bytes each cache holds after a ``context``-token prefill and 16 decoded
   tokens, with keys and values of a TinyLlama-1.1B-shaped model (22 layers, 4 KV heads of
@@ -92,13 +94,13 @@ VARIANTS: dict[str, tuple[torch.dtype, CacheFactory]] = {
     "QuantizedCache quanto int2": (torch.float32, _quanto(2)),
     "memlens int8": (torch.float32, _memlens(KVCacheConfig(bits=8))),
     "memlens int4": (torch.float32, _memlens(KVCacheConfig(bits=4))),
-    "memlens int8 g128 r0": (
+    "memlens int8 g64 r32": (
         torch.float32,
-        _memlens(KVCacheConfig(bits=8, group_size=128, residual_tokens=0)),
+        _memlens(KVCacheConfig(bits=8, group_size=64, residual_tokens=32)),
     ),
-    "memlens int4 g128 r0": (
+    "memlens int4 g64 r32": (
         torch.float32,
-        _memlens(KVCacheConfig(bits=4, group_size=128, residual_tokens=0)),
+        _memlens(KVCacheConfig(bits=4, group_size=64, residual_tokens=32)),
     ),
     "memlens int8 sinks+window 25%": (torch.float32, _memlens(_sinks_window)),
     "memlens int8 h2o 25%": (
@@ -348,8 +350,8 @@ def _goals(rows: dict[str, Any]) -> dict[str, Any]:
     for name, bytes_goal, ppl_goal in (
         ("memlens int8", 1.9, 0.002),
         ("memlens int4", 3.5, 0.03),
-        ("memlens int8 g128 r0", 1.9, 0.002),
-        ("memlens int4 g128 r0", 3.5, 0.03),
+        ("memlens int8 g64 r32", 1.9, 0.002),
+        ("memlens int4 g64 r32", 3.5, 0.03),
     ):
         if name not in rows:
             continue
