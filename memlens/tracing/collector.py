@@ -126,7 +126,8 @@ _ENDPOINTS: dict[str, Callable[[_Batch], None]] = {
 
 
 class Collector:
-    """Receives OTLP/HTTP spans and stores them; :meth:`start` then :meth:`stop`."""
+    """Receives OTLP/HTTP spans and memory metrics and stores them; :meth:`start` then
+    :meth:`stop`."""
 
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config

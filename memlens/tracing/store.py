@@ -1,7 +1,9 @@
-"""The trace store: spans as OTLP gives them, in one SQLite file (WAL mode).
+"""The trace store: spans as OTLP gives them, and the memory samples of processes under
+``memlens run``, in one SQLite file (WAL mode).
 
 Written only by the collector (batched, one transaction per batch), read by the CLI and the
-language server. Ids are lowercase hex (32 digits for traces, 16 for spans); times are
+language server (:meth:`TraceStore.latest_received_ns` to poll, :meth:`TraceStore.memory_peaks`
+for memory budgets). Ids are lowercase hex (32 digits for traces, 16 for spans); times are
 Unix nanoseconds, as in OTLP. The code location of a span is taken from the current
 ``code.file.path``/``code.line.number``/``code.function.name`` attributes or, for older
 instrumentation, the deprecated ``code.filepath``/``code.lineno``/``code.function``.
@@ -342,6 +344,7 @@ class TraceStore:
         """Write prepared rows (see :data:`SpanRow`) in one transaction, replacing spans
         seen before. Returns the count."""
         with self._transaction() as db:
+            # the arrival time is one literal for the batch: no per-row tuple copies
             db.executemany(
                 f"INSERT OR REPLACE INTO spans ({_COLUMNS}, received_ns) "
                 f"VALUES ({', '.join('?' * 16)}, {time.time_ns()})",
