@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -152,3 +153,43 @@ def test_memlens_run_rejects_a_bad_memory_interval(interval: str) -> None:
     )
     assert result.returncode == 2
     assert "--memory-interval" in result.stderr
+
+
+CUDA_SERVICE = textwrap.dedent(
+    """
+    import os, time
+    import torch
+    block = torch.empty(64 * 1024 * 1024, dtype=torch.uint8, device="cuda")
+    print(os.getpid(), flush=True)
+    time.sleep(1.0)
+    """
+)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA device")
+def test_cuda_allocator_bytes_are_sampled_once_cuda_is_initialised(
+    collector: RunningCollector, tmp_path: Path
+) -> None:
+    (tmp_path / "gpu.py").write_text(CUDA_SERVICE)
+    (tmp_path / "cpu.py").write_text(
+        "import os, time, torch\nprint(os.getpid())\ntime.sleep(0.8)\n"
+    )
+    gpu_pid = _run(collector, tmp_path, sys.executable, "gpu.py")
+    cpu_pid = _run(collector, tmp_path, sys.executable, "cpu.py")
+    stop_collector(collector)
+    with sqlite3.connect(collector.db) as conn:
+        rows = conn.execute(
+            "SELECT pid, MAX(cuda_allocated_bytes), MAX(cuda_reserved_bytes), COUNT(*) "
+            "FROM memory_samples GROUP BY pid"
+        ).fetchall()
+    by_pid = {pid: (allocated, reserved, n) for pid, allocated, reserved, n in rows}
+    allocated, reserved, samples = by_pid[gpu_pid]
+    assert samples >= 2 and allocated >= 64 * 1024 * 1024 and reserved >= allocated
+    # torch imported but CUDA never initialised: no CUDA columns, and no CUDA context made
+    assert by_pid[cpu_pid][:2] == (None, None)
