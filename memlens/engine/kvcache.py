@@ -1,16 +1,16 @@
 """A transformers ``Cache`` that stores keys and values in INT8/INT4 (KIVI-style) and can
 evict tokens under a budget (StreamingLLM, H2O).
 
-Per layer, the most recent tokens stay in full precision (the residual); once more than
-``residual_tokens + group_size`` have piled up, the oldest whole blocks of ``group_size``
-tokens are quantized: keys per channel (a group spans ``group_size`` tokens of one
-channel), values per token (a group spans ``group_size`` channels of one token). 4-bit
-values are packed two per byte; scales and minimums are float16. Each update dequantizes
-the history once, straight into the tensor it returns to attention; nothing dequantized
-is kept.
+Per layer, the most recent tokens stay in full precision (the residual); once
+``residual_tokens + group_size`` or more have piled up, the oldest whole blocks of
+``group_size`` tokens are quantized: keys per channel (a group spans ``group_size`` tokens
+of one channel), values per token (a group spans ``group_size`` channels of one token, or
+the whole head when it is narrower). 4-bit values are packed two per byte; scales and
+minimums are float16. Each update dequantizes the history once, straight into the tensor
+it returns to attention; nothing dequantized is kept.
 
-Works with ``model.generate(past_key_values=cache)``, with
-``model(input_ids, past_key_values=cache, use_cache=True)`` called repeatedly (multi-turn
+Works with ``model.generate(cache=cache)`` (``past_key_values=`` in older transformers),
+with ``model(input_ids, cache=cache, use_cache=True)`` called repeatedly (multi-turn
 appends) and with :func:`memlens.engine.generate.stream`. Positions keep counting the
 tokens seen, evicted ones included. Batches must be unpadded (every row the same length).
 """

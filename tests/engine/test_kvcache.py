@@ -5,6 +5,7 @@ greedy agreement of INT8 KV on the trained fixture, multi-turn appends, bad inpu
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 import torch
@@ -34,7 +35,9 @@ from tests.profiler.tiny_configs import build_model
 STORAGES = ["int8", "int4", "int4:g32:r0", "fp", "int8,sinks:4+window:40", "int4,h2o:0.5"]
 
 
-def _states(tokens: int, batch: int = 1, heads: int = 2, dim: int = 64, seed: int = 0):
+def _states(
+    tokens: int, batch: int = 1, heads: int = 2, dim: int = 64, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     keys = torch.randn(batch, heads, tokens, dim, generator=generator)  # (B, H, T, D)
     return keys, torch.randn(batch, heads, tokens, dim, generator=generator)
@@ -49,19 +52,19 @@ def _held_bytes(layer: CompressedKVLayer) -> int:
     return sum(storages.values())
 
 
-def _stored(scales: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Scales and minimums as the cache stores them (float16)."""
-    return [item.half().float() for item in scales]
+def _fp16(scales: torch.Tensor) -> torch.Tensor:
+    """Scales or minimums as the cache stores them (float16)."""
+    return scales.half().float()
 
 
 @pytest.fixture(scope="module")
-def fixture_model() -> torch.nn.Module:
+def fixture_model() -> Any:
     model, _ = load_byte_llama(torch.float32)
     return model
 
 
 @pytest.fixture(scope="module")
-def tiny_model() -> torch.nn.Module:
+def tiny_model() -> Any:
     return build_model(BYTE_MODEL_CONFIG).eval()
 
 
@@ -85,7 +88,7 @@ def test_reported_bytes_are_the_bytes_of_the_tensors_held(spec: str) -> None:
         assert report.quantized == layer.quantized_tokens * 2 * 2 * 64 * per_element
 
 
-def test_cache_bytes_add_up_over_layers(tiny_model: torch.nn.Module) -> None:
+def test_cache_bytes_add_up_over_layers(tiny_model: Any) -> None:
     cache = CompressedKVCache(parse_kv("int4:g32:r8"), tiny_model.config)
     generate(tiny_model, torch.arange(100) % 256, 20, cache=cache)
     per_layer = cache.bytes_by_layer()
@@ -103,10 +106,10 @@ def test_the_dequantized_history_matches_the_reference(bits: int) -> None:
     assert torch.equal(returned_keys, keys) and torch.equal(returned_values, values)
     assert layer.quantized_tokens == 128  # 150 - 16 residual, rounded down to blocks of 32
     got_keys, got_values = layer.update(keys[..., :0, :], values[..., :0, :])  # (B, H, 150, D)
-    key_q, *key_scales = quantize_token_groups(keys[..., :128, :], bits, 32)
-    value_q, *value_scales = quantize_groups(values[..., :128, :], bits, 32)
-    expected_keys = dequantize_token_groups(key_q, *_stored(key_scales), 32)
-    expected_values = dequantize_groups(value_q, *_stored(value_scales), 32)
+    key_q, key_scale, key_low = quantize_token_groups(keys[..., :128, :], bits, 32)
+    value_q, value_scale, value_low = quantize_groups(values[..., :128, :], bits, 32)
+    expected_keys = dequantize_token_groups(key_q, _fp16(key_scale), _fp16(key_low), 32)
+    expected_values = dequantize_groups(value_q, _fp16(value_scale), _fp16(value_low), 32)
     torch.testing.assert_close(got_keys[..., :128, :], expected_keys)
     torch.testing.assert_close(got_values[..., :128, :], expected_values)
     assert torch.equal(got_keys[..., 128:, :], keys[..., 128:, :])  # residual: exact
@@ -130,7 +133,7 @@ def test_keys_are_quantized_per_channel_and_values_per_token() -> None:
 
 
 def test_full_precision_storage_decodes_exactly_like_dynamic_cache(
-    tiny_model: torch.nn.Module,
+    tiny_model: Any,
 ) -> None:
     prompt = torch.arange(40) * 7 % 256
     expected = generate(tiny_model, prompt, 30, cache=DynamicCache(config=tiny_model.config))
@@ -140,7 +143,7 @@ def test_full_precision_storage_decodes_exactly_like_dynamic_cache(
 
 @pytest.mark.parametrize("spec", STORAGES)
 def test_transformers_generate_runs_with_the_cache(
-    fixture_model: torch.nn.Module, tiny_model: torch.nn.Module, spec: str
+    fixture_model: Any, tiny_model: Any, spec: str
 ) -> None:
     prompt = encode(heldout_text()[:120])[None]  # (1, 120)
     for model in (fixture_model, tiny_model):
@@ -153,7 +156,7 @@ def test_transformers_generate_runs_with_the_cache(
 
 
 def test_int8_kv_greedy_matches_full_precision_on_the_trained_fixture(
-    fixture_model: torch.nn.Module,
+    fixture_model: Any,
 ) -> None:
     text = heldout_text()
     prompts = [encode(text[start : start + 200]) for start in (0, 4000, 16000, 32000, 48000)]
@@ -167,7 +170,7 @@ def test_int8_kv_greedy_matches_full_precision_on_the_trained_fixture(
     assert agree / total >= 0.95
 
 
-def test_multi_turn_appends_match_one_forward(fixture_model: torch.nn.Module) -> None:
+def test_multi_turn_appends_match_one_forward(fixture_model: Any) -> None:
     ids = encode(heldout_text()[:300])[None]  # (1, 300)
     with torch.no_grad():
         whole = fixture_model(input_ids=ids).logits  # (1, 300, V)
@@ -184,17 +187,17 @@ def test_multi_turn_appends_match_one_forward(fixture_model: torch.nn.Module) ->
     assert error < 0.02  # the later turns read the INT8 history
 
 
-def test_batch_reorder_moves_every_row(tiny_model: torch.nn.Module) -> None:
+def test_batch_reorder_moves_every_row(tiny_model: Any) -> None:
     layer = CompressedKVLayer(parse_kv("int8:g32:r8"))
     keys, values = _states(100, batch=2)
     layer.update(keys, values)
     before, _ = layer.update(keys[..., :0, :], values[..., :0, :])  # (2, H, 100, D)
-    layer.reorder_cache(torch.tensor([1, 0]))
+    layer.reorder_cache(torch.LongTensor([1, 0]))
     after, _ = layer.update(keys[..., :0, :], values[..., :0, :])
     assert torch.equal(after, before.flip(0))
 
 
-def test_bad_input_is_a_clear_error(tiny_model: torch.nn.Module) -> None:
+def test_bad_input_is_a_clear_error(tiny_model: Any) -> None:
     layer = CompressedKVLayer(KVCacheConfig(group_size=64))
     with pytest.raises(UsageError, match="head size 80 is not a multiple"):
         layer.update(*_states(4, dim=80))
