@@ -25,6 +25,7 @@ import sys
 import sysconfig
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from types import CodeType, FrameType, ModuleType
 from typing import Any
@@ -78,8 +79,8 @@ class CodeLocationSpanProcessor(SpanProcessor):
     """Adds the code location that made each span, and memory samples to server spans.
 
     A client or internal span gets the innermost user frame: the line that made the call
-    (none when it starts in an asyncio task of a library's own, as ``grpc.aio`` calls do:
-    the frames above a task step are the event loop's caller, not the call).
+    (for a ``grpc.aio`` call, whose span starts in a task of grpc's own, the line recorded
+    when the call was made).
     A server span (an incoming request) gets the first user function the framework calls
     after starting it (the handler's ``def`` line), found with a per-thread profile hook
     that removes itself at that first call or when the span ends. Attributes already set
@@ -102,15 +103,11 @@ class CodeLocationSpanProcessor(SpanProcessor):
             # user frames below a server span are the serve loop, not the handler
             self._await_handler(span)
             return
-        loop_step = _loop_step_code()
-        frame: FrameType | None = sys._getframe(1)
-        while frame is not None:
-            if is_user_code(frame.f_code.co_filename):
-                _set_location(span, frame.f_code, frame.f_lineno)
-                return
-            if frame.f_code is loop_step:
-                return  # started in an asyncio task: the frames above are the loop's caller
-            frame = frame.f_back
+        caller = _innermost_user_frame(sys._getframe(1))
+        if caller is None:
+            caller = _CALL_SITE.get()  # a library's own task: where the call was made
+        if caller is not None:
+            _set_location(span, *caller)
 
     def _await_handler(self, span: Span) -> None:
         thread = threading.get_ident()
@@ -184,6 +181,50 @@ def _loop_step_code() -> CodeType | None:
             return None
         _loop_step.append(asyncio.events.Handle._run.__code__)
     return _loop_step[0]
+
+
+def _innermost_user_frame(frame: FrameType | None) -> tuple[CodeType, int] | None:
+    """(code, line) of the innermost user frame, not looking past the step of an asyncio
+    task: the frames above it are the event loop's caller, not the caller of the task."""
+    loop_step = _loop_step_code()
+    while frame is not None:
+        if is_user_code(frame.f_code.co_filename):
+            return frame.f_code, frame.f_lineno
+        if frame.f_code is loop_step:
+            return None
+        frame = frame.f_back
+    return None
+
+
+_CALL_SITE: ContextVar[tuple[CodeType, int] | None] = ContextVar("memlens_call_site", default=None)
+"""The user line that made a call whose span starts in a task of the library's own (the
+task inherits this context from the call)."""
+
+
+def _remembering_call_site(call: Callable[..., Any]) -> Callable[..., Any]:
+    def remembered(*args: Any, **kwargs: Any) -> Any:
+        token = _CALL_SITE.set(_innermost_user_frame(sys._getframe(1)))
+        try:
+            return call(*args, **kwargs)
+        finally:
+            _CALL_SITE.reset(token)
+
+    remembered._memlens = True  # type: ignore[attr-defined]
+    return remembered
+
+
+def _patch_grpc_aio_calls(channel: ModuleType) -> None:
+    """Remember the caller of each ``grpc.aio`` call: its client span starts in a task that
+    grpc creates, where no user frame is on the stack."""
+    for name in (
+        "UnaryUnaryMultiCallable",
+        "UnaryStreamMultiCallable",
+        "StreamUnaryMultiCallable",
+        "StreamStreamMultiCallable",
+    ):
+        callable_class = getattr(channel, name, None)
+        if callable_class is not None and not getattr(callable_class.__call__, "_memlens", False):
+            callable_class.__call__ = _remembering_call_site(callable_class.__call__)
 
 
 _resolved: dict[str, str] = {}
@@ -300,6 +341,7 @@ _INSTRUMENTATIONS: dict[str, tuple[str, Callable[[], None]]] = {
         "grpc",
         _instrumentor("opentelemetry.instrumentation.grpc", "GrpcAioInstrumentorClient"),
     ),
+    "grpc-aio-call-sites": ("grpc", _after_import("grpc.aio._channel", _patch_grpc_aio_calls)),
     "grpc-aio-server": (
         "grpc",
         _instrumentor("opentelemetry.instrumentation.grpc", "GrpcAioInstrumentorServer"),
