@@ -36,6 +36,7 @@ def span(
     error: bool = False,
     trace_id: str = T,
     attributes: dict[str, object] | None = None,
+    **more_attributes: object,
 ) -> SpanRecord:
     return SpanRecord(
         trace_id=trace_id,
@@ -47,7 +48,7 @@ def span(
         start_ns=start_ms * MS,
         end_ns=(start_ms + dur_ms) * MS,
         status_code=2 if error else 0,
-        attributes=dict(attributes or {}),
+        attributes={**(attributes or {}), **more_attributes},
     )
 
 
