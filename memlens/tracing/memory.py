@@ -20,14 +20,19 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 
 from memlens.tracing.otlp_metrics import CUDA_ALLOCATED, CUDA_RESERVED, RSS
@@ -48,7 +53,7 @@ DEFAULT_INTERVAL_S = 1.0
 """Seconds between memory readings when ``MEMLENS_MEMORY_INTERVAL_S`` is unset."""
 
 
-def interval_from_env(environ: dict[str, str] | os._Environ[str] = os.environ) -> float:
+def interval_from_env(environ: Mapping[str, str] = os.environ) -> float:
     """``MEMLENS_MEMORY_INTERVAL_S`` in seconds; a value that is not a positive number is
     logged and replaced by the default (a bad setting must not stop the service)."""
     raw = environ.get(INTERVAL_ENV)
@@ -110,6 +115,9 @@ def entry_point(
         return None
     if first in ("", "-c") or not Path(first).exists():
         return None
+    if Path(first).is_dir():  # python DIR runs DIR/__main__.py
+        main = Path(first) / "__main__.py"
+        return str(main.resolve()) if main.is_file() else None
     return str(Path(first).resolve())
 
 
@@ -138,13 +146,56 @@ def _cuda_reader(stat: str) -> Callable[[CallbackOptions], Iterable[Observation]
     return read
 
 
+MAX_SKIPPED_EXPORTS = 64
+"""After failures, exports skipped at most between two tries (readings are dropped)."""
+
+
+class _BackingOffExporter(MetricExporter):
+    """Skips 1, 2, 4 … up to MAX_SKIPPED_EXPORTS readings after each failed export: an
+    endpoint that takes no metrics (a Jaeger, or a collector not started yet) costs a
+    failed request and its logged error about once a minute, not every interval, and a
+    collector that starts later gets readings again within a minute."""
+
+    def __init__(self, exporter: MetricExporter) -> None:
+        super().__init__(
+            preferred_temporality=exporter._preferred_temporality,
+            preferred_aggregation=exporter._preferred_aggregation,
+        )
+        self._exporter = exporter
+        self._skip = 0
+        self._backoff = 0
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        """Export, unless backing off after a failure (then drop the reading)."""
+        if self._skip:
+            self._skip -= 1
+            return MetricExportResult.SUCCESS  # dropped on purpose: nothing to retry
+        result = self._exporter.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        if result is MetricExportResult.SUCCESS:
+            self._backoff = 0
+        else:
+            self._backoff = min(max(1, 2 * self._backoff), MAX_SKIPPED_EXPORTS)
+            self._skip = self._backoff
+        return result
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        """Flush the wrapped exporter."""
+        return self._exporter.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Shut the wrapped exporter down."""
+        self._exporter.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
 def start_memory_metrics(resource: Resource, interval_s: float) -> MeterProvider:
     """Start exporting this process's memory gauges every ``interval_s`` seconds (one
     background thread, the SDK's periodic reader); shut the provider down to stop."""
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
     reader = PeriodicExportingMetricReader(
-        OTLPMetricExporter(), export_interval_millis=interval_s * 1000
+        _BackingOffExporter(OTLPMetricExporter()), export_interval_millis=interval_s * 1000
     )
     provider = MeterProvider(resource=resource, metric_readers=[reader])
     meter = provider.get_meter("memlens.memory")

@@ -1,5 +1,6 @@
-"""memlens.tracing.memory: the entry point a process reports, the interval setting, and real
-``memlens run`` processes whose memory metrics reach the collector's store."""
+"""memlens.tracing.memory: the entry point a process reports, the interval setting, backing
+off from endpoints that refuse metrics, and real ``memlens run`` processes whose memory
+metrics reach the collector's store."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 
-from memlens.tracing.memory import DEFAULT_INTERVAL_S, entry_point, interval_from_env
+from memlens.tracing.memory import (
+    DEFAULT_INTERVAL_S,
+    _BackingOffExporter,
+    entry_point,
+    interval_from_env,
+)
 from memlens.tracing.store import TraceStore
 from tests.tracing.conftest import RunningCollector, stop_collector
 
@@ -193,3 +202,77 @@ def test_cuda_allocator_bytes_are_sampled_once_cuda_is_initialised(
     assert samples >= 2 and allocated >= 64 * 1024 * 1024 and reserved >= allocated
     # torch imported but CUDA never initialised: no CUDA columns, and no CUDA context made
     assert by_pid[cpu_pid][:2] == (None, None)
+
+
+class _Scripted(MetricExporter):
+    """Answers exports with the given results, in turn, and counts them."""
+
+    def __init__(self, results: list[MetricExportResult]) -> None:
+        super().__init__()
+        self.results = results
+        self.calls = 0
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
+        self.calls += 1
+        return self.results.pop(0)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+        pass
+
+
+def test_failed_exports_back_off_and_recover() -> None:
+    ok, failed = MetricExportResult.SUCCESS, MetricExportResult.FAILURE
+    inner = _Scripted([failed, failed, failed, ok, ok])
+    exporter = _BackingOffExporter(inner)
+    data = MetricsData(resource_metrics=[])
+    tried = []
+    for _ in range(12):
+        before = inner.calls
+        exporter.export(data)
+        tried.append(inner.calls > before)
+    # fail, skip 1, fail, skip 2, fail, skip 4, then success resets: every reading goes out
+    assert tried == [True, False, True, False, False, True] + [False] * 4 + [True, True]
+
+
+def test_an_endpoint_without_metrics_is_not_asked_every_interval(tmp_path: Path) -> None:
+    """Regression: a Jaeger as the OTLP endpoint got a metrics request (and the service's
+    stderr an error) every second."""
+    requests: list[str] = []
+
+    class NoMetrics(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            requests.append(self.path)
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NoMetrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / "svc.py").write_text("import time\nprint(0)\ntime.sleep(2.5)\n")
+    try:
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "memlens", "run", "--memory-interval", "0.05"),
+                *("--endpoint", f"http://127.0.0.1:{server.server_address[1]}"),
+                *("--", sys.executable, "svc.py"),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stderr
+    tries = requests.count("/v1/metrics")
+    assert 2 <= tries <= 8, tries  # ~50 readings in 2.5 s
