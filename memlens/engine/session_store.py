@@ -36,7 +36,7 @@ Failures
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -72,16 +72,7 @@ class TierStats:
     """Seconds spent reading and decoding spill files (cold tier only)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "sessions": self.sessions,
-            "bytes": self.bytes,
-            "hits": self.hits,
-            "promotions": self.promotions,
-            "demotions": self.demotions,
-            "spills": self.spills,
-            "restores": self.restores,
-            "restore_s": self.restore_s,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -103,15 +94,10 @@ class StoreStats:
     cold: TierStats
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "budget_bytes": self.budget_bytes,
-            "used_bytes": self.used_bytes,
-            "shared_blocks": self.shared_blocks,
-            "shared_bytes": self.shared_bytes,
-            "reserved_bytes": self.reserved_bytes,
-            "lost": self.lost,
-            "tiers": {tier.value: getattr(self, tier.value).to_json() for tier in Tier},
-        }
+        """Plain JSON types, the three tiers under ``"tiers"``."""
+        plain = asdict(self)
+        plain["tiers"] = {tier.value: plain.pop(tier.value) for tier in Tier}
+        return plain
 
 
 @dataclass
@@ -191,17 +177,7 @@ class SessionStore:
                 (e.spilled.nbytes if e.spilled else 0) if tier is Tier.COLD else e.memory
                 for e in members
             )
-            c = self._counters[tier]
-            return TierStats(
-                len(members),
-                held,
-                c.hits,
-                c.promotions,
-                c.demotions,
-                c.spills,
-                c.restores,
-                c.restore_s,
-            )
+            return TierStats(len(members), held, **asdict(self._counters[tier]))
 
         return StoreStats(
             budget_bytes=self.config.budget_bytes,
