@@ -135,12 +135,11 @@ class Engine:
         """The tensors of a ``DynamicCache`` (shared, not copied)."""
         return FullKV(tuple((layer.keys, layer.values) for layer in cache.layers))
 
-    def next_logits(self, kv: FullKV, ids: list[int]) -> tuple[torch.Tensor, FullKV]:
-        """Logits ``(V,)`` after feeding ``ids`` on top of ``kv``, and the grown cache."""
-        cache = self.cache(kv)
+    def next_logits(self, kv: FullKV, ids: list[int]) -> torch.Tensor:
+        """Logits ``(V,)`` after feeding ``ids`` on top of ``kv`` (left as it was)."""
         with torch.no_grad():
-            logits = self._forward(self.model, self.ids(ids), cache)  # (1, V)
-        return logits[0], self.kv(cache)
+            logits = self._forward(self.model, self.ids(ids), self.cache(kv))  # (1, V)
+        return logits[0]
 
     def ids(self, ids: list[int]) -> torch.Tensor:
         """Token ids as a ``(1, T)`` tensor on the model's device."""
@@ -204,7 +203,7 @@ class Session:
         ids = self.prompt_ids(text)
         tokens, work = store.checkout(self.id, len(ids))
         try:
-            logits, _ = self._engine.next_logits(work, ids)
+            logits = self._engine.next_logits(work, ids)
         finally:
             store.checkin(self.id, tokens, work)
         return NextToken(tuple(tokens + ids), logits)
@@ -220,10 +219,10 @@ class Session:
         engine, store = self._engine, self._engine.store
         start = time.perf_counter()
         turn = TurnStats(self.tier)
-        self.last_turn = turn
         ids = self.prompt_ids(text)
         tokens, work = store.checkout(self.id, len(ids) + max_new_tokens)
         turn.reused_tokens, turn.prompt_tokens = len(tokens), len(ids)
+        self.last_turn = turn
         cache = engine.cache(work)
         decode = DecodeStats()
         chosen: list[int] = []
