@@ -270,6 +270,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed decode steps (default: 8)")
     parser.add_argument("--jobs", default="memory,quality,speed", help="(default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="contexts 512 and 1024, 4 steps")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="(default: %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     names = [n.strip() for n in args.only.split(",")] if args.only else list(VARIANTS)
@@ -282,10 +283,10 @@ def main() -> None:
     results: dict[str, Any] = {"rows": rows, "contexts": contexts, "speed_contexts": speed_contexts}
     results["settings"] = {"decoded_tokens": DECODED, "chunk": CHUNK, "steps": steps}
     results["machine"] = {"threads": torch.get_num_threads(), "torch": torch.__version__}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:
-        RESULTS.write_text(json.dumps(results, indent=2))
+        args.out.write_text(json.dumps(results, indent=2))
 
     if "memory" in jobs:
         for name in names:
@@ -313,7 +314,7 @@ def main() -> None:
     results["goals"] = _goals(rows)
     save()
     _print(results)
-    print(f"\nJSON: {RESULTS}")
+    print(f"\nJSON: {args.out}")
 
 
 def _ints(text: str | None, default: tuple[int, ...]) -> list[int]:
