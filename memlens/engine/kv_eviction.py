@@ -4,7 +4,9 @@ H2O heavy hitters), and the hooks that feed H2O the attention probabilities.
 The cache asks :func:`kept_length` how many tokens survive before each update (the
 attention mask needs that number before the layer runs) and :func:`kept_indices` which.
 Evicting only once the cache holds ``slack`` tokens over budget lets a quantized cache
-evict (and re-quantize what it keeps) once per block instead of once per token.
+evict (and re-quantize what it keeps) once per block instead of once per token; the
+tokens kept are dequantized and quantized again in new groups each time, which adds a
+little error to the oldest ones (``benchmarks/engine_kv.py`` measures the result).
 """
 
 from __future__ import annotations
