@@ -20,7 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", type=Path, default=Path(".memlens/traces.db"), help="trace store")
     parser.add_argument("--limit", type=int, default=20, help="traces listed (default: 20)")
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--trace", metavar="TRACE_ID", help="show this trace as a waterfall")
+    what.add_argument(
+        "--trace",
+        metavar="TRACE_ID",
+        help="show this trace as a waterfall (from Jaeger when the store lacks it and"
+        " --jaeger-url is given)",
+    )
     what.add_argument(
         "--code",
         metavar="PATH",
@@ -36,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="print the editor's trace-view JSON (graph, recent traces, optionally one trace);"
         " save it and open it with `memlens: Open trace`",
     )
-    parser.add_argument("--jaeger-url", help="Jaeger UI base URL for deep links")
+    parser.add_argument(
+        "--jaeger-url", help="Jaeger UI base URL: deep links, and traces the store lacks"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -68,9 +75,12 @@ def run(args: argparse.Namespace) -> int:
         if args.trace:
             trace_id = args.trace.strip().lower()
             spans = store.trace(trace_id)
+            if not spans and base:
+                spans = jaeger.JaegerClient(base).trace(trace_id)
             if not spans:
+                where = f"{args.db} or the Jaeger at {base}" if base else str(args.db)
                 raise UsageError(
-                    f"no trace {args.trace} in {args.db}; list them with `memlens traces`"
+                    f"no trace {args.trace} in {where}; list them with `memlens traces`"
                 )
             rows = waterfall(spans)
             if args.json:

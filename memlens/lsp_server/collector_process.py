@@ -18,7 +18,7 @@ __all__ = ["CollectorProcess", "CollectorStartError", "port_answers"]
 
 log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
-START_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 5.0
 LOG_TAIL_CHARS = 600
 

@@ -6,6 +6,7 @@ Shape: ``{services, edges, traces, trace, jaeger_url}`` where ``edges`` are
 :class:`~memlens.tracing.topology.ServiceEdge`, ``traces`` one summary per recent trace
 (``start_ms`` Unix milliseconds), and ``trace`` is null or one trace's spans as OTLP/JSON
 spans with their ``service``, ``status`` and ``location`` (``{path, line, function}``).
+A trace the local store does not hold is read from a team's Jaeger when its URL is given.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ def trace_report(
     now_ns: int | None = None,
 ) -> dict[str, Any]:
     """The report: the service graph over the last ``window_s`` seconds, the ``limit`` most
-    recent traces, and ``trace_id``'s spans when given (null when it is not stored)."""
+    recent traces, and ``trace_id``'s spans when given: from the store, else, with a
+    ``jaeger_url``, from that Jaeger's query API (null when neither has it; JaegerError
+    when Jaeger cannot be read)."""
     end = time.time_ns() if now_ns is None else now_ns
     edges = service_graph(store.spans_between(end - int(window_s * 1e9), end))
     summaries = recent_traces(store, limit)
@@ -90,6 +93,8 @@ def trace_report(
         {e.caller for e in edges} | {e.callee for e in edges} | {s.root_service for s in summaries}
     )
     spans = store.trace(trace_id) if trace_id else []
+    if trace_id and not spans and jaeger_url:
+        spans = jaeger.JaegerClient(jaeger_url).trace(trace_id)
     return {
         "services": services,
         "edges": [dataclasses.asdict(e) for e in edges],

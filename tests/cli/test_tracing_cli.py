@@ -10,6 +10,8 @@ import pytest
 
 from memlens.cli.main import main
 from memlens.tracing.store import SpanRecord, TraceStore
+from tests.tracing.fake_jaeger import TRACE_ID as JAEGER_TRACE
+from tests.tracing.fake_jaeger import serving
 
 T = "ab" * 16
 
@@ -132,3 +134,13 @@ def test_traces_report_prints_the_trace_view_json(
     }
     assert main(["traces", "--db", str(db), "--report"]) == 0
     assert json.loads(capsys.readouterr().out)["trace"] is None
+
+
+def test_traces_trace_falls_back_to_jaeger(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with serving() as jaeger:
+        base = ["traces", "--db", str(db), "--jaeger-url", jaeger + "/jaeger", "--json"]
+        assert main([*base, "--trace", JAEGER_TRACE]) == 0
+        names = [row["name"] for row in json.loads(capsys.readouterr().out)["spans"]]
+        assert names == ["GET /search", "/demo.Generator/Generate"]
+        assert main([*base, "--trace", "ef" * 16]) == 2
+        assert "or the Jaeger at" in capsys.readouterr().err

@@ -48,7 +48,7 @@ if __name__ == "__main__":
 ANSWER_DEF_LINE = 7
 SPAN_LINE = 8
 MAIN_GUARD_LINE = 13
-WAIT_S = 60.0
+WAIT_S = 120.0
 
 
 def _free_port() -> int:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.tracing.fake_jaeger import serving
+
 
 @dataclass
 class RunningCollector:
@@ -58,3 +60,10 @@ def collector(tmp_path: Path) -> Iterator[RunningCollector]:
         yield running
     finally:
         stop_collector(running)
+
+
+@pytest.fixture
+def jaeger() -> Iterator[str]:
+    """The base URL of a fake Jaeger query service (tests/tracing/fake_jaeger.py)."""
+    with serving() as url:
+        yield url

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from memlens.errors import UsageError
+from memlens.tracing.jaeger import JaegerError
 from memlens.tracing.report import otlp_json_span, trace_report
 from memlens.tracing.store import SpanRecord, TraceStore
+from tests.tracing.fake_jaeger import TRACE_ID as JAEGER_TRACE
 from tests.tracing.test_topology import MS, T, span
 
 OTHER = "cd" * 16
@@ -89,3 +91,16 @@ def test_attribute_values_follow_the_otlp_json_mapping() -> None:
         "ok": {"boolValue": True},
         "tags": {"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": "2"}]}},
     }
+
+
+def test_a_trace_the_store_lacks_comes_from_jaeger(tmp_path: Path, jaeger: str) -> None:
+    with TraceStore(tmp_path / "empty.db") as store:
+        report = trace_report(store, JAEGER_TRACE, jaeger_url=jaeger + "/jaeger")
+        assert [s["name"] for s in report["trace"]["spans"]] == [
+            "GET /search",
+            "/demo.Generator/Generate",
+        ]
+        assert report["traces"] == []  # the list stays the local store's
+        assert trace_report(store, "ef" * 16, jaeger_url=jaeger + "/jaeger")["trace"] is None
+        with pytest.raises(JaegerError, match="did not answer JSON"):
+            trace_report(store, JAEGER_TRACE, jaeger_url=jaeger + "/html")
