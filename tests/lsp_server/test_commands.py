@@ -86,6 +86,22 @@ async def test_profile_measures_weights_on_disk(client: LanguageClient, workspac
     assert "not on disk" in skeleton["notes"][0]
 
 
+async def test_profile_with_a_compressed_kv_cache(client: LanguageClient, workspace: Path) -> None:
+    model = {"model": str(workspace / "tiny-llama"), "dtypes": ["fp32"], "prompt_tokens": 300}
+    full = (await execute(client, "memlens.profile", model))["measured"]
+    int8 = (await execute(client, "memlens.profile", {**model, "kv": "int8"}))["measured"]
+    assert (full["kv_cache"], int8["kv_cache"]) == (None, "int8:g128:r0")
+    pairs = [
+        (f["kv_cache_bytes"], q["kv_cache_bytes"])
+        for f, q in zip(full["layers"], int8["layers"], strict=True)
+        if f["kv_cache_bytes"]
+    ]
+    assert len(pairs) == 2  # both decoder layers held a cache of 308 tokens, 256 quantized
+    assert all(0 < quantized < fp32 / 2 for fp32, quantized in pairs)
+    with pytest.raises(JsonRpcException, match="--kv"):
+        await execute(client, "memlens.profile", {**model, "kv": "int3"})
+
+
 async def test_compress_plans_exact_sizes(client: LanguageClient, workspace: Path) -> None:
     uri = open_document(client, workspace / "compress.py", LOADS)
     report = await execute(client, "memlens.compress", uri, 2)

@@ -3,18 +3,22 @@
 With weights on disk (a local model folder or an HF-cache snapshot holding
 ``*.safetensors``) the model is loaded (never with remote code) and measured: bytes per
 block from the loaded tensors, the KV cache and largest output of each block, and the
-peak of a short generation (``memlens/engine/profiling.py``). Without weights it
-returns the meta-device skeleton and says so.
+peak of a short generation (``memlens/engine/profiling.py``); ``"kv": "int8"`` (the
+CLI's ``--kv`` syntax) decodes with memlens's compressed KV cache and reports its exact
+bytes per layer. Without weights it returns the meta-device skeleton and says so.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memlens.errors import UsageError
 from memlens.worker.protocol import RequestContext, method
 from memlens.worker.tasks.common import ModelRequest, weights_folder
+
+if TYPE_CHECKING:
+    from memlens.engine.config import KVCacheConfig
 
 _TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -32,6 +36,7 @@ def profile(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
     request = ModelRequest.from_params(params)
     prompt = _positive(params, "prompt_tokens", 64, 1 << 16)
     new = _positive(params, "new_tokens", 8, 1 << 14)
+    kv = _kv_config(params)
     dtype = request.dtypes[0]
     if dtype.value not in _TORCH_DTYPES:
         raise UsageError("profile runs the model as loaded: use fp32, bf16 or fp16")
@@ -57,9 +62,21 @@ def profile(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
         )
         return report
     report["measured"] = _measure(
-        folder, _TORCH_DTYPES[dtype.value], request.batch, prompt, new, context
+        folder, _TORCH_DTYPES[dtype.value], request.batch, prompt, new, kv, context
     )
     return report
+
+
+def _kv_config(params: dict[str, Any]) -> KVCacheConfig | None:
+    """``"kv"``: the compressed KV cache to decode with, in the CLI's ``--kv`` syntax."""
+    text = params.get("kv")
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise UsageError('\'kv\' must be a string such as "int8" or "int4:g32"')
+    from memlens.engine.config import parse_kv
+
+    return parse_kv(text)
 
 
 def _measure(
@@ -68,6 +85,7 @@ def _measure(
     batch: int,
     prompt: int,
     new: int,
+    kv: KVCacheConfig | None,
     context: RequestContext,
 ) -> dict[str, Any]:
     import torch
@@ -82,4 +100,4 @@ def _measure(
     def progress(message: str, percent: float) -> None:
         context.progress(message, int(percent))
 
-    return profile_run(loaded, batch, prompt, new, progress).to_json()
+    return profile_run(loaded, batch, prompt, new, progress, kv=kv).to_json()
