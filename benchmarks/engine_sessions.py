@@ -40,9 +40,9 @@ from memlens.engine.fixtures import heldout_text, load_byte_llama
 from memlens.engine.generate import stream
 from memlens.engine.loading import random_model
 from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.session_errors import SessionBudgetError
 from memlens.engine.sessions import Engine, Session
 from memlens.engine.tokens import ByteCodec
+from memlens.errors import SessionBudgetError
 from memlens.profiler.configs import resolve_config
 from memlens.units import format_bytes
 

@@ -44,3 +44,23 @@ class DependencyError(MemlensError):
     """An optional dependency needed for this operation is missing (exit code 6)."""
 
     exit_code = 6
+
+
+class SessionBudgetError(MemlensError):
+    """A chat session does not fit the session store's memory budget, alone or beside
+    the sessions that cannot be moved out of memory (exit code 7)."""
+
+    exit_code = 7
+
+
+class SpillError(MemlensError):
+    """A chat session could not be written to or read back from the cold tier's spill
+    folder (exit code 8)."""
+
+    exit_code = 8
+
+
+class SessionLostError(MemlensError):
+    """The chat session was closed, or its spill file was found corrupt (exit code 9)."""
+
+    exit_code = 9

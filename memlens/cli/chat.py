@@ -1,16 +1,24 @@
 """``memlens chat DIR``: an interactive multi-turn chat that keeps each conversation's KV
 cache between turns (hot/warm/cold session store, see ``memlens/engine/sessions.py``).
 
-Reads one message per line from stdin (a terminal or a pipe) and streams each reply.
-Commands: ``/stats`` prints the session store's figures per tier, ``/reset`` starts a new
-conversation with the same system prompt, ``/quit`` ends. ``--json`` prints one JSON
-object per turn (and per ``/stats``) instead of text.
+Reads one message per line from stdin (a terminal or a pipe) and streams each reply;
+blank lines are skipped. Commands: ``/stats`` prints the session store's figures per tier,
+``/reset`` starts a new conversation with the same system prompt, ``/quit`` (or end of
+input) ends; any other one-word ``/name`` is refused as an unknown command. ``--json``
+prints one JSON object per line instead of text: one per turn (``{"turn", "user",
+"reply", ...}`` with the turn's figures, or ``{"turn", "user", "error", "exit_code"}``
+when it failed), one per ``/stats`` (``{"stats": ...}``) and per ``/reset``
+(``{"reset": SESSION_ID}``).
+
+A failed turn is reported and the conversation goes on; the command then exits with the
+code of the last failure (0 when none failed), 130 on Ctrl+C.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -22,10 +30,16 @@ from memlens.errors import MemlensError, UsageError
 from memlens.units import format_bytes, parse_size
 
 if TYPE_CHECKING:
+    from memlens.engine.generate import Sampling
     from memlens.engine.session_store import StoreStats
+    from memlens.engine.sessions import Engine, Session
 
 NAME = "chat"
 HELP = "chat with a local model; sessions keep their KV cache between turns"
+
+_COMMAND = re.compile(r"/[a-z]+")
+"""A line that is one ``/word`` is a command, not a message (``/usr/bin/env?`` is not)."""
+COMMANDS = ("/stats", "/reset", "/quit")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,34 +77,78 @@ def run(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights) if args.weights else None
     if isinstance(weights, AutoWeightConfig):
         raise UsageError("--weights auto needs calibration: run `memlens compress` first")
+    budget = parse_size(args.budget, "--budget")
     chosen = sampling(args)
     with tempfile.TemporaryDirectory(prefix="memlens-spill-") as scratch:
         store = SessionStoreConfig(
-            budget_bytes=parse_size(args.budget, "--budget"),
+            budget_bytes=budget,
             warm_bits=args.warm_bits,
             spill_dir=args.spill_dir or Path(scratch),
         )
         engine = Engine.load(args.model, weights=weights, store=store)
-        session = engine.session(system_prompt=args.system)
-        turn, code = 0, 0
-        while (text := _read_line()) is not None and text != "/quit":
+        chat = _Chat(engine, args, chosen)
+        try:
+            return chat.run()
+        finally:  # also on Ctrl+C: no spill file is left in --spill-dir
+            chat.session.close()
+
+
+class _Chat:
+    """One ``memlens chat`` conversation: reads lines, answers them, remembers the exit
+    code of the last failure."""
+
+    def __init__(self, engine: Engine, args: argparse.Namespace, chosen: Sampling | None) -> None:
+        self.engine = engine
+        self.args = args
+        self.sampling = chosen
+        self.session: Session = engine.session(system_prompt=args.system)
+        self.turns = 0
+        """Messages sent so far (failed ones included)."""
+
+    def run(self) -> int:
+        """Answer stdin until EOF or ``/quit``; the exit code of the last failure or 0."""
+        code = 0
+        while (line := _read_line()) is not None:
+            text = line.strip()
+            if text == "/quit":
+                break
             try:
-                if text == "/stats":
-                    _show_stats(engine.stats(), args.json)
-                elif text == "/reset":
-                    session.close()
-                    session = engine.session(system_prompt=args.system)
-                elif text.strip():
-                    turn += 1
-                    reply = _show_reply(session.send(text, args.max_new_tokens, chosen), args.json)
-                    if args.json and session.last_turn:
-                        record = {"turn": turn, "user": text, "reply": reply}
-                        _emit({**record, **session.last_turn.to_json()})
+                if _COMMAND.fullmatch(text):
+                    self.command(text)
+                elif text:
+                    self.turn(line)
             except MemlensError as exc:  # one failed turn does not end the conversation
                 print(f"memlens: error: {exc}", file=sys.stderr)
                 code = exc.exit_code
-        session.close()
-    return code
+        return code
+
+    def command(self, text: str) -> None:
+        """Run ``/stats`` or ``/reset``; UsageError for any other command."""
+        if text == "/stats":
+            _show_stats(self.engine.stats(), self.args.json)
+        elif text == "/reset":
+            self.session.close()
+            self.session = self.engine.session(system_prompt=self.args.system)
+            if self.args.json:
+                _emit({"reset": self.session.id})
+            else:
+                print("memlens: new conversation", file=sys.stderr)
+        else:
+            raise UsageError(f"unknown command {text}: use {', '.join(COMMANDS)}")
+
+    def turn(self, text: str) -> None:
+        """Send one message and show the reply (a JSON record with ``--json``)."""
+        self.turns += 1
+        record: dict[str, Any] = {"turn": self.turns, "user": text}
+        try:
+            pieces = self.session.send(text, self.args.max_new_tokens, self.sampling)
+            reply = _show_reply(pieces, self.args.json)
+        except MemlensError as exc:
+            if self.args.json:
+                _emit({**record, "error": str(exc), "exit_code": exc.exit_code})
+            raise
+        if self.args.json and self.session.last_turn is not None:
+            _emit({**record, "reply": reply, **self.session.last_turn.to_json()})
 
 
 def _read_line() -> str | None:
@@ -99,19 +157,24 @@ def _read_line() -> str | None:
         sys.stderr.write("> ")
         sys.stderr.flush()
     line = sys.stdin.readline()
-    return line.rstrip("\n") if line else None
+    return line.rstrip("\r\n") if line else None
 
 
 def _show_reply(pieces: Iterator[str], as_json: bool) -> str:
     """Stream the reply to stdout (unless printing JSON); returns its text."""
     shown: list[str] = []
-    for piece in pieces:
-        shown.append(piece)
-        if not as_json:
-            sys.stdout.write(piece)
+    done = False
+    try:
+        for piece in pieces:
+            shown.append(piece)
+            if not as_json:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        done = True
+    finally:  # a reply cut short by an error or Ctrl+C still ends its line
+        if not as_json and (done or shown):
+            sys.stdout.write("\n")
             sys.stdout.flush()
-    if not as_json:
-        sys.stdout.write("\n")
     return "".join(shown)
 
 

@@ -2,7 +2,10 @@
 MemlensError subclasses to one line on stderr and their exit codes.
 
 Exit codes: 0 success; 1 other memlens error; 2 bad usage; 3 model not found; 4 corrupt
-or inconsistent config; 5 unsupported architecture; 6 missing dependency; 130 interrupted.
+or inconsistent config; 5 unsupported architecture; 6 missing dependency; 7 a chat
+session does not fit its memory budget; 8 a session could not be spilled to or restored
+from disk; 9 a session was closed or lost (corrupt spill file); 130 interrupted. Each
+code is the ``exit_code`` of a class in ``memlens/errors.py``.
 """
 
 from __future__ import annotations

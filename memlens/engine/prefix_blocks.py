@@ -34,6 +34,7 @@ class _Block:
     kv: FullKV
     """``(1, H, block_tokens, D)`` per layer."""
     refs: int
+    """Sessions that reference the block (it is freed at 0)."""
 
 
 class BlockPool:

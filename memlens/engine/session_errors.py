@@ -1,29 +1,9 @@
-"""Errors of the session store that a user can cause or has to act on.
-
-They live beside the sessions rather than in ``memlens/errors.py`` because only the
-session store raises them; each is a :class:`~memlens.errors.MemlensError` with a message
-that says what to do.
-"""
+"""The session store's errors, re-exported from :mod:`memlens.errors` where every
+``MemlensError`` and its exit code is defined (``memlens.engine`` still imports them from
+here)."""
 
 from __future__ import annotations
 
-from memlens.errors import MemlensError
+from memlens.errors import SessionBudgetError, SessionLostError, SpillError
 
-
-class SessionBudgetError(MemlensError):
-    """A session does not fit the memory budget, alone or beside the sessions that cannot
-    be moved out of memory (exit code 7)."""
-
-    exit_code = 7
-
-
-class SpillError(MemlensError):
-    """A session could not be written to or read back from the cold tier (exit code 8)."""
-
-    exit_code = 8
-
-
-class SessionLostError(MemlensError):
-    """The session was closed, or its spill file was found corrupt (exit code 9)."""
-
-    exit_code = 9
+__all__ = ["SessionBudgetError", "SessionLostError", "SpillError"]

@@ -41,6 +41,12 @@ class FullKV:
         """Bytes of all tensors."""
         return sum(k.nbytes + v.nbytes for k, v in self.layers)
 
+    @property
+    def bytes_per_token(self) -> int:
+        """Bytes one more token adds (all layers, keys and values: ``2 * H * D`` values
+        each per layer), whatever ``T`` is now."""
+        return sum(2 * k.shape[1] * k.shape[3] * k.element_size() for k, _ in self.layers)
+
     def span(self, start: int, stop: int | None = None) -> FullKV:
         """Tokens ``[start, stop)`` as tensors of their own (a copy, so the rest is freed)."""
         return FullKV(
@@ -91,14 +97,17 @@ class QuantizedTensor:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of values, scales and minimums."""
         return self.values.nbytes + self.scale.nbytes + self.low.nbytes
 
     @staticmethod
     def of(x: torch.Tensor, bits: Literal[8, 4], group_size: int) -> QuantizedTensor:
+        """``x (1, H, T, D)`` quantized in groups of ``group_size`` values along ``D``."""
         q, scale, low = quantize_groups(x, bits, group_size)  # q (1, H, T, D) uint8
         return QuantizedTensor(pack_int4(q) if bits == 4 else q, scale, low)
 
     def dequantize(self, bits: int, group_size: int, dtype: torch.dtype) -> torch.Tensor:
+        """The ``(1, H, T, D)`` tensor of ``dtype`` these values approximate."""
         q = unpack_int4(self.values) if bits == 4 else self.values  # (1, H, T, D)
         return dequantize_groups(q, self.scale, self.low, group_size, dtype)
 
@@ -118,14 +127,17 @@ class QuantizedKV:
 
     @property
     def tokens(self) -> int:
+        """Tokens held (the ``T`` of every scale ``(1, H, T, D/g)``)."""
         return int(self.layers[0][0].scale.shape[-2]) if self.layers else 0
 
     @property
     def nbytes(self) -> int:
+        """Bytes of all values, scales and minimums."""
         return sum(k.nbytes + v.nbytes for k, v in self.layers)
 
     @staticmethod
     def of(full: FullKV, bits: Literal[8, 4], group_size: int) -> QuantizedKV:
+        """``full`` quantized to ``bits`` in groups of ``group_size`` along ``D``."""
         dtype = full.layers[0][0].dtype if full.layers else torch.float32
         layers = tuple(
             (QuantizedTensor.of(k, bits, group_size), QuantizedTensor.of(v, bits, group_size))
@@ -134,6 +146,7 @@ class QuantizedKV:
         return QuantizedKV(bits, group_size, dtype, layers)
 
     def dequantize(self) -> FullKV:
+        """Full-precision keys and values again (of :attr:`dtype`; new tensors)."""
         bits, group, dtype = self.bits, self.group_size, self.dtype
         return FullKV(
             tuple(

@@ -5,8 +5,12 @@ File layout: the tensors of :meth:`FullKV.to_tensors` or :meth:`QuantizedKV.to_t
 in the safetensors metadata one JSON header: format version, session id, token ids, the
 form (``full``, ``int8`` or ``int4``), group size, dtype, layer count and a SHA-256 of the
 tensor bytes. Files are written to ``NAME.partial`` and moved into place with
-``os.replace``, so a crash never leaves a half-written file under the final name; a
-truncated or altered file is detected on read and reported naming the file.
+``os.replace``, so a crash never leaves a half-written file under the final name.
+
+On read, the header is checked (version, session, tokens, form, dtype), then the tensors
+against the header's SHA-256, then the whole file against the SHA-256 the writer kept in
+memory (:attr:`Spilled.sha256`): a file that is truncated, altered, or replaced by
+another valid spill file (other shapes, another store's session) is refused naming it.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from memlens.engine.session_errors import SpillError
 from memlens.engine.session_kv import FullKV, QuantizedKV, SessionKV
+from memlens.errors import SpillError
 
 SPILL_VERSION = 1
 _HEADER = "memlens_session"
@@ -38,6 +42,8 @@ class Spilled:
     path: Path
     nbytes: int
     """Size of the file (bytes)."""
+    sha256: str
+    """Hex SHA-256 of the whole file as written: what it must still be when read."""
 
 
 def _checksum(named: dict[str, torch.Tensor]) -> str:
@@ -85,15 +91,20 @@ def write_spill(path: Path, session_id: int, tokens: list[int], kv: SessionKV) -
             f"could not spill session {session_id} to {path}: {exc.strerror or exc}; {hint}. "
             "The session stays in memory."
         ) from None
-    return Spilled(path, len(data))
+    return Spilled(path, len(data), hashlib.sha256(data).hexdigest())
+
+
+_FORMS: dict[str, Literal[8, 4] | None] = {"full": None, "int8": 8, "int4": 4}
+"""Header ``form`` → bits of the quantized form (``None``: full precision)."""
 
 
 def read_spill(
-    path: Path, session_id: int, tokens: list[int], device: torch.device | None = None
+    spilled: Spilled, session_id: int, tokens: list[int], device: torch.device | None = None
 ) -> SessionKV:
     """The KV cache ``write_spill`` wrote for this session, on ``device`` (the CPU by
     default); SpillError naming the file when it is missing, truncated, altered or another
     session's."""
+    path = spilled.path
 
     def corrupt(why: str) -> SpillError:
         return SpillError(
@@ -108,6 +119,8 @@ def read_spill(
     try:
         named = load(data)
         header = json.loads(_metadata(data)[_HEADER])
+        if not isinstance(header, dict):
+            raise TypeError(f"the header is a {type(header).__name__}, not an object")
     except (SafetensorError, ValueError, KeyError, TypeError) as exc:
         raise corrupt(f"not a memlens spill file: {exc}") from None
     if header.get("version") != SPILL_VERSION:
@@ -116,16 +129,20 @@ def read_spill(
         raise corrupt("it holds another session's tokens")
     if header.get("checksum") != _checksum(named):
         raise corrupt("checksum mismatch: the tensors were altered")
+    if hashlib.sha256(data).hexdigest() != spilled.sha256:
+        raise corrupt("checksum mismatch: the file differs from the one written")
+    form = header.get("form")
+    dtype = getattr(torch, str(header.get("dtype")).removeprefix("torch."), None)
+    if form not in _FORMS or not isinstance(dtype, torch.dtype):
+        raise corrupt(f"unknown form {form!r} or dtype {header.get('dtype')!r}")
     try:
-        dtype = getattr(torch, str(header["dtype"]).removeprefix("torch."))
         num_layers = int(header["num_layers"])
-        form: str = header["form"]
         named = {name: tensor.to(device) for name, tensor in named.items()}
-        if form == "full":
+        bits = _FORMS[form]
+        if bits is None:
             return FullKV.from_tensors(named, num_layers)
-        bits: Literal[8, 4] = 8 if form == "int8" else 4
         return QuantizedKV.from_tensors(named, num_layers, bits, int(header["group_size"]), dtype)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise corrupt(f"incomplete header or tensors: {exc!r}") from None
 
 

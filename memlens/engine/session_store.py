@@ -23,19 +23,22 @@ Policy
     hot session to warm (or straight to cold when the warm tier is off), then warm
     sessions to cold, until the new bytes fit. Nothing is ever dropped: when no session
     can move further down (no cold tier, or the disk refuses the file) the operation that
-    needed the room fails with :class:`SessionBudgetError` or :class:`SpillError` and
-    leaves every session as it was. A session larger than the whole budget is refused when
-    it is created or checked out.
+    needed the room fails with :class:`SessionBudgetError` or :class:`SpillError`; the
+    sessions it had already moved stay where they went, and every session keeps its
+    tokens and KV. A session larger than the whole budget is refused when it is created
+    or checked out.
 
 Failures
     A spill that fails (e.g. a full disk) leaves the session warm in memory. A spill file
     that is corrupt when read back marks that session lost, with the reason, and raises
-    :class:`SpillError` naming the file; other sessions are unaffected.
+    :class:`SpillError` naming the file; other sessions are unaffected. Spill file names
+    carry a tag of their store, so stores sharing one folder never touch each other's.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,10 +46,9 @@ import torch
 
 from memlens.engine.prefix_blocks import BlockPool, block_hashes
 from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.session_errors import SessionBudgetError, SessionLostError, SpillError
 from memlens.engine.session_kv import FullKV, QuantizedKV, SessionKV
 from memlens.engine.session_spill import Spilled, read_spill, write_spill
-from memlens.errors import UsageError
+from memlens.errors import SessionBudgetError, SessionLostError, SpillError, UsageError
 from memlens.units import format_bytes
 
 
@@ -72,6 +74,7 @@ class TierStats:
     """Seconds spent reading and decoding spill files (cold tier only)."""
 
     def to_json(self) -> dict[str, Any]:
+        """Plain JSON types (bytes as integers, seconds as floats)."""
         return asdict(self)
 
 
@@ -80,9 +83,11 @@ class StoreStats:
     """The store at one moment: budget use and per-tier figures."""
 
     budget_bytes: int
+    """The store's memory budget (bytes)."""
     used_bytes: int
     """Memory held now (bytes): hot and warm sessions, shared blocks, reservations."""
     shared_blocks: int
+    """Shared prefix blocks held (each ``block_tokens`` tokens)."""
     shared_bytes: int
     """Memory of the shared prefix blocks, counted once (bytes)."""
     reserved_bytes: int
@@ -124,15 +129,21 @@ class _Entry:
     kv: SessionKV | None = None
     """Own KV (after the prefix) when hot or warm at rest."""
     spilled: Spilled | None = None
+    pinned: bool = False
+    """Checked out for a turn: hot, not to be demoted, its KV with the caller."""
     reserved: int = 0
-    """Bytes reserved while checked out (0 at rest)."""
+    """Bytes reserved while pinned (0 at rest)."""
     frequency: float = 0.0
+    """Accesses, decayed as of store operation ``last``."""
     last: int = 0
+    """The store operation (clock tick) of the latest access."""
     lost: str | None = None
+    """Why the session is lost (its spill file was corrupt); ``None`` while usable."""
 
     @property
     def memory(self) -> int:
-        if self.reserved:
+        """Bytes of memory the session holds or has reserved now."""
+        if self.pinned:
             return self.reserved
         return self.kv.nbytes if self.kv is not None else 0
 
@@ -149,6 +160,7 @@ class SessionStore:
         self._clock = 0
         self._next_id = 0
         self._spills = 0
+        self._tag = uuid.uuid4().hex[:8]  # spill file names of this store only
 
     # ---- queries -------------------------------------------------------------------
 
@@ -219,7 +231,7 @@ class SessionStore:
                 f"group_size {self.config.group_size} does not divide the head dimension "
                 f"{head_dim}: pick a divisor of it"
             )
-        token_bytes = sum(k.shape[1] * k.shape[3] * k.element_size() * 2 for k, _ in kv.layers)
+        token_bytes = kv.bytes_per_token
         self.admit(token_bytes * len(tokens), "this session")
         self._clock += 1
         b = self.config.block_tokens
@@ -239,7 +251,7 @@ class SessionStore:
         """Pin a session for a turn of up to ``extra_tokens`` new tokens: promote it to hot
         and return its tokens and a working KV cache of its own (prefix copied in)."""
         entry = self._live(session_id)
-        if entry.reserved:
+        if entry.pinned:
             raise UsageError(f"session {session_id} is already in a turn: finish that reply")
         self._clock += 1
         reserve = entry.token_bytes * (len(entry.tokens) + extra_tokens)
@@ -256,18 +268,20 @@ class SessionStore:
         if entry.spilled is not None:
             entry.spilled.path.unlink(missing_ok=True)
             entry.spilled = None
-        entry.tier, entry.kv, entry.reserved = Tier.HOT, None, reserve
+        entry.tier, entry.kv, entry.pinned, entry.reserved = Tier.HOT, None, True, reserve
         work = FullKV.concat([*self.pool.gather(entry.prefix), own])
         return list(entry.tokens), work
 
     def checkin(self, session_id: int, tokens: list[int], kv: FullKV) -> None:
         """End a session's turn: it now holds ``kv`` for ``tokens`` (hot, unpinned)."""
         entry = self._live(session_id)
+        if not entry.pinned:
+            raise UsageError(f"session {session_id} is not in a turn: check it out first")
         if kv.tokens != len(tokens):
             raise UsageError(f"{len(tokens)} tokens but a KV cache of {kv.tokens}")
         entry.tokens = list(tokens)
         entry.kv = kv.span(len(entry.prefix) * self.config.block_tokens)
-        entry.reserved = 0
+        entry.pinned, entry.reserved = False, 0
         self._make_room(0, exclude=None)  # only moves anything when the turn overran
 
     def close(self, session_id: int) -> None:
@@ -285,7 +299,7 @@ class SessionStore:
         """Move a session at rest to a colder ``tier`` now (as the policy would)."""
         entry = self._live(session_id)
         order = list(Tier)
-        if entry.reserved or order.index(tier) <= order.index(entry.tier):
+        if entry.pinned or order.index(tier) <= order.index(entry.tier):
             raise UsageError(f"session {session_id} cannot move from {entry.tier} to {tier}")
         if tier not in self.config.tiers:
             raise UsageError(f"the {tier} tier is off in this store's config")
@@ -317,7 +331,7 @@ class SessionStore:
             assert entry.spilled is not None
             start = time.perf_counter()
             try:
-                kv = read_spill(entry.spilled.path, session_id, entry.tokens, entry.device)
+                kv = read_spill(entry.spilled, session_id, entry.tokens, entry.device)
             except SpillError as exc:
                 entry.lost = str(exc)
                 self.pool.release(entry.prefix)
@@ -338,7 +352,8 @@ class SessionStore:
         else:
             assert self.config.spill_dir is not None
             self._spills += 1
-            path = self.config.spill_dir / f"session-{session_id}-{self._spills}.safetensors"
+            name = f"session-{self._tag}-{session_id}-{self._spills}.safetensors"
+            path = self.config.spill_dir / name
             entry.spilled = write_spill(path, session_id, entry.tokens, entry.kv)
             entry.kv = None
             entry.tier = Tier.COLD
@@ -368,7 +383,7 @@ class SessionStore:
                 (self._value(entry), session_id)
                 for session_id, entry in self._entries.items()
                 if entry.tier is tier
-                and not entry.reserved
+                and not entry.pinned
                 and not entry.lost
                 and session_id != exclude
             ]

@@ -109,7 +109,7 @@ class Engine:
         """A new conversation; sessions with the same system prompt share its KV cache."""
         form = chat_format(self.codec)
         ids = form.opening(system_prompt)
-        self.store.admit(self._token_bytes * len(ids), "the system prompt")
+        self.store.admit(self._empty.bytes_per_token * len(ids), "the system prompt")
         shared = self.store.shared_prefix(ids)
         done = len(shared) * self.store.config.block_tokens
         cache = self.cache(FullKV.concat([self._empty, *shared]))
@@ -144,10 +144,6 @@ class Engine:
     def ids(self, ids: list[int]) -> torch.Tensor:
         """Token ids as a ``(1, T)`` tensor on the model's device."""
         return torch.tensor([ids], dtype=torch.long, device=self.device)
-
-    @property
-    def _token_bytes(self) -> int:
-        return sum(k.shape[1] * k.shape[3] * k.element_size() * 2 for k, _ in self._empty.layers)
 
     def _kv_layout(self) -> FullKV:
         """An empty KV cache of the model's shape, from a one-token dry run; refuses
@@ -193,7 +189,9 @@ class Session:
 
     def prompt_ids(self, text: str) -> list[int]:
         """The token ids user message ``text`` would feed next (its template and the last
-        reply token, which the cache does not hold yet)."""
+        reply token, which the cache does not hold yet); UsageError when it is blank."""
+        if not text.strip():
+            raise UsageError("the message is empty: say something")
         return self._pending + self._format.turn(text)
 
     def score(self, text: str) -> NextToken:
@@ -223,12 +221,14 @@ class Session:
         tokens, work = store.checkout(self.id, len(ids) + max_new_tokens)
         turn.reused_tokens, turn.prompt_tokens = len(tokens), len(ids)
         self.last_turn = turn
-        cache = engine.cache(work)
         decode = DecodeStats()
         chosen: list[int] = []
         pieces: list[str] = []
+        cache: Any = None  # the DynamicCache the turn grows, once it exists
 
         def reply() -> Iterator[int]:
+            nonlocal cache
+            cache = engine.cache(work)
             steps = stream(
                 engine.model,
                 engine.ids(ids),
@@ -245,7 +245,7 @@ class Session:
                 turn.new_tokens, turn.decode_s = len(chosen), decode.decode_s
                 yield chosen[-1]
 
-        try:
+        try:  # from the checkout on, every way out checks the session back in
             for piece in engine.codec.stream_decode(reply()):
                 pieces.append(piece)
                 yield piece
@@ -268,7 +268,7 @@ class Session:
         if self.id not in store:  # closed while its reply streamed
             return
         fed = tokens + ids + chosen[:-1]  # the last chosen token is never fed
-        grown = self._engine.kv(cache)
+        grown = self._engine.kv(cache) if cache is not None else work
         if chosen and all(k.shape[-2] == len(fed) for k, _ in grown.layers):
             store.checkin(self.id, fed, grown)
             eos = self._engine.codec.eos_token_id

@@ -14,9 +14,9 @@ from torch import nn
 
 from memlens.engine.fixtures import load_byte_llama
 from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.session_errors import SessionBudgetError, SessionLostError
 from memlens.engine.sessions import Engine, Session
 from memlens.engine.tokens import ByteCodec
+from memlens.errors import DependencyError, SessionBudgetError, SessionLostError, UsageError
 
 SYSTEM = "You write small, correct Python functions from the standard library."
 TURNS = ("def parse_args(argv):", "import os.path", "class Queue:")
@@ -194,3 +194,38 @@ def test_many_sessions_under_a_small_budget_spill_and_come_back(
         assert engine.stats().used_bytes <= engine.stats().budget_bytes
     stats = engine.stats()
     assert stats.cold.spills >= 1 and stats.cold.restores >= 1 and stats.cold.restore_s > 0
+
+
+def test_a_turn_that_fails_before_decoding_releases_its_reservation(
+    model: nn.Module, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the turn's cache was built after the checkout but outside the
+    try/finally, so a failure there left the session pinned ("already in a turn") and
+    its reservation held against the budget for good."""
+    engine = _engine(model)
+    session = engine.session(system_prompt=SYSTEM)
+    before = engine.stats()
+
+    def no_cache(kv: object) -> None:
+        raise DependencyError("no cache today")
+
+    monkeypatch.setattr(engine, "cache", no_cache)
+    with pytest.raises(DependencyError, match="no cache today"):
+        "".join(session.send(TURNS[0], max_new_tokens=4))
+    monkeypatch.undo()
+    after = engine.stats()
+    assert after.reserved_bytes == 0 and after.used_bytes == before.used_bytes
+    assert session.tokens == _engine(model).session(system_prompt=SYSTEM).tokens
+    assert "".join(session.send(TURNS[0], max_new_tokens=4))
+
+
+@pytest.mark.parametrize("text", ["", "  \n\t"])
+def test_an_empty_message_is_a_usage_error_and_changes_nothing(model: nn.Module, text: str) -> None:
+    engine = _engine(model)
+    session = engine.session(system_prompt=SYSTEM)
+    tokens = session.tokens
+    with pytest.raises(UsageError, match="the message is empty"):
+        "".join(session.send(text))
+    with pytest.raises(UsageError, match="the message is empty"):
+        session.score(text)
+    assert session.tokens == tokens and engine.stats().reserved_bytes == 0

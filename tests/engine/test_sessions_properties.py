@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memlens.engine.session_config import SessionStoreConfig
-from memlens.engine.session_errors import SessionBudgetError
 from memlens.engine.session_store import SessionStore
+from memlens.errors import SessionBudgetError
 from tests.engine.synthetic_kv import TOKEN_BYTES, synthetic_kv
 
 PREFIXES: tuple[list[int], ...] = (

@@ -11,10 +11,9 @@ import torch
 
 from memlens.engine.prefix_blocks import BlockPool, block_hashes
 from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.session_errors import SessionBudgetError, SessionLostError
 from memlens.engine.session_kv import FullKV, QuantizedKV, QuantizedTensor
 from memlens.engine.session_store import SessionStore
-from memlens.errors import UsageError
+from memlens.errors import SessionBudgetError, SessionLostError, UsageError
 from memlens.kernels.reference import dequantize_groups, quantize_groups
 from tests.engine.synthetic_kv import TOKEN_BYTES, synthetic_kv
 
@@ -209,3 +208,22 @@ def test_quantized_kv_round_trips_through_its_named_tensors() -> None:
     assert torch.equal(again.dequantize().layers[1][1], kv.dequantize().layers[1][1])
     full = FullKV.from_tensors(synthetic_kv([1, 2]).to_tensors(), 2)
     assert full.tokens == 2
+
+
+def test_a_checkout_pins_even_a_session_with_no_tokens_and_checkin_needs_one() -> None:
+    """Regression: "in a turn" was read from the bytes reserved, 0 for a session with no
+    tokens checked out for no more, so it could be checked out twice; and a checkin
+    without a checkout replaced a warm session's KV behind the store's back."""
+    store = _store(None, 1000)
+    empty = store.create([], synthetic_kv([1]).span(1), shared_tokens=0)
+    tokens, work = store.checkout(empty, 0)
+    with pytest.raises(UsageError, match=f"session {empty} is already in a turn"):
+        store.checkout(empty, 0)
+    with pytest.raises(UsageError, match="cannot move from hot to warm"):
+        store.demote(empty, Tier.WARM)  # pinned
+    store.checkin(empty, tokens, work)
+    warm = _create(store, [1, 2])
+    store.demote(warm, Tier.WARM)
+    with pytest.raises(UsageError, match=f"session {warm} is not in a turn"):
+        store.checkin(warm, [*SYSTEM, 1, 2], synthetic_kv([*SYSTEM, 1, 2]))
+    assert store.tier(warm) is Tier.WARM and store.stats().warm.bytes > 0
