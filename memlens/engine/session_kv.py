@@ -49,7 +49,7 @@ class FullKV:
 
     def span(self, start: int, stop: int | None = None) -> FullKV:
         """Tokens ``[start, stop)`` as tensors of their own (a copy, so the rest is freed)."""
-        return FullKV(
+        return FullKV(  # (1, H, stop - start, D) per layer
             tuple(
                 (k[:, :, start:stop].clone(), v[:, :, start:stop].clone()) for k, v in self.layers
             )
@@ -59,7 +59,7 @@ class FullKV:
     def concat(parts: Sequence[FullKV]) -> FullKV:
         """Parts one after the other along the token axis (new tensors)."""
         layers = zip(*(part.layers for part in parts), strict=True)
-        return FullKV(
+        return FullKV(  # (1, H, sum of the parts' T, D) per layer
             tuple(
                 (torch.cat([k for k, _ in kv], dim=-2), torch.cat([v for _, v in kv], dim=-2))
                 for kv in layers

@@ -50,7 +50,8 @@ def _checksum(named: dict[str, torch.Tensor]) -> str:
     digest = hashlib.sha256()
     for name in sorted(named):
         digest.update(name.encode())
-        digest.update(named[name].contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        flat = named[name].contiguous().reshape(-1)  # (N,) of any dtype
+        digest.update(flat.view(torch.uint8).numpy().tobytes())  # (N * itemsize,) bytes
     return digest.hexdigest()
 
 

@@ -262,14 +262,14 @@ class SessionStore:
         self._counters[entry.tier].hits += 1
         entry.frequency = self._value(entry) + 1
         entry.last = self._clock
-        own = self._load(session_id, entry)
+        work = FullKV.concat([*self.pool.gather(entry.prefix), self._load(session_id, entry)])
+        # nothing below fails: the session is pinned only once its working cache exists
         if entry.tier is not Tier.HOT:
             self._counters[Tier.HOT].promotions += 1
         if entry.spilled is not None:
             entry.spilled.path.unlink(missing_ok=True)
             entry.spilled = None
         entry.tier, entry.kv, entry.pinned, entry.reserved = Tier.HOT, None, True, reserve
-        work = FullKV.concat([*self.pool.gather(entry.prefix), own])
         return list(entry.tokens), work
 
     def checkin(self, session_id: int, tokens: list[int], kv: FullKV) -> None:

@@ -18,6 +18,7 @@ to disk), coming back to hot when used; that policy is described in
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass
@@ -81,6 +82,9 @@ class Engine:
         """Where the sessions' caches live."""
         self.device = next(iter(model.parameters())).device
         """Where the model runs; token ids and KV caches live there too."""
+        self.context_tokens: int | None = getattr(model.config, "max_position_embeddings", None)
+        """Positions the model was built for (tokens): no turn goes past them; ``None``
+        when its config does not say."""
         self._forward = _ForwardCall.of(model)
         self._empty = self._kv_layout()
 
@@ -109,6 +113,7 @@ class Engine:
         """A new conversation; sessions with the same system prompt share its KV cache."""
         form = chat_format(self.codec)
         ids = form.opening(system_prompt)
+        self.reply_room(0, len(ids))
         self.store.admit(self._empty.bytes_per_token * len(ids), "the system prompt")
         shared = self.store.shared_prefix(ids)
         done = len(shared) * self.store.config.block_tokens
@@ -123,8 +128,23 @@ class Engine:
         """The session store's budget use and per-tier figures."""
         return self.store.stats()
 
+    def reply_room(self, held: int, added: int) -> int:
+        """Tokens a reply may have after feeding ``added`` tokens on top of ``held`` ones
+        (``sys.maxsize`` when the context is unknown); UsageError when none are left."""
+        if self.context_tokens is None:
+            return sys.maxsize
+        left = self.context_tokens - held - added
+        if left < 1:
+            raise UsageError(
+                f"the conversation would reach {held + added} tokens, past the model's "
+                f"context of {self.context_tokens}: start a new session (/reset in "
+                "`memlens chat`) or send a shorter message"
+            )
+        return left
+
     def cache(self, kv: FullKV) -> Any:
-        """A transformers ``DynamicCache`` holding copies of ``kv``."""
+        """A transformers ``DynamicCache`` that starts from ``kv``; it grows into new
+        tensors (``torch.cat``), leaving those of ``kv`` as they were."""
         from memlens.profiler.meta import transformers_module
 
         dynamic = transformers_module().DynamicCache
@@ -159,7 +179,7 @@ class Engine:
             raise UnsupportedArchitectureError(
                 f"sessions need a plain per-layer KV cache; this model's has {sorted(kinds)}"
             )
-        return FullKV(
+        return FullKV(  # (1, H, 0, D) per layer
             tuple((k[:, :, :0].clone(), v[:, :, :0].clone()) for k, v in self.kv(cache).layers)
         )
 
@@ -199,6 +219,7 @@ class Session:
         cache; the session is left as it was (promoted to hot, as any access does)."""
         store = self._engine.store
         ids = self.prompt_ids(text)
+        self._engine.reply_room(len(store.tokens(self.id)), len(ids))
         tokens, work = store.checkout(self.id, len(ids))
         try:
             logits = self._engine.next_logits(work, ids)
@@ -209,15 +230,18 @@ class Session:
     def send(
         self, text: str, max_new_tokens: int = 64, sampling: Sampling | None = None
     ) -> Generator[str, None, None]:
-        """Stream the reply to user message ``text`` as text pieces. Only the tokens this
-        turn adds are prefilled; the session is pinned in memory until the generator ends
-        or is closed (a reply abandoned midway keeps what was decoded so far)."""
+        """Stream the reply to user message ``text`` as text pieces, at most
+        ``max_new_tokens`` tokens and no further than the model's context. Only the tokens
+        this turn adds are prefilled; the session is pinned in memory until the generator
+        ends or is closed (a reply abandoned midway keeps what was decoded so far)."""
         if max_new_tokens < 1:
             raise UsageError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         engine, store = self._engine, self._engine.store
         start = time.perf_counter()
         turn = TurnStats(self.tier)
         ids = self.prompt_ids(text)
+        room = engine.reply_room(len(store.tokens(self.id)), len(ids))
+        max_new_tokens = min(max_new_tokens, room)
         tokens, work = store.checkout(self.id, len(ids) + max_new_tokens)
         turn.reused_tokens, turn.prompt_tokens = len(tokens), len(ids)
         self.last_turn = turn

@@ -191,6 +191,8 @@ def test_many_sessions_under_a_small_budget_spill_and_come_back(
     for session in sessions:  # every session continues, from whatever tier
         predicted = session.score(NEXT)
         assert bytes(predicted.ids).decode().startswith(f"System: {SYSTEM}\nUser: {TURNS[0]}")
+        error = (predicted.logits - _recompute(model, predicted.ids)).abs().max().item()
+        assert error < 0.05  # hot, or back from INT8 (warm, or spilled while warm)
         assert engine.stats().used_bytes <= engine.stats().budget_bytes
     stats = engine.stats()
     assert stats.cold.spills >= 1 and stats.cold.restores >= 1 and stats.cold.restore_s > 0
@@ -229,3 +231,25 @@ def test_an_empty_message_is_a_usage_error_and_changes_nothing(model: nn.Module,
     with pytest.raises(UsageError, match="the message is empty"):
         session.score(text)
     assert session.tokens == tokens and engine.stats().reserved_bytes == 0
+
+
+def test_a_turn_stops_at_the_models_context_and_one_past_it_is_refused(
+    model: nn.Module,
+) -> None:
+    """Regression: nothing bounded a conversation by the model's positions (1024 for the
+    fixture), so it decoded past them (or, for learned positions, failed inside torch)."""
+    engine = _engine(model)
+    assert engine.context_tokens == 1024
+    session = engine.session()
+    prompt = len(session.prompt_ids("x" * 1000))  # "User: …\nAssistant:" around it
+    "".join(session.send("x" * 1000, max_new_tokens=50))
+    assert session.last_turn is not None and session.last_turn.new_tokens == 1024 - prompt
+    assert len(session.tokens) == 1024
+    reach = 1023 + len(session.prompt_ids("hi"))  # the cache, then the last reply token
+    with pytest.raises(UsageError, match=f"would reach {reach} tokens, past the model's"):
+        "".join(session.send("hi", max_new_tokens=1))
+    with pytest.raises(UsageError, match="past the model's context of 1024"):
+        session.score("hi")
+    with pytest.raises(UsageError, match="would reach 1209 tokens"):
+        engine.session(system_prompt="y" * 1200)  # "System: …\n" around it
+    assert engine.stats().reserved_bytes == 0

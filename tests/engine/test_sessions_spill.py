@@ -195,8 +195,8 @@ def test_a_valid_spill_file_with_other_shapes_is_refused(tmp_path: Path) -> None
     well-formed file of the same session and tokens but other tensors was accepted."""
     tokens = list(range(10))
     spilled = write_spill(tmp_path / "s.safetensors", 1, tokens, synthetic_kv(tokens))
-    other = FullKV(tuple((k[:, :1], v[:, :1]) for k, v in synthetic_kv(tokens).layers))
-    write_spill(spilled.path, 1, tokens, other)  # one head instead of two
+    one_head = tuple((k[:, :1], v[:, :1]) for k, v in synthetic_kv(tokens).layers)  # (1, 1, T, D)
+    write_spill(spilled.path, 1, tokens, FullKV(one_head))  # of two heads, it holds one
     with pytest.raises(SpillError, match="the file differs from the one written"):
         read_spill(spilled, 1, tokens)
 
