@@ -119,11 +119,13 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
             )
         head_dim = key_states.shape[-1]
         self.value_group = min(self.config.group_size, head_dim)
-        if head_dim % self.value_group or head_dim % 2:
+        if head_dim % self.value_group:
             raise UsageError(
                 f"head size {head_dim} is not a multiple of the KV group size "
                 f"{self.config.group_size}: pick a group size that divides it"
             )
+        if self.config.bits == 4 and head_dim % 2:
+            raise UsageError(f"4-bit KV packs two values per byte: head size {head_dim} is odd")
         self.device = key_states.device
         self.dtype = key_states.dtype
         self.keys = key_states[..., :0, :].clone()  # (B, H, 0, D)

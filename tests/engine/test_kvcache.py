@@ -201,6 +201,9 @@ def test_bad_input_is_a_clear_error(tiny_model: Any) -> None:
     layer = CompressedKVLayer(KVCacheConfig(group_size=64))
     with pytest.raises(UsageError, match="head size 80 is not a multiple"):
         layer.update(*_states(4, dim=80))
+    layer = CompressedKVLayer(KVCacheConfig(bits=4, group_size=128))
+    with pytest.raises(UsageError, match="head size 7 is odd"):
+        layer.update(*_states(4, dim=7))
     layer = CompressedKVLayer(KVCacheConfig())
     with pytest.raises(UsageError, match="one shape"):
         layer.update(torch.zeros(1, 2, 4, 8), torch.zeros(1, 2, 5, 8))
