@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from memlens.errors import UsageError
 
@@ -75,16 +75,3 @@ class SessionStoreConfig:
         if self.spill_dir is not None:
             enabled.append(Tier.COLD)
         return tuple(enabled)
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON types (the CLI's ``--json`` and the benchmark record it)."""
-        return {
-            "version": self.version,
-            "budget_bytes": self.budget_bytes,
-            "warm": self.warm,
-            "warm_bits": self.warm_bits,
-            "group_size": self.group_size,
-            "block_tokens": self.block_tokens,
-            "spill_dir": None if self.spill_dir is None else str(self.spill_dir),
-            "decay": self.decay,
-        }

@@ -73,10 +73,6 @@ class TierStats:
     restore_s: float
     """Seconds spent reading and decoding spill files (cold tier only)."""
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON types (bytes as integers, seconds as floats)."""
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class StoreStats:
@@ -322,6 +318,7 @@ class SessionStore:
         return entry
 
     def _value(self, entry: _Entry) -> float:
+        """How much ``entry`` is worth keeping warm: decayed access frequency now."""
         return entry.frequency * self.config.decay ** (self._clock - entry.last)
 
     def _load(self, session_id: int, entry: _Entry) -> FullKV:
