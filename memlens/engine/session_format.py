@@ -9,9 +9,12 @@ and feeds the text it adds to the previous rendering; any other tokenizer gets a
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 from memlens.engine.tokens import HuggingFaceCodec, TextCodec
+
+_log = logging.getLogger(__name__)
 
 
 class ChatFormat(Protocol):
@@ -57,6 +60,7 @@ class TemplateFormat:
         self._tokenizer = tokenizer
         self._messages: list[dict[str, str]] = []
         self._rendered = ""
+        self._warned = False  # about a template that rewrites earlier turns (once)
 
     def _render(self, messages: list[dict[str, str]], prompt: bool) -> str:
         text: str = self._tokenizer.apply_chat_template(
@@ -82,6 +86,15 @@ class TemplateFormat:
         # what it adds after the common part is the best continuation there is
         pairs = zip(self._rendered, rendered, strict=False)
         same = next((i for i, (a, b) in enumerate(pairs) if a != b), len(self._rendered))
+        if same < len(self._rendered) and not self._warned:
+            self._warned = True
+            _log.warning(
+                "the chat template renders earlier turns differently from what this session "
+                "holds (the first %d of %d characters agree); the session goes on from its "
+                "own history, so replies may differ from a fresh rendering",
+                same,
+                len(self._rendered),
+            )
         return self._encode(rendered[same:])
 
     def replied(self, text: str, reply: str) -> None:

@@ -6,7 +6,8 @@ a :class:`~memlens.engine.session_store.SessionStore`: sessions that open with t
 system prompt share its KV blocks (``prefix_blocks.py``), and under the store's memory
 budget idle sessions move from hot (full precision) to warm (INT8/INT4) to cold (spilled
 to disk), coming back to hot when used; that policy is described in
-``session_store.py``.
+``session_store.py``. An engine and its store are for one thread at a time (a server
+holds a lock around them); one session streams one reply at a time.
 
     engine = Engine.load("benchmarks/fixtures/byte_llama",
                          store=SessionStoreConfig(budget_bytes=64 << 20, spill_dir=Path("spill")))

@@ -3,7 +3,10 @@ up to the whole conversation as the tokenizer's template renders it."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from memlens.engine.session_format import PlainFormat, TemplateFormat, chat_format
 from memlens.engine.tokens import ByteCodec, HuggingFaceCodec
@@ -69,3 +72,31 @@ def test_plain_transcript_for_tokenizers_without_a_template() -> None:
     assert _text(form.turn("first")) == "User: first\nAssistant:"
     form.replied("first", " ok")
     assert _text(form.turn("second")) == "\nUser: second\nAssistant:"
+
+
+class _ForgetfulTokenizer(_TemplateTokenizer):
+    """A template that drops earlier assistant replies when it re-renders (as templates
+    that hide reasoning do)."""
+
+    def apply_chat_template(
+        self, messages: list[dict[str, str]], tokenize: bool, add_generation_prompt: bool
+    ) -> str:
+        last = len(messages) - 1
+        kept = [m for i, m in enumerate(messages) if m["role"] != "assistant" or i == last]
+        return super().apply_chat_template(kept, tokenize, add_generation_prompt)
+
+
+def test_a_template_that_rewrites_earlier_turns_is_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    form = TemplateFormat(_ForgetfulTokenizer())
+    form.opening("Be brief.")
+    form.turn("first")
+    form.replied("first", "Hi there")
+    with caplog.at_level(logging.WARNING, logger="memlens.engine.session_format"):
+        second = form.turn("second")
+        form.turn("second")
+    # it feeds what follows the first disagreement: the new message is in it
+    assert _text(second).endswith("\nsecond<|end|>\n<|assistant|>\n")
+    (record,) = caplog.records
+    assert "renders earlier turns differently" in record.getMessage()
