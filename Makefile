@@ -44,6 +44,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/estimate_vs_accelerate.py
 	$(BIN)/python benchmarks/lsp_latency.py
 	$(BIN)/python benchmarks/engine_weights.py
+	$(BIN)/python benchmarks/engine_kv.py
+	$(BIN)/python benchmarks/engine_sessions.py
+	$(BIN)/python benchmarks/tracing.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache benchmarks/results
