@@ -36,7 +36,10 @@ _ops = st.lists(
 
 
 def _check(store: SessionStore, open_sessions: dict[int, list[int]]) -> None:
+    stats = store.stats()
     assert store.used_bytes <= BUDGET_TOKENS * TOKEN_BYTES
+    assert stats.reserved_bytes == 0  # between operations, nothing stays pinned
+    assert stats.hot.sessions + stats.warm.sessions + stats.cold.sessions == len(open_sessions)
     for sid, tokens in open_sessions.items():
         assert store.tokens(sid) == tokens
 
