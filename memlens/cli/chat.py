@@ -39,7 +39,7 @@ HELP = "chat with a local model; sessions keep their KV cache between turns"
 
 _COMMAND = re.compile(r"/[a-z]+")
 """A line that is one ``/word`` is a command, not a message (``/usr/bin/env?`` is not)."""
-COMMANDS = ("/stats", "/reset", "/quit")
+_COMMANDS = ("/stats", "/reset", "/quit")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,7 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
     parser.add_argument("--top-p", type=float, help="sample from the nucleus of mass p")
     parser.add_argument("--seed", type=int, help="seed for reproducible samples")
-    parser.add_argument("--json", action="store_true", help="one JSON object per turn")
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per turn, /stats and /reset"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -134,7 +136,7 @@ class _Chat:
             else:
                 print("memlens: new conversation", file=sys.stderr)
         else:
-            raise UsageError(f"unknown command {text}: use {', '.join(COMMANDS)}")
+            raise UsageError(f"unknown command {text}: use {', '.join(_COMMANDS)}")
 
     def turn(self, text: str) -> None:
         """Send one message and show the reply (a JSON record with ``--json``)."""
