@@ -22,9 +22,9 @@ from memlens.engine.quantize import compress_
 from memlens.engine.report import CompressionReport
 from memlens.engine.sensitivity import plan_auto
 from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.session_errors import SessionBudgetError, SessionLostError, SpillError
 from memlens.engine.session_store import StoreStats, TierStats
 from memlens.engine.sessions import Engine, Session, TurnStats
+from memlens.errors import SessionBudgetError, SessionLostError, SpillError
 
 __all__ = [
     "AutoWeightConfig",

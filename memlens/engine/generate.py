@@ -82,7 +82,7 @@ def pick_tokens(
 
 
 @dataclass(frozen=True)
-class _ForwardCall:
+class ForwardCall:
     """How this model's forward takes a cache: transformers 5 names the argument
     ``cache`` (older signatures ``past_key_values``); ``logits_to_keep`` spares every
     step the full sequence of vocabulary logits."""
@@ -91,7 +91,8 @@ class _ForwardCall:
     keep_last: bool
 
     @classmethod
-    def of(cls, model: nn.Module) -> _ForwardCall:
+    def of(cls, model: nn.Module) -> ForwardCall:
+        """The call that fits ``model``'s forward signature."""
         parameters = inspect.signature(model.forward).parameters
         cache_argument = "cache" if "cache" in parameters else "past_key_values"
         return cls(cache_argument, "logits_to_keep" in parameters)
@@ -132,7 +133,7 @@ def stream(
         raise UsageError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if cache is None:
         cache = transformers_module().DynamicCache(config=getattr(model, "config", None))
-    forward = _ForwardCall.of(model)
+    forward = ForwardCall.of(model)
     stats = stats if stats is not None else DecodeStats()
     stats.prompt_tokens = ids.numel()
     generator = None

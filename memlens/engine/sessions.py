@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from memlens.engine.config import WeightConfig
-from memlens.engine.generate import DecodeStats, Sampling, _ForwardCall, stream
+from memlens.engine.generate import DecodeStats, ForwardCall, Sampling, stream
 from memlens.engine.session_config import SessionStoreConfig, Tier
 from memlens.engine.session_format import ChatFormat, chat_format
 from memlens.engine.session_kv import FullKV
@@ -86,7 +86,7 @@ class Engine:
         self.context_tokens: int | None = getattr(model.config, "max_position_embeddings", None)
         """Positions the model was built for (tokens): no turn goes past them; ``None``
         when its config does not say."""
-        self._forward = _ForwardCall.of(model)
+        self._forward = ForwardCall.of(model)
         self._empty = self._kv_layout()
 
     @classmethod
