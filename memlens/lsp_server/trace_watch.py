@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,8 +28,14 @@ log = logging.getLogger(__name__)
 STORE_PATH = Path(".memlens") / "traces.db"
 """The store, relative to the workspace root (the collector's default too)."""
 POLL_S = 1.0
+"""Seconds between looks at the store while nothing is pending."""
 DEBOUNCE_S = 0.5
+"""Seconds of quiet after new data before ``on_change`` is called."""
 MAX_DELAY_S = 3.0
+"""Most seconds ``on_change`` waits under steady traffic."""
+_READ_ERRORS = (MemlensError, sqlite3.Error)
+"""What reading the store may raise: a missing or foreign file, or SQLite itself (a file
+replaced or locked under the reader); polling logs these and carries on."""
 
 
 class TraceWatch:
@@ -39,6 +46,7 @@ class TraceWatch:
         self._on_error = on_error
         self.db: Path | None = None
         self.collector: CollectorProcess | None = None
+        self._port: int | None = None
         self.memory_peaks: list[MemoryPeak] = []
         """Per process, its peak and latest RSS; refreshed on every change."""
         self._seen_ns = 0
@@ -59,10 +67,11 @@ class TraceWatch:
             await self._configure(root / STORE_PATH if enabled and root else None, port)
 
     async def _configure(self, db: Path | None, port: int) -> None:
-        if db == self.db and (self.collector is None or self.collector.port == port):
+        unchanged = db == self.db and port == self._port
+        if unchanged and (self.collector is None or self.collector.running):
             return
         await self._stop()
-        self.db = db
+        self.db, self._port = db, port
         if db is None:
             return
         if not await asyncio.to_thread(port_answers, port):
@@ -86,7 +95,7 @@ class TraceWatch:
         if self.collector is not None:
             await self.collector.stop()
             self.collector = None
-        self.db = None
+        self.db = self._port = None
         self.memory_peaks = []
         self._rows.clear()
         self._seen_ns = 0
@@ -99,12 +108,32 @@ class TraceWatch:
         with TraceStore(self.db, readonly=True) as store:
             yield store
 
+    def _span_paths(self, path: str) -> list[str]:
+        """The ways a span may name the editor's file ``path``: as given, resolved
+        (symlinks, ``..``; ``memlens run`` records this form), and relative to the workspace
+        root (instrumentation that keeps ``co_filename`` as given, run from the root)."""
+        forms = [path, str(Path(path).resolve())]
+        if self.db is not None:
+            root = self.db.parent.parent.resolve()  # db is root/.memlens/traces.db
+            if Path(forms[1]).is_relative_to(root):
+                forms.append(str(Path(forms[1]).relative_to(root)))
+        return list(dict.fromkeys(forms))
+
     def code_rows(self, path: str) -> list[CodeDuration]:
-        """The located spans of one file (cached until the store changes)."""
+        """The located spans of one file (cached until the store changes); none while the
+        store cannot be read."""
         cached = self._rows.get(path)
         if cached is None:
-            with self._store() as store:
-                cached = list(store.code_durations(path)) if store else []
+            try:
+                with self._store() as store:
+                    cached = (
+                        [r for p in self._span_paths(path) for r in store.code_durations(p)]
+                        if store
+                        else []
+                    )
+            except _READ_ERRORS as exc:
+                log.warning("cannot read the trace store: %s", exc)
+                return []
             self._rows[path] = cached
         return cached
 
@@ -118,10 +147,9 @@ class TraceWatch:
         with self._store() as store:
             return store.latest_received_ns() if store else 0
 
-    def _reload(self) -> None:
-        self._rows.clear()
+    def _peaks(self) -> list[MemoryPeak]:
         with self._store() as store:
-            self.memory_peaks = store.memory_peaks() if store else []
+            return store.memory_peaks() if store else []
 
     async def _poll(self) -> None:
         pending_since: float | None = None
@@ -130,15 +158,20 @@ class TraceWatch:
             await asyncio.sleep(POLL_S if pending_since is None else DEBOUNCE_S)
             try:
                 latest = await asyncio.to_thread(self._latest)
-            except MemlensError as exc:
+                grew = latest > self._seen_ns
+                self._seen_ns = max(latest, self._seen_ns)
+                if grew and pending_since is None:
+                    pending_since = loop.time()
+                quiet = not grew or loop.time() - (pending_since or 0) >= MAX_DELAY_S
+                if pending_since is None or not quiet:
+                    continue
+                # assigned here, not in the thread: a stop during the read cancels this
+                # task at the await, so a stopped watch never gets the old store's peaks
+                peaks = await asyncio.to_thread(self._peaks)
+            except _READ_ERRORS as exc:
                 log.warning("cannot read the trace store: %s", exc)
                 continue
-            grew = latest > self._seen_ns
-            self._seen_ns = max(latest, self._seen_ns)
-            if grew and pending_since is None:
-                pending_since = loop.time()
-            quiet = not grew or loop.time() - (pending_since or 0) >= MAX_DELAY_S
-            if pending_since is not None and quiet:
-                pending_since = None
-                await asyncio.to_thread(self._reload)
-                self._on_change()
+            pending_since = None
+            self._rows.clear()
+            self.memory_peaks = peaks
+            self._on_change()
