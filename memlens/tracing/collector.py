@@ -86,7 +86,8 @@ class CollectorConfig:
     forward_retries: int = 5
     """Attempts per forwarded request, with exponential backoff from 0.5 s."""
     forward_queue: int = 1024
-    """Requests waiting to be forwarded before the oldest are dropped (with a warning)."""
+    """Requests waiting to be forwarded; a request that finds it full is not forwarded
+    (with a warning)."""
 
 
 @dataclass
@@ -138,7 +139,6 @@ class Collector:
         self._threads: list[threading.Thread] = []
         self._store = TraceStore(config.db_path)
         self._store.close()  # created the schema; the writer thread opens its own connection
-        self.spans_written = 0
         self._written = threading.Event()  # set by the writer after a commit
         self._stopped = threading.Event()
 
@@ -210,7 +210,7 @@ class Collector:
                         item.decode(item)
                         batches.append(item)
                         size += len(item.spans)
-                    except BadPayloadError as exc:  # the handler answers 400
+                    except Exception as exc:  # the handler answers 400 (BadPayloadError) or 500
                         item.error = exc
                         item.done.set()
                     if size >= self.config.batch_spans:
@@ -222,19 +222,7 @@ class Collector:
                     if item is None:
                         stopping = True
                         break
-                try:
-                    if size:
-                        self.spans_written += store.insert_rows(
-                            [r for b in batches for r in b.spans]
-                        )
-                    samples = [m for b in batches for m in b.samples]
-                    if samples:
-                        store.insert_samples(samples)
-                except Exception as exc:  # the handler turns it into a 500
-                    for b in batches:
-                        b.error = exc
-                for b in batches:
-                    b.done.set()
+                self._commit(store, batches)
                 self._written.set()
                 if time.monotonic() - last_retention > self.config.retention_every_s:
                     try:
@@ -248,6 +236,22 @@ class Collector:
                     last_retention = time.monotonic()
         finally:
             store.close()
+
+    def _commit(self, store: TraceStore, batches: list[_Batch]) -> None:
+        """Store the batches together, else (the database refused something: a number past
+        SQLite's 64-bit integers, a full disk) each on its own, so that a request that
+        cannot be stored fails alone (its handler answers 500) and the others are kept;
+        then wake their handlers."""
+        try:
+            _write(store, batches)
+        except Exception:
+            for batch in batches:
+                try:
+                    _write(store, [batch])
+                except Exception as exc:
+                    batch.error = exc
+        for batch in batches:
+            batch.done.set()
 
     def _checkpoint_loop(self) -> None:
         store = TraceStore(self.config.db_path)
@@ -292,6 +296,17 @@ class Collector:
                 else:
                     time.sleep(delay)  # backoff between retries, not synchronisation
                     delay *= 2
+
+
+def _write(store: TraceStore, batches: list[_Batch]) -> None:
+    """The spans, then the memory samples, of some batches: a transaction each. Spans are
+    replaced by id, so writing them again after a failed sample write stores each once."""
+    spans = [row for batch in batches for row in batch.spans]
+    if spans:
+        store.insert_rows(spans)
+    samples = [sample for batch in batches for sample in batch.samples]
+    if samples:
+        store.insert_samples(samples)
 
 
 def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:

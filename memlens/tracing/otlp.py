@@ -31,6 +31,7 @@ __all__ = [
     "BadPayloadError",
     "PayloadTooLargeError",
     "attributes_of",
+    "check_times",
     "decode_request",
     "encode_response",
     "gunzip_bounded",
@@ -168,6 +169,7 @@ def records_from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]
                 trace_id = _check_id(span.trace_id, 16, "traceId")
                 span_id = _check_id(span.span_id, 8, "spanId")
                 assert trace_id is not None and span_id is not None
+                check_times(span.start_time_unix_nano, span.end_time_unix_nano)
                 records.append(
                     SpanRecord(
                         trace_id=trace_id,
@@ -223,6 +225,18 @@ def _attrs_json(kvs: Any) -> tuple[str, dict[str, Any] | None]:
     return "{" + ",".join(parts) + "}", code
 
 
+MAX_NS = 2**63 - 1
+"""Latest time the store holds (SQLite integers are signed 64-bit): Unix nanoseconds, the
+year 2262. OTLP times are unsigned 64-bit; later ones are bad data."""
+
+
+def check_times(*times_ns: int) -> None:
+    """BadPayloadError when a time (Unix nanoseconds) is past :data:`MAX_NS`."""
+    for time_ns in times_ns:
+        if time_ns > MAX_NS:
+            raise BadPayloadError(f"time {time_ns} ns is past {MAX_NS} (the year 2262)")
+
+
 def _bad_id(raw: bytes, size: int, what: str) -> NoReturn:
     raise BadPayloadError(f"{what} must be {size} bytes and not all zero, got {raw.hex()!r}")
 
@@ -251,6 +265,7 @@ def span_rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
                     _bad_id(parent, 8, "parentSpanId")
                 attributes, code = _attrs_json(span.attributes)
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                check_times(start, end)
                 status = span.status
                 rows.append(
                     (

@@ -8,13 +8,15 @@ points without a resident set size: the collector only keeps memory.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
+from opentelemetry.proto.metrics.v1.metrics_pb2 import NumberDataPoint
 
-from memlens.tracing.otlp import attributes_of, parse_message
+from memlens.tracing.otlp import BadPayloadError, attributes_of, check_times, parse_message
 from memlens.tracing.store import MemorySample
 
 __all__ = [
@@ -35,11 +37,22 @@ CUDA_RESERVED = "memlens.cuda.memory.reserved"
 ENTRY_POINT = "memlens.entry_point"
 """Resource attribute: absolute path of the script ``memlens run`` launched."""
 _FIELDS = {RSS: 0, CUDA_ALLOCATED: 1, CUDA_RESERVED: 2}
+_MAX_BYTES = 2**63 - 1
+"""Largest byte count the store holds (SQLite integers are signed 64-bit)."""
 
 
 def decode_metrics_request(body: bytes, content_type: str) -> ExportMetricsServiceRequest:
     """Parse an ``ExportMetricsServiceRequest`` in protobuf or OTLP JSON."""
     return parse_message(body, content_type, ExportMetricsServiceRequest())
+
+
+def _bytes(point: NumberDataPoint, which: str, name: str) -> int:
+    """A gauge point's value as whole bytes; BadPayloadError for NaN, infinities and
+    values outside 0 .. 2**63 - 1."""
+    value = getattr(point, which)
+    if not math.isfinite(value) or not 0 <= value <= _MAX_BYTES:
+        raise BadPayloadError(f"{name} value {value!r} is not a byte count")
+    return int(value)
 
 
 def _int(value: Any) -> int | None:
@@ -67,8 +80,9 @@ def samples_from_request(request: ExportMetricsServiceRequest) -> list[MemorySam
                     which = point.WhichOneof("value")
                     if which is None:
                         continue
+                    check_times(point.time_unix_nano)
                     values = by_time.setdefault(point.time_unix_nano, [None, None, None])
-                    values[column] = int(getattr(point, which))
+                    values[column] = _bytes(point, which, metric.name)
         for time_ns, (rss, allocated, reserved) in sorted(by_time.items()):
             if rss is None:
                 continue

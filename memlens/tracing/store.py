@@ -145,9 +145,14 @@ def code_location_of(attributes: dict[str, Any]) -> tuple[str | None, int | None
     function = attributes.get("code.function.name", attributes.get("code.function"))
     return (
         str(path) if path is not None else None,
-        int(line) if isinstance(line, int | float | str) and str(line).isdigit() else None,
+        int(line) if isinstance(line, int | float | str) and _is_line(str(line)) else None,
         str(function) if function is not None else None,
     )
+
+
+def _is_line(text: str) -> bool:
+    """Whether ``text`` is a line number SQLite can hold (a longer one is no real line)."""
+    return text.isascii() and text.isdigit() and int(text) < 2**31
 
 
 SpanRow = tuple[

@@ -37,6 +37,8 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from memlens.tracing.collector import Collector, CollectorConfig, _Batch, _traces
+from memlens.tracing.otlp import PROTOBUF as PROTOBUF_CT
 from memlens.tracing.store import TraceStore
 from tests.tracing.conftest import RunningCollector, start_collector, stop_collector
 
@@ -405,3 +407,72 @@ def test_memory_metrics_in_protobuf_gzip_and_json(collector: RunningCollector) -
             "WHERE pid = 7 ORDER BY time_ns"
         ).fetchall()
     assert cuda == [(1000, None), (2000, None), (3000, 4)]
+
+
+def _gauge(value: float | int, time_ns: int = 5) -> bytes:
+    which = {"as_double": value} if isinstance(value, float) else {"as_int": value}
+    point = NumberDataPoint(time_unix_nano=time_ns, **which)
+    metric = Metric(name="process.memory.usage", gauge=Gauge(data_points=[point]))
+    request = ExportMetricsServiceRequest(
+        resource_metrics=[ResourceMetrics(scope_metrics=[ScopeMetrics(metrics=[metric])])]
+    )
+    body: bytes = request.SerializeToString()
+    return body
+
+
+def test_numbers_the_store_cannot_hold_get_400_and_ingest_goes_on(
+    collector: RunningCollector,
+) -> None:
+    """Bad inputs tried: gauge values NaN, inf, -1 and 1e30; a sample time and a span start
+    past 2**63 - 1 ns; ``code.lineno`` "²" (a digit int() refuses) and 30 digits. The
+    writer used to die on the first of these, leaving every later request unanswered."""
+    metrics = collector.endpoint + "/v1/metrics"
+    late = _request(1, seed=5)
+    late.resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano = 2**64 - 1
+    odd_lines = _request(2, seed=6)
+    spans = odd_lines.resource_spans[0].scope_spans[0].spans
+    for span, line in zip(spans, ("²", "9" * 30), strict=True):
+        span.attributes.append(KeyValue(key="code.lineno", value=AnyValue(string_value=line)))
+        span.attributes.append(KeyValue(key="code.filepath", value=AnyValue(string_value="/a.py")))
+    with httpx.Client(timeout=30) as client:
+        for body, url in [
+            (_gauge(float("nan")), metrics),
+            (_gauge(float("inf")), metrics),
+            (_gauge(-1), metrics),
+            (_gauge(1e30), metrics),
+            (_gauge(10, time_ns=2**64 - 1), metrics),
+            (late.SerializeToString(), collector.url),
+        ]:
+            reply = client.post(url, content=body, headers=PROTOBUF)
+            assert reply.status_code == 400, reply.text
+        assert "not a byte count" in client.post(metrics, content=_gauge(-1), headers=PROTOBUF).text
+        for body, url in [
+            (odd_lines.SerializeToString(), collector.url),
+            (_request(3, seed=7).SerializeToString(), collector.url),
+            (_gauge(10), metrics),
+        ]:
+            assert client.post(url, content=body, headers=PROTOBUF).status_code == 200
+    stop_collector(collector)
+    with TraceStore(collector.db, readonly=True) as store:
+        assert store.count() == 5
+        assert [p.peak_rss_bytes for p in store.memory_peaks()] == [10]
+        assert len(store.spans_at("/a.py")) == 2
+        assert [line for _p, line, *_ in store.code_durations("/a.py")] == [0, 0], "no line"
+
+
+def test_a_batch_the_database_refuses_fails_alone(tmp_path: Path) -> None:
+    """Two requests written together, one with a start SQLite cannot hold: the other is
+    stored and only the refused one carries the error (both used to get a 500)."""
+    config = CollectorConfig(db_path=tmp_path / "traces.db", port=0)
+    collector = Collector(config)
+    good = _Batch(_traces, _request(2, seed=8).SerializeToString(), PROTOBUF_CT, False)
+    bad = _Batch(_traces, _request(1, seed=9).SerializeToString(), PROTOBUF_CT, False)
+    for batch in (good, bad):
+        batch.decode(batch)
+    bad.spans = [(*bad.spans[0][:6], 2**64, *bad.spans[0][7:])]  # type: ignore[list-item]
+    with TraceStore(config.db_path) as store:
+        collector._commit(store, [good, bad])
+        assert store.count() == 2
+    collector._server.server_close()
+    assert good.done.is_set() and good.error is None
+    assert bad.done.is_set() and isinstance(bad.error, OverflowError)

@@ -136,3 +136,20 @@ def test_span_rows_reject_the_ids_the_reference_rejects(field: str, raw: bytes) 
     with pytest.raises(BadPayloadError) as reference:
         records_from_request(request)
     assert str(fast.value) == str(reference.value)
+
+
+@pytest.mark.parametrize("field", ["start_time_unix_nano", "end_time_unix_nano"])
+def test_times_past_2262_are_bad_data_in_both_paths(field: str) -> None:
+    """Bad input tried: a start or end of 2**63 ns (SQLite holds up to 2**63 - 1)."""
+    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="x", **{field: 2**63})
+    request = ExportTraceServiceRequest(
+        resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])]
+    )
+    with pytest.raises(BadPayloadError, match="past 9223372036854775807") as fast:
+        span_rows(request)
+    with pytest.raises(BadPayloadError) as reference:
+        records_from_request(request)
+    assert str(fast.value) == str(reference.value)
+    span = Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, name="x", **{field: 2**63 - 1})
+    request.resource_spans[0].scope_spans[0].spans[0].CopyFrom(span)
+    assert len(span_rows(request)) == 1
