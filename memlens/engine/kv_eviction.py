@@ -24,6 +24,8 @@ from memlens.errors import UsageError
 if TYPE_CHECKING:
     from memlens.engine.kvcache import CompressedKVCache
 
+__all__ = ["accumulate_attention", "kept_indices", "kept_length", "track_attention"]
+
 _NEEDS_ATTENTION = (
     "H2O eviction needs the attention probabilities: run the model inside "
     "memlens.engine.track_attention(model, cache)"
@@ -51,6 +53,11 @@ def kept_indices(
         return torch.cat([torch.arange(sinks), torch.arange(stored - (keep - sinks), stored)])
     if scores is None:
         raise UsageError(_NEEDS_ATTENTION)
+    if scores.shape[-1] != stored:
+        raise UsageError(
+            f"{_NEEDS_ATTENTION} on every forward pass: attention was seen for "
+            f"{scores.shape[-1]} of the {stored} cached tokens"
+        )
     return _heavy_hitters(policy, keep, scores)
 
 

@@ -6,8 +6,10 @@ Per layer, the most recent tokens stay in full precision (the residual); once
 ``group_size`` tokens are quantized: keys per channel (a group spans ``group_size`` tokens
 of one channel), values per token (a group spans ``group_size`` channels of one token, or
 the whole head when it is narrower). 4-bit values are packed two per byte; scales and
-minimums are float16. Each update dequantizes the history once, straight into the tensor
-it returns to attention; nothing dequantized is kept.
+minimums are float16 until a block's exceed float16's range (±65504), from which point
+that layer keeps them in float32 (``CompressedKVLayer.scale_dtype``). Each update
+dequantizes the history once, straight into the tensor it returns to attention; nothing
+dequantized is kept.
 
 Works with ``model.generate(cache=cache)`` (``past_key_values=`` in older transformers),
 with ``model(input_ids, cache=cache, use_cache=True)`` called repeatedly (multi-turn
@@ -42,6 +44,7 @@ from memlens.kernels.reference import (
 __all__ = ["CompressedKVCache", "CompressedKVLayer", "KVLayerBytes", "track_attention"]
 
 _SCALE_DTYPE = torch.float16
+_SCALE_MAX = torch.finfo(_SCALE_DTYPE).max
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,13 @@ class KVLayerBytes:
     """Bytes one cache layer holds, by what they store."""
 
     quantized: int
-    """Integer keys and values (4-bit ones packed two per byte)."""
+    """Bytes of integer keys and values (4-bit ones packed two per byte)."""
     scales: int
-    """Their float16 scales and minimums."""
+    """Bytes of their scales and minimums (float16, or float32 once float16 overflows)."""
     residual: int
-    """Recent tokens in full precision (all tokens when ``bits`` is None)."""
+    """Bytes of the recent tokens in full precision (all tokens when ``bits`` is None)."""
     eviction: int
-    """Accumulated attention per token (H2O only)."""
+    """Bytes of the accumulated attention per token (H2O only)."""
 
     @property
     def total(self) -> int:
@@ -72,11 +75,11 @@ class _Blocks:
     """The quantized history of one layer (Tq tokens, whole blocks of g)."""
 
     key_q: torch.Tensor  # (B, H, Tq, D) uint8, or (B, H, Tq, D/2) packed 4-bit
-    key_scale: torch.Tensor  # (B, H, Tq/g, D) float16
-    key_low: torch.Tensor  # (B, H, Tq/g, D) float16
+    key_scale: torch.Tensor  # (B, H, Tq/g, D) scale_dtype
+    key_low: torch.Tensor  # (B, H, Tq/g, D) scale_dtype
     value_q: torch.Tensor  # (B, H, Tq, D) uint8, or (B, H, Tq, D/2) packed 4-bit
-    value_scale: torch.Tensor  # (B, H, Tq, D/gv) float16
-    value_low: torch.Tensor  # (B, H, Tq, D/gv) float16
+    value_scale: torch.Tensor  # (B, H, Tq, D/gv) scale_dtype
+    value_low: torch.Tensor  # (B, H, Tq, D/gv) scale_dtype
 
     def parts(self) -> tuple[torch.Tensor, ...]:
         return tuple(getattr(self, item.name) for item in fields(self))
@@ -84,8 +87,11 @@ class _Blocks:
     def data_bytes(self) -> int:
         return _nbytes(self.key_q, self.value_q)
 
+    def scales(self) -> tuple[torch.Tensor, ...]:
+        return self.key_scale, self.key_low, self.value_scale, self.value_low
+
     def scale_bytes(self) -> int:
-        return _nbytes(self.key_scale, self.key_low, self.value_scale, self.value_low)
+        return _nbytes(*self.scales())
 
     def map(self, change: Callable[[torch.Tensor], torch.Tensor]) -> _Blocks:
         """The same blocks, every tensor changed alike (batch reorders, appends)."""
@@ -108,6 +114,8 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
         """Tokens that went through this layer (evicted ones included)."""
         self.quantized_tokens = 0
         self.blocks: _Blocks | None = None
+        self.scale_dtype = _SCALE_DTYPE
+        """float16, or float32 from the first block whose scales or minimums overflow it."""
         self.scores: torch.Tensor | None = None  # (B, H, T) float32, H2O only
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
@@ -194,6 +202,7 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
         """Drop everything; the next update starts afresh."""
         self.keys = self.values = self.blocks = self.scores = None
         self.seen = self.quantized_tokens = 0
+        self.scale_dtype = _SCALE_DTYPE
         self.is_initialized = False
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
@@ -213,6 +222,8 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
         raise UsageError("the compressed KV cache cannot be cropped")
 
     def _map(self, change: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        if not self.is_initialized:  # nothing stored yet (layers made up front)
+            return
         self.blocks = None if self.blocks is None else self.blocks.map(change)
         self.keys, self.values = (change(part) for part in self._residual())
         self.scores = None if self.scores is None else change(self.scores)
@@ -244,9 +255,12 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
         value_q, value_scale, value_low = quantize_groups(values, bits, self.value_group)
         if bits == 4:
             key_q, value_q = pack_int4(key_q), pack_int4(value_q)  # (B, H, n, D/2)
-        key_scale, key_low, value_scale, value_low = (
-            s.to(_SCALE_DTYPE) for s in (key_scale, key_low, value_scale, value_low)
-        )
+        scales = (key_scale, key_low, value_scale, value_low)
+        if self.scale_dtype == _SCALE_DTYPE and _overflows(scales):
+            self.scale_dtype = torch.float32
+            if self.blocks is not None:
+                self.blocks = self._widened(self.blocks)
+        key_scale, key_low, value_scale, value_low = (s.to(self.scale_dtype) for s in scales)
         new = _Blocks(key_q, key_scale, key_low, value_q, value_scale, value_low)
         held = self.blocks
         self.blocks = (
@@ -257,6 +271,12 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
             )
         )
         self.quantized_tokens += keys.shape[-2]
+
+    @staticmethod
+    def _widened(blocks: _Blocks) -> _Blocks:
+        """The same blocks with float32 scales and minimums."""
+        key_scale, key_low, value_scale, value_low = (s.float() for s in blocks.scales())
+        return _Blocks(blocks.key_q, key_scale, key_low, blocks.value_q, value_scale, value_low)
 
     def _materialize(
         self, key_states: torch.Tensor, value_states: torch.Tensor
@@ -317,6 +337,12 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
         self.lazy_initialization(keys, values)
         self.seen, self.scores = seen, scores
         self._append(keys, values)
+
+
+def _overflows(scales: tuple[torch.Tensor, ...]) -> bool:
+    """Whether any float32 scale or minimum lies beyond float16's range (one host sync
+    per quantized block on an accelerator)."""
+    return any(bool((s.abs() > _SCALE_MAX).any()) for s in scales)
 
 
 def _cast_into(out: torch.Tensor, q: torch.Tensor, bits: int | None) -> None:

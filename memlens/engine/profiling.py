@@ -19,6 +19,8 @@ from memlens.engine.loading import LoadedModel
 from memlens.profiler.measure import measure_layers, measure_peak, module_bytes
 from memlens.profiler.meta import transformers_module
 
+__all__ = ["MeasuredLayer", "ProfileRun", "profile_run"]
+
 
 @dataclass(frozen=True)
 class MeasuredLayer:

@@ -119,3 +119,12 @@ def test_tracking_a_model_without_attention_layers_is_an_error() -> None:
         track_attention(torch.nn.Linear(2, 2), cache),
     ):
         pass
+
+
+def test_h2o_with_attention_missing_for_some_tokens_is_a_clear_error() -> None:
+    layer = CompressedKVLayer(parse_kv("h2o:8"))
+    layer.update(_positions(0, 20), _positions(0, 20))
+    layer.observe_attention(torch.rand(1, 2, 20, 20).softmax(-1))
+    layer.update(_positions(20, 21), _positions(20, 21))  # evicts to 8, then adds 1: unseen
+    with pytest.raises(UsageError, match="on every forward pass: attention was seen for 8 of"):
+        layer.update(_positions(21, 22), _positions(21, 22))

@@ -289,3 +289,34 @@ def test_config_checks_its_values() -> None:
         HeavyHitterEviction()
     with pytest.raises(UsageError, match="recent share"):
         HeavyHitterEviction(budget_tokens=8, recent=0)
+
+
+def test_scales_beyond_float16_switch_the_layer_to_float32() -> None:
+    layer = CompressedKVLayer(KVCacheConfig(bits=8, group_size=32))
+    keys, values = _states(64)
+    layer.update(keys, values)  # two float16 blocks
+    assert layer.blocks is not None and layer.blocks.key_scale.dtype == torch.float16
+    huge_keys, huge_values = keys * 1e5, values * 1e5  # minimums ≈ -3e5: inf in float16
+    layer.update(huge_keys, huge_values)
+    got_keys, got_values = layer.update(keys[..., :0, :], values[..., :0, :])  # (1, 2, 128, 64)
+    expected_keys = torch.cat([keys, huge_keys], dim=-2)
+    expected_values = torch.cat([values, huge_values], dim=-2)
+    assert torch.isfinite(got_keys).all() and torch.isfinite(got_values).all()
+    torch.testing.assert_close(got_keys, expected_keys, rtol=0, atol=0.02 * 1e5)
+    torch.testing.assert_close(got_values, expected_values, rtol=0, atol=0.02 * 1e5)
+    small_error = (got_keys[..., :64, :] - keys).abs().max()  # widened, not re-quantized
+    assert small_error < 0.05
+    assert layer.nbytes() == _held_bytes(layer)
+    assert layer.scale_dtype == torch.float32
+    assert all(part.dtype == torch.float32 for part in layer.blocks.scales())
+    assert layer.bytes_held().scales == 4 * 2 * (2 * 4 * 64 + 2 * 128 * 2)  # float32 scale + low
+
+
+def test_batch_changes_before_the_first_update_do_nothing(tiny_model: Any) -> None:
+    cache = CompressedKVCache(parse_kv("int8:g32"), tiny_model.config)
+    cache.batch_repeat_interleave(2)
+    cache.reorder_cache(torch.LongTensor([0]))
+    cache.batch_select_indices(torch.tensor([0]))
+    prompt = torch.arange(40) % 256
+    expected = generate(tiny_model, prompt, 10, cache=CompressedKVCache(parse_kv("int8:g32")))
+    assert torch.equal(generate(tiny_model, prompt, 10, cache=cache), expected)
