@@ -36,7 +36,15 @@ def _any_value(value: Any) -> dict[str, Any]:
         return {"doubleValue": value}
     if isinstance(value, list):
         return {"arrayValue": {"values": [_any_value(v) for v in value]}}
+    if isinstance(value, dict):  # an OTLP kvlist, as the store reads it back
+        return {"kvlistValue": {"values": _key_values(value)}}
+    if value is None:  # an empty AnyValue
+        return {}
     return {"stringValue": str(value)}
+
+
+def _key_values(attributes: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": k, "value": _any_value(v)} for k, v in attributes.items()]
 
 
 def otlp_json_span(span: SpanRecord) -> dict[str, Any]:
@@ -51,7 +59,7 @@ def otlp_json_span(span: SpanRecord) -> dict[str, Any]:
         "service": span.service,
         "startTimeUnixNano": str(span.start_ns),
         "endTimeUnixNano": str(span.end_ns),
-        "attributes": [{"key": k, "value": _any_value(v)} for k, v in span.attributes.items()],
+        "attributes": _key_values(span.attributes),
         "status": {"code": span.status_code, "message": span.status_message},
         "location": (
             {"path": path, "line": line, "function": function}

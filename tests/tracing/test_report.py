@@ -83,13 +83,17 @@ def test_an_unknown_trace_is_null_and_a_bad_jaeger_url_is_an_error(tmp_path: Pat
 
 
 def test_attribute_values_follow_the_otlp_json_mapping() -> None:
-    record: SpanRecord = span(9, None, "batch", 1, 0, 1, n=7, ratio=0.5, ok=True, tags=["a", 2])
+    """kvlists and empty values too (they used to be a Python repr string: "{'k': 1}")."""
+    attributes = {"n": 7, "ratio": 0.5, "ok": True, "tags": ["a", 2], "kv": {"k": 1}, "no": None}
+    record: SpanRecord = span(9, None, "batch", 1, 0, 1, **attributes)
     values = {a["key"]: a["value"] for a in otlp_json_span(record)["attributes"]}
     assert values == {
         "n": {"intValue": "7"},
         "ratio": {"doubleValue": 0.5},
         "ok": {"boolValue": True},
         "tags": {"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": "2"}]}},
+        "kv": {"kvlistValue": {"values": [{"key": "k", "value": {"intValue": "1"}}]}},
+        "no": {},
     }
 
 
