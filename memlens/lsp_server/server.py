@@ -23,6 +23,8 @@ from memlens.lsp_server.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
 DIAGNOSTICS_DEBOUNCE_S = 0.05
+_pushes: set[asyncio.Task[None]] = set()
+"""Trace-view refreshes in flight (see ``MemlensServer.traces_changed``)."""
 
 
 class MemlensProtocol(LanguageServerProtocol):
@@ -193,9 +195,13 @@ class MemlensServer(LanguageServer):
         view when the client has one open."""
         self.refresh_views()
         if self.trace_view is not None:
-            from memlens.lsp_server.features.traces import send_trace_report
+            from memlens.lsp_server.features.traces import push_trace_report
 
-            asyncio.get_running_loop().create_task(send_trace_report(self, self.trace_view[0]))
+            task = asyncio.get_running_loop().create_task(
+                push_trace_report(self, self.trace_view[0])
+            )
+            _pushes.add(task)  # the loop holds tasks weakly: keep it until it is done
+            task.add_done_callback(_pushes.discard)
 
     # -- user messages -----------------------------------------------------------------
     def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:

@@ -8,11 +8,13 @@ import asyncio
 import sqlite3
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import ClassVar
 
 import pytest
 
 from memlens.lsp_server import trace_watch
+from memlens.lsp_server.features.traces import push_trace_report
 from memlens.lsp_server.trace_watch import STORE_PATH, TraceWatch
 from memlens.tracing.store import MemoryPeak, SpanRecord, TraceStore
 
@@ -181,3 +183,29 @@ async def test_an_unreadable_store_gives_no_lenses(
     await watch.configure(True, tmp_path, 4317)
     assert watch.code_rows(str(tmp_path / "mod.py")) == []
     await watch.stop()
+
+
+async def test_a_trace_view_refresh_that_cannot_read_the_store_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The refresh after new spans runs unawaited: an unreadable store (bad input: a text
+    file) is a warning, not a task that dies with "exception was never retrieved"; a
+    readable one is sent as ``memlens/traceReport``."""
+    sent: list[tuple[str, object]] = []
+    ls = SimpleNamespace(
+        traces=TraceWatch(on_change=lambda: None, on_error=lambda message: None),
+        settings=SimpleNamespace(jaeger_url=None),
+        protocol=SimpleNamespace(notify=lambda method, params: sent.append((method, params))),
+    )
+    ls.traces.db = tmp_path / STORE_PATH
+    ls.traces.db.parent.mkdir()
+    ls.traces.db.write_text("not a database")
+    await push_trace_report(ls, None)  # type: ignore[arg-type]
+    assert sent == [] and "cannot refresh the trace view" in caplog.text
+    ls.traces.db.unlink()
+    with TraceStore(ls.traces.db) as store:
+        store.insert([_span(0)])
+    await push_trace_report(ls, TRACE)  # type: ignore[arg-type]
+    ((method, report),) = sent
+    assert method == "memlens/traceReport"
+    assert isinstance(report, dict) and report["trace"]["trace_id"] == TRACE

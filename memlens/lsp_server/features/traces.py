@@ -6,16 +6,20 @@ and polling begins when the settings turn tracing on (see ``trace_watch``)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import sqlite3
 from typing import Any
 
 from lsprotocol import types
 
-from memlens.errors import UsageError
+from memlens.errors import MemlensError, UsageError
 from memlens.lsp_server.server import MemlensServer  # pygls resolves command annotations
 from memlens.tracing.report import trace_report
 
-__all__ = ["TRACES_COMMAND", "TRACE_NOTIFICATION", "register"]
+__all__ = ["TRACES_COMMAND", "TRACE_NOTIFICATION", "push_trace_report", "register"]
+
+log = logging.getLogger(__name__)
 
 TRACES_COMMAND = "memlens.traces"
 TRACE_NOTIFICATION = "memlens/traceReport"
@@ -48,6 +52,15 @@ async def send_trace_report(ls: MemlensServer, trace_id: str | None) -> dict[str
     report = await asyncio.to_thread(_report, ls, trace_id)
     ls.protocol.notify(TRACE_NOTIFICATION, report)
     return report
+
+
+async def push_trace_report(ls: MemlensServer, trace_id: str | None) -> None:
+    """:func:`send_trace_report` after new spans, which nobody awaits: a store that cannot
+    be read just now is logged, and the next change tries again."""
+    try:
+        await send_trace_report(ls, trace_id)
+    except (MemlensError, sqlite3.Error) as exc:
+        log.warning("cannot refresh the trace view: %s", exc)
 
 
 def register(server: MemlensServer) -> None:
