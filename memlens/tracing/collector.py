@@ -141,6 +141,8 @@ class Collector:
         self._store.close()  # created the schema; the writer thread opens its own connection
         self._written = threading.Event()  # set by the writer after a commit
         self._stopped = threading.Event()
+        self._accepting = threading.Lock()
+        """Held to queue a batch and to stop: no batch lands behind the writer's last one."""
 
     @property
     def port(self) -> int:
@@ -165,8 +167,9 @@ class Collector:
         """Stop serving, commit what is queued, and join the threads."""
         self._server.shutdown()
         self._server.server_close()
-        self._queue.put(None)
-        self._stopped.set()
+        with self._accepting:  # a handler still reading a body gets 503 from now on
+            self._stopped.set()
+            self._queue.put(None)
         if self.config.forward_url:
             self._forward.put(None)
         for thread in self._threads:
@@ -175,11 +178,15 @@ class Collector:
     # -- called by the HTTP handler -----------------------------------------------------
 
     def ingest(self, batch: _Batch) -> bool:
-        """Queue a batch for the writer and wait until it is committed. False: queue full."""
-        try:
-            self._queue.put_nowait(batch)
-        except queue.Full:
-            return False
+        """Queue a batch for the writer and wait until it is committed. False: queue full
+        or the collector stopping."""
+        with self._accepting:
+            if self._stopped.is_set():
+                return False
+            try:
+                self._queue.put_nowait(batch)
+            except queue.Full:
+                return False
         batch.done.wait()
         if batch.error is not None:
             raise batch.error
@@ -398,7 +405,7 @@ def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
                 self._error(500, f"writing to the trace store failed: {exc}", reply_type)
                 return
             if not accepted:
-                self._error(503, "collector is busy; retry", reply_type)
+                self._error(503, "collector is busy or stopping; retry", reply_type)
                 return
             self._reply(200, encode_response(content_type), content_type)
 

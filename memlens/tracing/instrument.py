@@ -49,11 +49,12 @@ _log = logging.getLogger(__name__)
 
 _LIBRARY_DIRS = tuple(
     {
-        str(Path(p).resolve())
+        # with the separator: /srv/memlens_app is not inside /srv/memlens
+        os.path.join(Path(p).resolve(), "")
         for key in ("stdlib", "platstdlib", "purelib", "platlib")
         if (p := sysconfig.get_paths().get(key))
     }
-    | {str(Path(__file__).resolve().parents[1])}  # memlens itself
+    | {os.path.join(Path(__file__).resolve().parents[1], "")}  # memlens itself
 )
 _user_file_cache: dict[str, bool] = {}
 

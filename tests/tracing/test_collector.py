@@ -476,3 +476,19 @@ def test_a_batch_the_database_refuses_fails_alone(tmp_path: Path) -> None:
     collector._server.server_close()
     assert good.done.is_set() and good.error is None
     assert bad.done.is_set() and isinstance(bad.error, OverflowError)
+
+
+def test_a_request_that_arrives_while_stopping_is_refused_not_stranded(tmp_path: Path) -> None:
+    """A handler still reading its body when stop() runs queues after the writer's last
+    batch; it used to wait for a commit forever. Now it gets False (503)."""
+    collector = Collector(CollectorConfig(db_path=tmp_path / "traces.db", port=0))
+    collector.start()
+    collector.stop()
+    batch = _Batch(_traces, _request(1, seed=10).SerializeToString(), PROTOBUF_CT, False)
+    answers: list[bool] = []
+    late = threading.Thread(target=lambda: answers.append(collector.ingest(batch)), daemon=True)
+    late.start()
+    late.join(timeout=20)
+    assert answers == [False]
+    with TraceStore(tmp_path / "traces.db", readonly=True) as store:
+        assert store.count() == 0

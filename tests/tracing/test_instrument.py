@@ -28,6 +28,8 @@ def test_user_code_excludes_stdlib_site_packages_memlens_and_generated() -> None
         os.path.join(os.path.dirname(is_user_code.__code__.co_filename), "x.py")
     )
     assert not is_user_code("<string>")
+    memlens_dir = os.path.dirname(os.path.dirname(is_user_code.__code__.co_filename))
+    assert is_user_code(memlens_dir + "_app/main.py"), "a sibling that shares the prefix"
 
 
 def _provider() -> tuple[TracerProvider, InMemorySpanExporter]:
