@@ -302,14 +302,15 @@ class KVCacheConfig:
     token, or the whole head when it is narrower). The most recent ``residual_tokens``
     stay in full precision; older tokens are quantized in blocks of ``group_size``, so
     between ``residual_tokens`` and ``residual_tokens + group_size - 1`` tokens are full
-    precision at any time. Scales and minimums are stored in float16.
+    precision at any time. Scales and minimums are stored in float16; a layer whose
+    scales or minimums exceed float16's range (±65504) keeps them in float32 from then on.
     """
 
     bits: int | None = 8
     """8 or 4 bits per stored element; None keeps keys and values in full precision."""
     group_size: int = 128
     """Tokens per key group and channels per value group (the whole head when narrower).
-    Each group stores a float16 scale and minimum: 4 bytes per group."""
+    Each group stores a float16 scale and minimum: 4 bytes per group (8 in float32)."""
     residual_tokens: int = 0
     """Most recent tokens kept in full precision beyond the block being filled (KIVI keeps
     32–128 for 2-bit keys; at 8 and 4 bits the fixture's perplexity did not need any,

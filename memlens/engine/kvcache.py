@@ -120,11 +120,7 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         """Empty residual of the states' batch, heads, head size, dtype and device."""
-        if key_states.dim() != 4 or key_states.shape != value_states.shape:
-            raise UsageError(
-                "the compressed KV cache takes keys and values of one shape (B, H, T, D), "
-                f"got {tuple(key_states.shape)} and {tuple(value_states.shape)}"
-            )
+        _check_states(key_states, value_states)
         head_dim = key_states.shape[-1]
         self.value_group = min(self.config.group_size, head_dim)
         if head_dim % self.value_group:
@@ -147,6 +143,7 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
         ``(B, H, T, D)`` for attention (history dequantized, then residual, then new)."""
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        _check_states(key_states, value_states)
         held, _ = self._residual()
         if key_states.shape[:2] != held.shape[:2] or key_states.shape[-1] != held.shape[-1]:
             raise UsageError(
@@ -337,6 +334,14 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
         self.lazy_initialization(keys, values)
         self.seen, self.scores = seen, scores
         self._append(keys, values)
+
+
+def _check_states(key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+    if key_states.dim() != 4 or key_states.shape != value_states.shape:
+        raise UsageError(
+            "the compressed KV cache takes keys and values of one shape (B, H, T, D), "
+            f"got {tuple(key_states.shape)} and {tuple(value_states.shape)}"
+        )
 
 
 def _overflows(scales: tuple[torch.Tensor, ...]) -> bool:

@@ -128,3 +128,19 @@ def test_h2o_with_attention_missing_for_some_tokens_is_a_clear_error() -> None:
     layer.update(_positions(20, 21), _positions(20, 21))  # evicts to 8, then adds 1: unseen
     with pytest.raises(UsageError, match="on every forward pass: attention was seen for 8 of"):
         layer.update(_positions(21, 22), _positions(21, 22))
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_a_multi_token_query_after_eviction_stays_causal(attention: str) -> None:
+    model = build_model(BYTE_MODEL_CONFIG).eval()
+    model.set_attn_implementation(attention)
+    ids = torch.randint(0, 256, (1, 45), generator=torch.Generator().manual_seed(0))
+    first_token_logits = []
+    for new in (5, 1):  # the first new token must not see the four after it
+        cache = CompressedKVCache(parse_kv("int8:g8,sinks:4+window:16"), model.config)
+        with torch.no_grad():
+            model(input_ids=ids[:, :40], cache=cache, use_cache=True)
+            logits = model(input_ids=ids[:, 40 : 40 + new], cache=cache, use_cache=True).logits
+        assert cache.layer(0).stored_tokens() == 20 + new  # 40 held > 20 + 8 slack: evicted
+        first_token_logits.append(logits[:, 0])
+    torch.testing.assert_close(first_token_logits[0], first_token_logits[1])

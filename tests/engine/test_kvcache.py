@@ -208,6 +208,10 @@ def test_bad_input_is_a_clear_error(tiny_model: Any) -> None:
     with pytest.raises(UsageError, match="one shape"):
         layer.update(torch.zeros(1, 2, 4, 8), torch.zeros(1, 2, 5, 8))
     layer.update(*_states(4))
+    with pytest.raises(UsageError, match="one shape"):  # after the first update too
+        layer.update(torch.zeros(1, 2, 64), torch.zeros(1, 2, 64))
+    with pytest.raises(UsageError, match="one shape"):
+        layer.update(*_states(1)[:1], torch.zeros(1, 2, 2, 64))
     with pytest.raises(UsageError, match="do not fit"):
         layer.update(*_states(4, heads=3))
     with pytest.raises(UsageError, match="cannot be cropped"):
