@@ -141,7 +141,9 @@ def test_full_precision_storage_decodes_exactly_like_dynamic_cache(
     assert torch.equal(generate(tiny_model, prompt, 30, cache=cache), expected)
 
 
-@pytest.mark.parametrize("spec", STORAGES)
+@pytest.mark.parametrize(
+    "spec", ["int8", "int4", "int4:g32:r0", "fp", "int8:g16,sinks:4+window:40", "int4:g16,h2o:0.5"]
+)
 def test_transformers_generate_runs_with_the_cache(
     fixture_model: Any, tiny_model: Any, spec: str
 ) -> None:
@@ -152,7 +154,8 @@ def test_transformers_generate_runs_with_the_cache(
             out = model.generate(prompt, max_new_tokens=24, do_sample=False, cache=cache)
         assert out.shape == (1, 144)
         assert cache.get_seq_length() == 143  # the last token is chosen, never fed back
-        assert cache.layer(0).stored_tokens() <= 143
+        stored = cache.layer(0).stored_tokens()
+        assert stored == 143 if cache.config.eviction is None else stored <= 71 + 16 + 1
 
 
 def test_int8_kv_greedy_matches_full_precision_on_the_trained_fixture(
