@@ -6,6 +6,7 @@ largest output; for the run, the tensor-memory peak."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from torch import nn
 
 from memlens.engine.config import KVCacheConfig
 from memlens.engine.generate import DecodeStats, stream
-from memlens.engine.kvcache import CompressedKVCache
+from memlens.engine.kvcache import CompressedKVCache, track_attention
 from memlens.engine.loading import LoadedModel
 from memlens.profiler.measure import measure_layers, measure_peak, module_bytes
 from memlens.profiler.meta import transformers_module
@@ -78,7 +79,9 @@ def profile_run(
 ) -> ProfileRun:
     """Prefill ``batch × prompt_tokens`` random tokens and decode ``new_tokens`` (an
     encoder runs one forward pass), measuring as it goes; ``kv`` decodes with the
-    compressed KV cache instead of transformers' ``DynamicCache``."""
+    compressed KV cache instead of transformers' ``DynamicCache`` (with H2O eviction the
+    model runs with eager attention, which H2O needs, so the peak includes its
+    attention probabilities)."""
     model = loaded.model
     report = on_progress or (lambda message, percent: None)
     vocab = int(getattr(getattr(model, "config", None), "vocab_size", None) or 2)
@@ -97,10 +100,14 @@ def profile_run(
             with torch.no_grad():
                 model(input_ids=ids)
             return
-        for step in stream(model, ids, new_tokens, cache=cache, stats=stats):
-            done = stats.new_tokens
-            report(f"Generating token {done}/{new_tokens}", 30 + 70 * done / new_tokens)
-            del step
+        # H2O ranks tokens by attention probabilities (a no-op for other caches)
+        compressed = isinstance(cache, CompressedKVCache)
+        tracking = track_attention(model, cache) if compressed else nullcontext()
+        with tracking:
+            for step in stream(model, ids, new_tokens, cache=cache, stats=stats):
+                done = stats.new_tokens
+                report(f"Generating token {done}/{new_tokens}", 30 + 70 * done / new_tokens)
+                del step
 
     report("Prefilling", 30)
     resident = module_bytes(model)

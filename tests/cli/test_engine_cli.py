@@ -82,6 +82,17 @@ def test_kv_option_profiles_and_generates_with_the_compressed_cache(
     assert generated["new_tokens"] == 64 and generated["text"]
 
 
+def test_kv_option_profiles_with_h2o_eviction(
+    byte_model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--prompt-tokens", "80", "--new-tokens", "4", "--kv", "h2o:16"]
+    profiled = run_json(capsys, "profile", str(byte_model_dir), *argv)
+    layers = {layer["name"]: layer for layer in profiled["layers"]}
+    # full precision, no slack: 16 kept + the last token; K and V in bf16, plus the
+    # float32 attention each of the 2 KV heads gave those 17 tokens
+    assert layers["model.layers.0"]["kv_cache_bytes"] == 2 * 2 * 17 * 16 * 2 + 2 * 17 * 4
+
+
 def test_auto_with_a_budget_fits_it(
     byte_model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
