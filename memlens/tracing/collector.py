@@ -134,11 +134,12 @@ class Collector:
         self.config = config
         self._queue: queue.Queue[_Batch | None] = queue.Queue(config.queue_requests)
         self._forward: queue.Queue[bytes | None] = queue.Queue(config.forward_queue)
+        # the store first: a collector that cannot open it never answers on the port (the
+        # language server takes an answer for a running collector)
+        TraceStore(config.db_path).close()  # the schema; the writer opens its own connection
         self._server = ThreadingHTTPServer((config.host, config.port), _handler_for(self))
         self._server.daemon_threads = True
         self._threads: list[threading.Thread] = []
-        self._store = TraceStore(config.db_path)
-        self._store.close()  # created the schema; the writer thread opens its own connection
         self._written = threading.Event()  # set by the writer after a commit
         self._stopped = threading.Event()
         self._accepting = threading.Lock()

@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from memlens.tracing.collector import Collector, CollectorConfig, _Batch, _traces
 from memlens.tracing.otlp import PROTOBUF as PROTOBUF_CT
-from memlens.tracing.store import TraceStore
+from memlens.tracing.store import TraceStore, TraceStoreError
 from tests.tracing.conftest import RunningCollector, start_collector, stop_collector
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -492,3 +493,19 @@ def test_a_request_that_arrives_while_stopping_is_refused_not_stranded(tmp_path:
     assert answers == [False]
     with TraceStore(tmp_path / "traces.db", readonly=True) as store:
         assert store.count() == 0
+
+
+def test_a_collector_that_cannot_open_its_store_never_binds_the_port(tmp_path: Path) -> None:
+    """Bad input tried: a folder where the database goes. The port used to be bound (and
+    answer) before the store failed, so the language server took the dying collector for a
+    running one and said nothing."""
+    folder = tmp_path / "traces.db"
+    folder.mkdir()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    with pytest.raises(TraceStoreError, match="not a memlens trace database") as raised:
+        Collector(CollectorConfig(db_path=folder, port=port))
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))  # free: nothing listens there
+    assert raised.value is not None
