@@ -90,7 +90,16 @@ function spanRow(row: WaterfallRow, totalMs: number, details: HTMLElement): HTML
   return button;
 }
 
+const NO_TRACES = notice(
+  "No traces yet",
+  "Start your services with `memlens run -- python service.py` and turn on the memlens.tracing.enabled setting; their traces appear here.",
+);
+
 function render(report: TraceReport): void {
+  if (report.services.length === 0 && report.traces.length === 0 && report.trace === null) {
+    show(NO_TRACES);
+    return;
+  }
   const details = el("section", "span-details");
   const trace = report.trace;
   const chart = trace ? waterfall(trace.spans) : null;
@@ -123,5 +132,5 @@ window.addEventListener("message", (event: MessageEvent<ShowTraces>) => {
   }
 });
 
-show(notice("No traces yet", "Start your services with `memlens run -- python service.py` and turn on the memlens.tracing.enabled setting; their traces appear here."));
+show(NO_TRACES);
 vscode.postMessage({ type: "ready" });

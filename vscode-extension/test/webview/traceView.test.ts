@@ -30,6 +30,16 @@ test("topology, trace list and waterfall from the fixture", async () => {
   await page.close();
 });
 
+test("an empty report says how to get traces", async () => {
+  const page = await harness.open("trace");
+  await send(page, { type: "traces", report: fixture("trace-report") });
+  await page.locator("svg.topology").waitFor();
+  await send(page, { type: "traces", report: { services: [], edges: [], traces: [], trace: null, jaeger_url: null } });
+  await page.locator(".notice h2").filter({ hasText: "No traces yet" }).waitFor();
+  assert.equal(await page.locator("svg.topology").count(), 0);
+  await page.close();
+});
+
 test("clicking a span posts its code location; trace rows and Jaeger post their ids", async () => {
   const page = await harness.open("trace");
   await send(page, { type: "traces", report: fixture("trace-report") });
