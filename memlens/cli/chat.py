@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memlens.cli.generate import sampling
+from memlens.cli.generate import add_sampling_arguments, sampling
 from memlens.errors import MemlensError, UsageError
 from memlens.units import format_bytes, parse_size
 
@@ -57,12 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--spill-dir", type=Path, help="cold tier folder (default: a temporary folder)"
     )
     parser.add_argument("--weights", help="compress weights first: int8, int4[:g64], lowrank")
-    parser.add_argument(
-        "--temperature", type=float, help="sample at this temperature (default: greedy)"
-    )
-    parser.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
-    parser.add_argument("--top-p", type=float, help="sample from the nucleus of mass p")
-    parser.add_argument("--seed", type=int, help="seed for reproducible samples")
+    add_sampling_arguments(parser)
     parser.add_argument(
         "--json", action="store_true", help="one JSON object per turn, /stats and /reset"
     )

@@ -25,12 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="DIR", help="model folder or compressed checkpoint")
     parser.add_argument("--prompt", required=True, help="text to continue")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="(default: %(default)s)")
-    parser.add_argument(
-        "--temperature", type=float, help="sample at this temperature (default: greedy)"
-    )
-    parser.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
-    parser.add_argument("--top-p", type=float, help="sample from the nucleus of mass p")
-    parser.add_argument("--seed", type=int, help="seed for reproducible samples")
+    add_sampling_arguments(parser)
     parser.add_argument(
         "--kv",
         metavar="SPEC",
@@ -38,6 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "int8,h2o:0.25 (default: transformers' DynamicCache)",
     )
     parser.add_argument("--json", action="store_true", help="print text and speeds as JSON")
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--temperature``, ``--top-k``, ``--top-p``, ``--seed``: what :func:`sampling` reads."""
+    parser.add_argument(
+        "--temperature", type=float, help="sample at this temperature (default: greedy)"
+    )
+    parser.add_argument("--top-k", type=int, help="sample among the k most likely tokens")
+    parser.add_argument("--top-p", type=float, help="sample from the nucleus of mass p")
+    parser.add_argument("--seed", type=int, help="seed for reproducible samples")
 
 
 def sampling(args: argparse.Namespace) -> Sampling | None:
