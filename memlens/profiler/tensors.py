@@ -52,6 +52,18 @@ class StorageDtype(StrEnum):
         """Bytes per element of the float dtype (the compute dtype for integer formats)."""
         return _FLOAT_BYTES[self]
 
+    @property
+    def torch_name(self) -> str:
+        """The ``torch`` attribute name of the float dtype tensors are held in
+        (``bf16`` → ``"bfloat16"``); the compute dtype's for the integer formats."""
+        return _TORCH_NAMES[self.compute_dtype]
+
+    @classmethod
+    def from_torch_name(cls, name: str) -> StorageDtype | None:
+        """``"bfloat16"``, ``"torch.bfloat16"``, ``"half"`` … → the storage dtype; None for
+        a name that is not one of memlens's float formats (``"float64"``, ``"auto"``)."""
+        return _FROM_TORCH_NAME.get(name.removeprefix("torch."))
+
 
 _QUANTIZED = frozenset({StorageDtype.INT8, StorageDtype.INT4})
 _FLOAT_BYTES = {
@@ -61,6 +73,18 @@ _FLOAT_BYTES = {
     StorageDtype.INT8: 2,  # computes in bf16
     StorageDtype.INT4: 2,
 }
+_TORCH_NAMES = {
+    StorageDtype.FP32: "float32",
+    StorageDtype.BF16: "bfloat16",
+    StorageDtype.FP16: "float16",
+}
+_FROM_TORCH_NAME = {
+    **{name: dtype for dtype, name in _TORCH_NAMES.items()},
+    "float": StorageDtype.FP32,
+    "half": StorageDtype.FP16,
+}
+FLOAT_DTYPES = tuple(_TORCH_NAMES)
+"""The float storage formats, in the order the CLI offers them."""
 _SCALE_BYTES = 2  # bf16 scale (and zero point) per channel or group
 VALID_GROUP_SIZES = (32, 64, 128)
 DEFAULT_GROUP_SIZE = 128
@@ -68,18 +92,11 @@ DEFAULT_GROUP_SIZE = 128
 
 def parse_dtypes(text: str) -> tuple[StorageDtype, ...]:
     """Parse ``"fp32,bf16,int4"``; aliases ``float32``/``bfloat16``/``float16``/``half``."""
-    aliases = {
-        "float32": "fp32",
-        "float": "fp32",
-        "bfloat16": "bf16",
-        "float16": "fp16",
-        "half": "fp16",
-    }
     result: list[StorageDtype] = []
     for raw in text.split(","):
-        name = aliases.get(raw.strip().lower(), raw.strip().lower())
+        name = raw.strip().lower()
         try:
-            dtype = StorageDtype(name)
+            dtype = StorageDtype.from_torch_name(name) or StorageDtype(name)
         except ValueError:
             valid = ", ".join(d.value for d in StorageDtype)
             raise UsageError(f"unknown dtype {raw.strip()!r}: use one or more of {valid}") from None
