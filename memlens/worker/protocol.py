@@ -12,52 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from memlens.errors import MemlensError
+from memlens.worker import tasks  # noqa: F401  (importing it registers the methods)
+from memlens.worker.methods import Handler, RequestContext, handler_for
 
 log = logging.getLogger(__name__)
-Handler = Callable[[dict[str, Any], "RequestContext"], Any]
-_METHODS: dict[str, Handler] = {}
-
-
-class Cancelled(MemlensError):
-    """The client cancelled the request."""
-
-
-def method(name: str) -> Callable[[Handler], Handler]:
-    """Register a worker method (each task module registers its own)."""
-
-    def add(handler: Handler) -> Handler:
-        _METHODS[name] = handler
-        return handler
-
-    return add
-
-
-@dataclass
-class RequestContext:
-    """What a handler can do besides returning: report progress, notice cancellation."""
-
-    request_id: Any
-    write: Callable[[dict[str, Any]], None]
-    cancelled: threading.Event = field(default_factory=threading.Event)
-
-    def progress(self, message: str, percentage: int | None = None) -> None:
-        """Send a progress line; raises Cancelled if the request was cancelled."""
-        self.check()
-        payload: dict[str, Any] = {"message": message}
-        if percentage is not None:
-            payload["percentage"] = max(0, min(100, percentage))
-        self.write({"id": self.request_id, "progress": payload})
-
-    def check(self) -> None:
-        """Raise Cancelled when the client has cancelled this request."""
-        if self.cancelled.is_set():
-            raise Cancelled(f"request {self.request_id} was cancelled")
 
 
 def _error(exc: BaseException) -> dict[str, str]:
@@ -69,8 +31,6 @@ def _error(exc: BaseException) -> dict[str, str]:
 
 def serve(stdin: TextIO, stdout: TextIO, workers: int = 2) -> int:
     """Answer requests until stdin closes; returns the exit code."""
-    from memlens.worker import tasks  # noqa: F401  (registers the methods)
-
     lock = threading.Lock()
     contexts: dict[Any, RequestContext] = {}
 
@@ -109,7 +69,7 @@ def serve(stdin: TextIO, stdout: TextIO, workers: int = 2) -> int:
                 if (target := contexts.get(params.get("id"))) is not None:
                     target.cancelled.set()
                 continue
-            handler = _METHODS.get(name)
+            handler = handler_for(name)
             if handler is None:
                 write(
                     {

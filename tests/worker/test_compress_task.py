@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from memlens.errors import UsageError
-from memlens.worker.protocol import RequestContext
+from memlens.worker.methods import RequestContext
 from memlens.worker.tasks.compress import compress
 from tests.engine.byte_model import BYTE_MODEL_CONFIG
 from tests.profiler.tiny_configs import build_model

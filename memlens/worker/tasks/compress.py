@@ -16,7 +16,7 @@ from memlens.errors import UsageError
 from memlens.profiler.configs import ResolvedConfig
 from memlens.profiler.tensors import StorageDtype, check_group_size
 from memlens.worker.cache import cache_dir
-from memlens.worker.protocol import RequestContext, method
+from memlens.worker.methods import RequestContext, method
 from memlens.worker.tasks.common import ModelRequest, weights_folder
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from memlens.worker import cache
-from memlens.worker.protocol import RequestContext, method
+from memlens.worker.methods import RequestContext, method
 from memlens.worker.tasks.common import ModelRequest
 
 

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from memlens import __version__
-from memlens.worker.protocol import RequestContext, method
+from memlens.worker.methods import RequestContext, method
 
 
 @method("ping")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memlens.errors import UsageError
-from memlens.worker.protocol import RequestContext, method
+from memlens.worker.methods import RequestContext, method
 from memlens.worker.tasks.common import ModelRequest, weights_folder
 
 if TYPE_CHECKING:
