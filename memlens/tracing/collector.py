@@ -40,7 +40,8 @@ from memlens.tracing.otlp import (
     span_rows,
 )
 from memlens.tracing.otlp_metrics import decode_metrics_request, samples_from_request
-from memlens.tracing.store import MemorySample, SpanRow, TraceStore
+from memlens.tracing.records import MemorySample, SpanRow
+from memlens.tracing.store import TraceStore
 
 __all__ = ["DEFAULT_DB", "DEFAULT_PORT", "Collector", "CollectorConfig"]
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from memlens.tracing.store import SpanRecord, TraceStore
+from memlens.tracing.records import SpanRecord
+from memlens.tracing.store import TraceStore
 from tests.tracing.conftest import RunningCollector, stop_collector
 
 ASGI_APP = textwrap.dedent(

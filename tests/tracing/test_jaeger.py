@@ -11,7 +11,7 @@ import pytest
 
 from memlens.errors import UsageError
 from memlens.tracing.jaeger import JaegerClient, JaegerError
-from memlens.tracing.store import SpanRecord
+from memlens.tracing.records import SpanRecord
 from memlens.tracing.topology import waterfall
 from tests.tracing.fake_jaeger import TRACE_ID, FakeJaeger
 

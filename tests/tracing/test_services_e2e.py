@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from memlens.tracing.store import SpanRecord, TraceStore
+from memlens.tracing.records import SpanRecord
+from memlens.tracing.store import TraceStore
 from memlens.tracing.topology import ServiceEdge, service_graph
 from tests.tracing.conftest import RunningCollector
 

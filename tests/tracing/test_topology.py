@@ -10,7 +10,8 @@ import pytest
 
 from memlens.errors import UsageError
 from memlens.tracing import jaeger
-from memlens.tracing.store import SpanRecord, TraceStore
+from memlens.tracing.records import SpanRecord
+from memlens.tracing.store import TraceStore
 from memlens.tracing.topology import (
     CodeLocation,
     ServiceEdge,
