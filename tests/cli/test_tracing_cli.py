@@ -11,8 +11,8 @@ import pytest
 from memlens.cli.main import main
 from memlens.tracing.records import SpanRecord
 from memlens.tracing.store import TraceStore
-from tests.tracing.fake_jaeger import TRACE_ID as JAEGER_TRACE
-from tests.tracing.fake_jaeger import serving
+from tests.support.fake_jaeger import TRACE_ID as JAEGER_TRACE
+from tests.support.fake_jaeger import serving
 
 T = "ab" * 16
 
