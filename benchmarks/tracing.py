@@ -220,7 +220,8 @@ def bench_overhead(endpoint: str) -> dict[str, Any]:
 
 
 def bench_query() -> dict[str, Any]:
-    from memlens.tracing.store import SpanRecord, TraceStore
+    from memlens.tracing.records import SpanRecord
+    from memlens.tracing.store import TraceStore
     from memlens.tracing.topology import code_index
 
     with tempfile.TemporaryDirectory() as tmp, TraceStore(Path(tmp) / "traces.db") as store:

@@ -7,9 +7,13 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memlens.errors import UsageError
+
+if TYPE_CHECKING:
+    from memlens.tracing.store import TraceStore
+    from memlens.tracing.topology import WaterfallRow
 
 NAME = "traces"
 HELP = "list recent traces, show one as a waterfall (--trace), or spans per code line (--code)"
@@ -54,87 +58,126 @@ def _emit_json(payload: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the table (or JSON) the options ask for."""
+    from memlens.tracing import jaeger
+    from memlens.tracing.store import TraceStore
+
+    if args.limit <= 0:
+        raise UsageError("--limit must be positive")
+    base = jaeger.validate_base_url(args.jaeger_url) if args.jaeger_url else None
+    with TraceStore(args.db, readonly=True) as store:
+        if args.report is not None:
+            _report(store, args, base)
+        elif args.trace:
+            _trace(store, args, base)
+        elif args.code is not None:
+            _code_locations(store, args)
+        else:
+            _recent(store, args, base)
+    return 0
+
+
+def _report(store: TraceStore, args: argparse.Namespace, base: str | None) -> None:
+    """``--report [TRACE_ID]``: the trace view's JSON."""
+    from memlens.tracing.report import trace_report
+
+    trace_id = args.report.strip().lower() or None
+    _emit_json(trace_report(store, trace_id, limit=args.limit, jaeger_url=base))
+
+
+def _trace(store: TraceStore, args: argparse.Namespace, base: str | None) -> None:
+    """``--trace TRACE_ID``: one trace as a waterfall, from the store or else from Jaeger."""
+    from memlens.tracing import jaeger
+    from memlens.tracing.topology import waterfall
+
+    trace_id = args.trace.strip().lower()
+    spans = store.trace(trace_id)
+    if not spans and base:
+        spans = jaeger.JaegerClient(base).trace(trace_id)
+    if not spans:
+        where = f"{args.db} or the Jaeger at {base}" if base else str(args.db)
+        raise UsageError(f"no trace {args.trace} in {where}; list them with `memlens traces`")
+    rows = waterfall(spans)
+    if args.json:
+        _emit_json(
+            {
+                "trace_id": trace_id,
+                "jaeger_url": jaeger.trace_url(base, trace_id) if base else None,
+                "spans": [dataclasses.asdict(r) for r in rows],
+            }
+        )
+        return
+    _print_waterfall(trace_id, rows, base)
+
+
+def _print_waterfall(trace_id: str, rows: list[WaterfallRow], base: str | None) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
     from memlens.tracing import jaeger
-    from memlens.tracing.report import trace_report
-    from memlens.tracing.store import TraceStore
-    from memlens.tracing.topology import code_index, recent_traces, waterfall
 
-    if args.limit <= 0:
-        raise UsageError("--limit must be positive")
-    base = jaeger.validate_base_url(args.jaeger_url) if args.jaeger_url else None
+    total = max((r.offset_ms + r.duration_ms for r in rows), default=0.0) or 1.0
+    table = Table(title=f"trace {trace_id}", box=box.SIMPLE)
+    for column in ("span", "service", "offset ms", "ms", "", "code"):
+        table.add_column(column)
+    for r in rows:
+        lead = round(r.offset_ms / total * 30)
+        bar = " " * lead + "█" * max(1, round(r.duration_ms / total * 30))
+        name = "  " * r.depth + r.name + (" (orphan)" if r.orphan else "")
+        code = f"{r.code.path}:{r.code.line}" if r.code else ""
+        style = "red" if r.error else None
+        table.add_row(
+            name,
+            r.service,
+            f"{r.offset_ms:.1f}",
+            f"{r.duration_ms:.1f}",
+            bar,
+            code,
+            style=style,
+        )
     console = Console()
-    with TraceStore(args.db, readonly=True) as store:
-        if args.report is not None:
-            trace_id = args.report.strip().lower() or None
-            _emit_json(trace_report(store, trace_id, limit=args.limit, jaeger_url=base))
-            return 0
-        if args.trace:
-            trace_id = args.trace.strip().lower()
-            spans = store.trace(trace_id)
-            if not spans and base:
-                spans = jaeger.JaegerClient(base).trace(trace_id)
-            if not spans:
-                where = f"{args.db} or the Jaeger at {base}" if base else str(args.db)
-                raise UsageError(
-                    f"no trace {args.trace} in {where}; list them with `memlens traces`"
-                )
-            rows = waterfall(spans)
-            if args.json:
-                _emit_json(
-                    {
-                        "trace_id": trace_id,
-                        "jaeger_url": jaeger.trace_url(base, trace_id) if base else None,
-                        "spans": [dataclasses.asdict(r) for r in rows],
-                    }
-                )
-                return 0
-            total = max((r.offset_ms + r.duration_ms for r in rows), default=0.0) or 1.0
-            table = Table(title=f"trace {trace_id}", box=box.SIMPLE)
-            for column in ("span", "service", "offset ms", "ms", "", "code"):
-                table.add_column(column)
-            for r in rows:
-                lead = round(r.offset_ms / total * 30)
-                bar = " " * lead + "█" * max(1, round(r.duration_ms / total * 30))
-                name = "  " * r.depth + r.name + (" (orphan)" if r.orphan else "")
-                code = f"{r.code.path}:{r.code.line}" if r.code else ""
-                style = "red" if r.error else None
-                table.add_row(
-                    name,
-                    r.service,
-                    f"{r.offset_ms:.1f}",
-                    f"{r.duration_ms:.1f}",
-                    bar,
-                    code,
-                    style=style,
-                )
-            console.print(table)
-            if base:
-                console.print(f"Jaeger: {jaeger.trace_url(base, trace_id)}")
-            return 0
-        if args.code is not None:
-            stats = code_index(store, args.code or None)
-            if args.json:
-                _emit_json([dataclasses.asdict(st) for st in stats])
-                return 0
-            table = Table(title="spans per code location", box=box.SIMPLE)
-            for column in ("location", "function", "spans", "p50 ms", "p95 ms", "latest trace"):
-                table.add_column(column)
-            for st in stats:
-                table.add_row(
-                    f"{st.location.path}:{st.location.line}",
-                    st.location.function or "",
-                    str(st.count),
-                    f"{st.p50_ms:.1f}",
-                    f"{st.p95_ms:.1f}",
-                    st.latest_trace_id,
-                )
-            console.print(table)
-            return 0
-        summaries = recent_traces(store, args.limit)
+    console.print(table)
+    if base:
+        console.print(f"Jaeger: {jaeger.trace_url(base, trace_id)}")
+
+
+def _code_locations(store: TraceStore, args: argparse.Namespace) -> None:
+    """``--code [PATH]``: spans per code location, optionally of one file."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from memlens.tracing.topology import code_index
+
+    stats = code_index(store, args.code or None)
+    if args.json:
+        _emit_json([dataclasses.asdict(st) for st in stats])
+        return
+    table = Table(title="spans per code location", box=box.SIMPLE)
+    for column in ("location", "function", "spans", "p50 ms", "p95 ms", "latest trace"):
+        table.add_column(column)
+    for st in stats:
+        table.add_row(
+            f"{st.location.path}:{st.location.line}",
+            st.location.function or "",
+            str(st.count),
+            f"{st.p50_ms:.1f}",
+            f"{st.p95_ms:.1f}",
+            st.latest_trace_id,
+        )
+    Console().print(table)
+
+
+def _recent(store: TraceStore, args: argparse.Namespace, base: str | None) -> None:
+    """No mode option: the most recent traces."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from memlens.tracing import jaeger
+    from memlens.tracing.topology import recent_traces
+
+    summaries = recent_traces(store, args.limit)
     if args.json:
         _emit_json(
             [
@@ -145,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
                 for t in summaries
             ]
         )
-        return 0
+        return
     table = Table(title=f"recent traces in {args.db}", box=box.SIMPLE)
     for column in ("trace id", "root", "services", "spans", "errors", "ms"):
         table.add_column(column)
@@ -159,5 +202,4 @@ def run(args: argparse.Namespace) -> int:
             f"{t.duration_ms:.1f}",
             style="red" if t.errors else None,
         )
-    console.print(table)
-    return 0
+    Console().print(table)

@@ -13,7 +13,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from memlens.lsp_server.findings import Position, Span
-from memlens.tracing.store import MemoryPeak
+from memlens.tracing.records import MemoryPeak
 from memlens.units import format_bytes
 
 if TYPE_CHECKING:

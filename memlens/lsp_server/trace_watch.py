@@ -20,7 +20,8 @@ from pathlib import Path
 from memlens.errors import MemlensError
 from memlens.lsp_server.collector_process import CollectorProcess, port_answers
 from memlens.lsp_server.trace_lenses import CodeDuration
-from memlens.tracing.store import MemoryPeak, TraceStore
+from memlens.tracing.records import MemoryPeak
+from memlens.tracing.store import TraceStore
 
 __all__ = ["STORE_PATH", "TraceWatch"]
 

@@ -24,7 +24,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from pathlib import Path
 
 from google.rpc.status_pb2 import Status
@@ -40,7 +42,8 @@ from memlens.tracing.otlp import (
     span_rows,
 )
 from memlens.tracing.otlp_metrics import decode_metrics_request, samples_from_request
-from memlens.tracing.store import MemorySample, SpanRow, TraceStore
+from memlens.tracing.records import MemorySample, SpanRow
+from memlens.tracing.store import TraceStore
 
 __all__ = ["DEFAULT_DB", "DEFAULT_PORT", "Collector", "CollectorConfig"]
 
@@ -137,8 +140,7 @@ class Collector:
         # the store first: a collector that cannot open it never answers on the port (the
         # language server takes an answer for a running collector)
         TraceStore(config.db_path).close()  # the schema; the writer opens its own connection
-        self._server = ThreadingHTTPServer((config.host, config.port), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _OtlpServer((config.host, config.port), self)
         self._threads: list[threading.Thread] = []
         self._written = threading.Event()  # set by the writer after a commit
         self._stopped = threading.Event()
@@ -317,97 +319,121 @@ def _write(store: TraceStore, batches: list[_Batch]) -> None:
         store.insert_samples(samples)
 
 
-def _handler_for(collector: Collector) -> type[BaseHTTPRequestHandler]:
-    config = collector.config
+class _Refused(Exception):
+    """A request the collector answers with an HTTP error status; ``str()`` is the message."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "memlens-collector"
+    def __init__(self, status: int, message: str, *, close: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.close = close
+        """Whether to close the connection (the rest of the body is not read)."""
 
-        def log_message(self, format: str, *args: object) -> None:
-            _log.debug("%s " + format, self.address_string(), *args)
 
-        def _reply(self, code: int, body: bytes, content_type: str, close: bool = False) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            if code == 503:
-                self.send_header("Retry-After", "1")
-            if close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            self.wfile.write(body)
+def _request_body(headers: Message, rfile: BufferedIOBase, max_bytes: int) -> bytes:
+    """The body as sent: a Content-Length within ``max_bytes``, and that many bytes read."""
+    length_header = headers.get("Content-Length")
+    if length_header is None or not length_header.isdigit():
+        raise _Refused(411, "Content-Length is required", close=True)
+    length = int(length_header)
+    if length > max_bytes:
+        raise _Refused(413, f"body of {length} bytes is over {max_bytes}", close=True)
+    body = rfile.read(length)
+    if len(body) != length:
+        raise _Refused(400, "body is shorter than Content-Length", close=True)
+    return body
 
-        def _error(self, code: int, message: str, content_type: str, close: bool = False) -> None:
-            # OTLP: the error body is a google.rpc.Status in the request's encoding
-            status = Status(code=3 if code == 400 else 8, message=message)
-            if content_type == PROTOBUF:
-                self._reply(code, status.SerializeToString(), PROTOBUF, close)
-            else:
-                body = json.dumps({"code": status.code, "message": message}).encode()
-                self._reply(code, body, JSON, close)
 
-        def do_GET(self) -> None:
-            if self.path == "/health":
-                self._reply(200, b'{"status":"ok"}', JSON)
-            else:
-                self._error(404, "only POST /v1/traces and /v1/metrics are served", JSON)
+def _decoded_body(body: bytes, content_type: str, encoding: str, max_bytes: int) -> bytes:
+    """The body to decode: of an OTLP content type, gunzipped (to at most ``max_bytes``)
+    when its content encoding is gzip."""
+    if content_type not in (PROTOBUF, JSON):
+        raise _Refused(415, f"content type {content_type!r}: send {PROTOBUF} or {JSON}")
+    if encoding == "identity":
+        return body
+    if encoding != "gzip":
+        raise _Refused(415, f"content encoding {encoding!r}: use gzip")
+    try:
+        return gunzip_bounded(body, max_bytes)
+    except PayloadTooLargeError as exc:
+        raise _Refused(413, str(exc)) from exc
+    except BadPayloadError as exc:
+        raise _Refused(400, str(exc)) from exc
 
-        def do_POST(self) -> None:
-            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-            reply_type = content_type if content_type in (PROTOBUF, JSON) else JSON
-            decode = _ENDPOINTS.get(self.path.split("?")[0])
-            if decode is None:
-                self._error(
-                    404,
-                    f"no OTLP endpoint at {self.path}; use /v1/traces or /v1/metrics",
-                    reply_type,
-                )
-                return
-            length_header = self.headers.get("Content-Length")
-            if length_header is None or not length_header.isdigit():
-                self._error(411, "Content-Length is required", reply_type, close=True)
-                return
-            length = int(length_header)
-            if length > config.max_body_bytes:
-                self._error(
-                    413, f"body of {length} bytes is over {config.max_body_bytes}", reply_type, True
-                )
-                return
-            body = self.rfile.read(length)
-            if len(body) != length:
-                self._error(400, "body is shorter than Content-Length", reply_type, close=True)
-                return
-            if content_type not in (PROTOBUF, JSON):
-                self._error(415, f"content type {content_type!r}: send {PROTOBUF} or {JSON}", JSON)
-                return
-            encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-            try:
-                if encoding == "gzip":
-                    body = gunzip_bounded(body, config.max_body_bytes)
-                elif encoding != "identity":
-                    self._error(415, f"content encoding {encoding!r}: use gzip", reply_type)
-                    return
-            except PayloadTooLargeError as exc:
-                self._error(413, str(exc), reply_type)
-                return
-            except BadPayloadError as exc:
-                self._error(400, str(exc), reply_type)
-                return
-            batch = _Batch(decode, body, content_type, config.forward_url is not None)
-            try:
-                accepted = collector.ingest(batch)
-            except BadPayloadError as exc:
-                self._error(400, str(exc), reply_type)
-                return
-            except Exception as exc:
-                _log.exception("writing to the trace store failed")
-                self._error(500, f"writing to the trace store failed: {exc}", reply_type)
-                return
-            if not accepted:
-                self._error(503, "collector is busy or stopping; retry", reply_type)
-                return
-            self._reply(200, encode_response(content_type), content_type)
 
-    return Handler
+class _OtlpServer(ThreadingHTTPServer):
+    """The collector's HTTP server; its handlers reach the collector through it."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], collector: Collector) -> None:
+        super().__init__(address, _OtlpRequestHandler)
+        self.collector = collector
+
+
+class _OtlpRequestHandler(BaseHTTPRequestHandler):
+    """Answers one connection's requests: OTLP posts, and ``GET /health``."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "memlens-collector"
+    server: _OtlpServer
+
+    def log_message(self, format: str, *args: object) -> None:
+        _log.debug("%s " + format, self.address_string(), *args)
+
+    def _reply(self, code: int, body: bytes, content_type: str, close: bool = False) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if code == 503:
+            self.send_header("Retry-After", "1")
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, code: int, message: str, content_type: str, close: bool = False) -> None:
+        # OTLP: the error body is a google.rpc.Status in the request's encoding
+        status = Status(code=3 if code == 400 else 8, message=message)
+        if content_type == PROTOBUF:
+            self._reply(code, status.SerializeToString(), PROTOBUF, close)
+        else:
+            body = json.dumps({"code": status.code, "message": message}).encode()
+            self._reply(code, body, JSON, close)
+
+    def do_GET(self) -> None:
+        if self.path == "/health":
+            self._reply(200, b'{"status":"ok"}', JSON)
+        else:
+            self._error(404, "only POST /v1/traces and /v1/metrics are served", JSON)
+
+    def do_POST(self) -> None:
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        reply_type = content_type if content_type in (PROTOBUF, JSON) else JSON
+        try:
+            self._ingest(content_type)
+        except _Refused as refused:
+            self._error(refused.status, str(refused), reply_type, refused.close)
+            return
+        self._reply(200, encode_response(content_type), content_type)
+
+    def _ingest(self, content_type: str) -> None:
+        """Read, check and store the request's body; _Refused when it is not stored."""
+        collector = self.server.collector
+        config = collector.config
+        decode = _ENDPOINTS.get(self.path.split("?")[0])
+        if decode is None:
+            raise _Refused(404, f"no OTLP endpoint at {self.path}; use /v1/traces or /v1/metrics")
+        body = _request_body(self.headers, self.rfile, config.max_body_bytes)
+        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+        body = _decoded_body(body, content_type, encoding, config.max_body_bytes)
+        batch = _Batch(decode, body, content_type, config.forward_url is not None)
+        try:
+            accepted = collector.ingest(batch)
+        except BadPayloadError as exc:
+            raise _Refused(400, str(exc)) from exc
+        except Exception as exc:
+            _log.exception("writing to the trace store failed")
+            raise _Refused(500, f"writing to the trace store failed: {exc}") from exc
+        if not accepted:
+            raise _Refused(503, "collector is busy or stopping; retry")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memlens.errors import MemlensError, UsageError
-from memlens.tracing.store import SpanRecord
+from memlens.tracing.records import SpanRecord
 
 __all__ = [
     "JaegerClient",

@@ -8,7 +8,6 @@ ignored, as OTLP asks of receivers.
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import zlib
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from memlens.errors import MemlensError
-from memlens.tracing.store import SpanRecord, SpanRow, code_location_of
+from memlens.tracing.records import SpanRecord, SpanRow, code_location_of
 
 __all__ = [
     "JSON",
@@ -247,7 +246,7 @@ _NO_LOCATION = (None, None, None)
 
 def span_rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
     """The store rows of every span in a request, straight from protobuf: the collector's
-    fast path. :func:`records_from_request` followed by :func:`~memlens.tracing.store.span_row`
+    fast path. :func:`records_from_request` followed by :func:`~memlens.tracing.records.span_row`
     is the reference; both raise BadPayloadError for the same ids."""
     rows: list[SpanRow] = []
     for resource_spans in request.resource_spans:
@@ -268,7 +267,7 @@ def span_rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
                 check_times(start, end)
                 status = span.status
                 rows.append(
-                    (
+                    SpanRow(
                         trace_id.hex(),
                         span_id.hex(),
                         # valid by now, or all zeros (of any length): a root span
@@ -298,8 +297,3 @@ def span_rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
                     )
                 )
     return rows
-
-
-def gzip_bytes(body: bytes) -> bytes:
-    """gzip-compress a body (for senders and tests)."""
-    return gzip.compress(body)

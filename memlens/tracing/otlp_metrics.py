@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.metrics.v1.metrics_pb2 import NumberDataPoint
 
 from memlens.tracing.otlp import BadPayloadError, attributes_of, check_times, parse_message
-from memlens.tracing.store import MemorySample
+from memlens.tracing.records import MemorySample
 
 __all__ = [
     "CUDA_ALLOCATED",

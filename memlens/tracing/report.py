@@ -16,7 +16,8 @@ import time
 from typing import Any
 
 from memlens.tracing import jaeger
-from memlens.tracing.store import SpanRecord, TraceStore, code_location_of
+from memlens.tracing.records import SpanRecord, code_location_of
+from memlens.tracing.store import TraceStore
 from memlens.tracing.topology import TraceSummary, recent_traces, service_graph
 
 __all__ = ["DEFAULT_WINDOW_S", "otlp_json_span", "trace_report"]

@@ -12,7 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from memlens.tracing.store import SpanRecord, TraceStore, code_location_of
+from memlens.tracing.records import SpanRecord, code_location_of
+from memlens.tracing.store import TraceStore
 
 __all__ = [
     "CLIENT_KINDS",

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from memlens.cli.main import main
-from memlens.tracing.store import SpanRecord, TraceStore
-from tests.tracing.fake_jaeger import TRACE_ID as JAEGER_TRACE
-from tests.tracing.fake_jaeger import serving
+from memlens.tracing.records import SpanRecord
+from memlens.tracing.store import TraceStore
+from tests.support.fake_jaeger import TRACE_ID as JAEGER_TRACE
+from tests.support.fake_jaeger import serving
 
 T = "ab" * 16
 

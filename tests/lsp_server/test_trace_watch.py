@@ -16,7 +16,8 @@ import pytest
 from memlens.lsp_server import trace_watch
 from memlens.lsp_server.features.traces import push_trace_report
 from memlens.lsp_server.trace_watch import STORE_PATH, TraceWatch
-from memlens.tracing.store import MemoryPeak, SpanRecord, TraceStore
+from memlens.tracing.records import MemoryPeak, SpanRecord
+from memlens.tracing.store import TraceStore
 
 TRACE = "ab" * 16
 

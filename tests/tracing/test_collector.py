@@ -41,7 +41,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from memlens.tracing.collector import Collector, CollectorConfig, _Batch, _traces
 from memlens.tracing.otlp import PROTOBUF as PROTOBUF_CT
 from memlens.tracing.store import TraceStore, TraceStoreError
-from tests.tracing.conftest import RunningCollector, start_collector, stop_collector
+from tests.support.collector_process import RunningCollector, start_collector, stop_collector
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON_CT = {"Content-Type": "application/json"}

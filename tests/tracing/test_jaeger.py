@@ -1,5 +1,5 @@
 """memlens.tracing.jaeger.JaegerClient against a real HTTP server that answers with Jaeger
-query-API JSON (tests/tracing/fixtures/jaeger), and its errors for servers that are not
+query-API JSON (tests/support/fixtures/jaeger), and its errors for servers that are not
 Jaeger or not there."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 
 from memlens.errors import UsageError
 from memlens.tracing.jaeger import JaegerClient, JaegerError
-from memlens.tracing.store import SpanRecord
+from memlens.tracing.records import SpanRecord
 from memlens.tracing.topology import waterfall
-from tests.tracing.fake_jaeger import TRACE_ID, FakeJaeger
+from tests.support.fake_jaeger import TRACE_ID, FakeJaeger
 
 
 def test_trace_services_and_search(jaeger: str) -> None:

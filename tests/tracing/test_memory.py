@@ -24,7 +24,7 @@ from memlens.tracing.memory import (
     interval_from_env,
 )
 from memlens.tracing.store import TraceStore
-from tests.tracing.conftest import RunningCollector, stop_collector
+from tests.support.collector_process import RunningCollector, stop_collector
 
 SERVICE = textwrap.dedent(
     """

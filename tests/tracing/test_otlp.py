@@ -22,7 +22,7 @@ from memlens.tracing.otlp import (
     records_from_request,
     span_rows,
 )
-from memlens.tracing.store import span_row
+from memlens.tracing.records import span_row
 
 
 def _body(parent: str) -> bytes:

@@ -8,10 +8,11 @@ import pytest
 
 from memlens.errors import UsageError
 from memlens.tracing.jaeger import JaegerError
+from memlens.tracing.records import SpanRecord
 from memlens.tracing.report import otlp_json_span, trace_report
-from memlens.tracing.store import SpanRecord, TraceStore
-from tests.tracing.fake_jaeger import TRACE_ID as JAEGER_TRACE
-from tests.tracing.test_topology import MS, T, span
+from memlens.tracing.store import TraceStore
+from tests.support.fake_jaeger import TRACE_ID as JAEGER_TRACE
+from tests.support.spans import MS, T, span
 
 OTHER = "cd" * 16
 NOW_NS = 10_000 * MS

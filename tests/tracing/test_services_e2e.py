@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from memlens.tracing.store import SpanRecord, TraceStore
+from memlens.tracing.records import SpanRecord
+from memlens.tracing.store import TraceStore
 from memlens.tracing.topology import ServiceEdge, service_graph
-from tests.tracing.conftest import RunningCollector
+from tests.support.collector_process import RunningCollector
 
 SERVICES = Path(__file__).resolve().parents[2] / "examples" / "services"
 SERVER, CLIENT = 2, 3

@@ -1,6 +1,6 @@
-"""memlens.tracing.store: round trip, code locations (current and deprecated attributes),
-retention by age and by count, memory samples and their peaks, the migration from schema
-version 1, and clear errors for files that are not trace stores."""
+"""memlens.tracing.store: round trip, code-location queries (current and deprecated
+attributes), retention by age and by count, memory samples and their peaks, the migration
+from schema version 1, and clear errors for files that are not trace stores."""
 
 from __future__ import annotations
 
@@ -9,14 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from memlens.tracing.store import (
-    MemoryPeak,
-    MemorySample,
-    SpanRecord,
-    TraceStore,
-    TraceStoreError,
-    code_location_of,
-)
+from memlens.tracing.records import MemoryPeak, MemorySample, SpanRecord
+from memlens.tracing.store import TraceStore, TraceStoreError
 
 
 def _span(i: int, **attributes: object) -> SpanRecord:
@@ -54,13 +48,6 @@ def test_round_trip_and_code_location_queries(tmp_path: Path) -> None:
         assert store.recent_trace_ids(2) == [f"{4:032x}", f"{3:032x}"]
     with sqlite3.connect(tmp_path / "t.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-
-
-def test_code_location_prefers_current_attributes() -> None:
-    assert code_location_of(
-        {"code.file.path": "/new.py", "code.filepath": "/old.py", "code.lineno": "7"}
-    ) == ("/new.py", 7, None)
-    assert code_location_of({"code.lineno": "x"}) == (None, None, None)
 
 
 def test_retention_by_count_then_age(tmp_path: Path) -> None:

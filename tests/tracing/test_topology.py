@@ -10,7 +10,7 @@ import pytest
 
 from memlens.errors import UsageError
 from memlens.tracing import jaeger
-from memlens.tracing.store import SpanRecord, TraceStore
+from memlens.tracing.store import TraceStore
 from memlens.tracing.topology import (
     CodeLocation,
     ServiceEdge,
@@ -20,37 +20,7 @@ from memlens.tracing.topology import (
     service_graph,
     waterfall,
 )
-
-T = "ab" * 16
-MS = 1_000_000
-
-
-def span(
-    sid: int,
-    parent: int | None,
-    service: str,
-    kind: int,
-    start_ms: int,
-    dur_ms: int,
-    *,
-    error: bool = False,
-    trace_id: str = T,
-    attributes: dict[str, object] | None = None,
-    **more_attributes: object,
-) -> SpanRecord:
-    return SpanRecord(
-        trace_id=trace_id,
-        span_id=f"{sid:016x}",
-        parent_span_id=f"{parent:016x}" if parent is not None else None,
-        name=f"{service}-{sid}",
-        kind=kind,
-        service=service,
-        start_ns=start_ms * MS,
-        end_ns=(start_ms + dur_ms) * MS,
-        status_code=2 if error else 0,
-        attributes={**(attributes or {}), **more_attributes},
-    )
-
+from tests.support.spans import T, span
 
 SPANS = [
     span(1, None, "gateway", 2, 0, 100, attributes={"code.filepath": "/g.py", "code.lineno": 10}),

@@ -1,6 +1,6 @@
 """A real HTTP server that answers like Jaeger's query service (recorded JSON in
-tests/tracing/fixtures/jaeger), and like some other web server under ``/html/``; the
-``jaeger`` fixture in conftest.py serves it on a free loopback port."""
+tests/support/fixtures/jaeger), and like some other web server under ``/html/``; the
+``jaeger`` fixture in tests/tracing/conftest.py serves it on a free loopback port."""
 
 from __future__ import annotations
 

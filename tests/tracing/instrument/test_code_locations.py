@@ -1,4 +1,5 @@
-"""memlens.tracing.instrument and the environment ``memlens run`` gives its child."""
+"""memlens.tracing.instrument.code_locations: what is user code, the calling line of client
+spans, the handler of server spans (also on one event loop)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from memlens.cli.run import child_environment, service_name
-from memlens.tracing.instrument import CodeLocationSpanProcessor, is_user_code
+from memlens.tracing.instrument.code_locations import CodeLocationSpanProcessor, is_user_code
 
 
 def test_user_code_excludes_stdlib_site_packages_memlens_and_generated() -> None:
@@ -28,7 +28,7 @@ def test_user_code_excludes_stdlib_site_packages_memlens_and_generated() -> None
         os.path.join(os.path.dirname(is_user_code.__code__.co_filename), "x.py")
     )
     assert not is_user_code("<string>")
-    memlens_dir = os.path.dirname(os.path.dirname(is_user_code.__code__.co_filename))
+    memlens_dir = str(Path(is_user_code.__code__.co_filename).parents[2])
     assert is_user_code(memlens_dir + "_app/main.py"), "a sibling that shares the prefix"
 
 
@@ -74,29 +74,6 @@ def _this_line() -> int:
     frame = inspect.currentframe()
     assert frame is not None and frame.f_back is not None
     return frame.f_back.f_lineno
-
-
-def test_child_environment_and_service_name() -> None:
-    command = ["python", "-u", "svc/gateway.py", "--port", "1"]
-    assert service_name(command) == "gateway"
-    assert service_name(["python", "-m", "pkg.api"]) == "pkg.api"
-    assert service_name(["/usr/bin/uvicorn", "app:app"]) == "uvicorn"
-    env = child_environment(command, {"PYTHONPATH": "/mine"})
-    paths = env["PYTHONPATH"].split(os.pathsep)
-    assert paths[0].endswith("_sitecustomize") and paths[-1] == "/mine"
-    assert env["OTEL_SERVICE_NAME"] == "gateway"
-    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
-    kept = child_environment(
-        command,
-        {"OTEL_SERVICE_NAME": "gw", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://h:1/v1/traces"},
-    )
-    assert kept["OTEL_SERVICE_NAME"] == "gw" and "OTEL_EXPORTER_OTLP_ENDPOINT" not in kept
-    forced = child_environment(command, {}, service="api", endpoint="http://h:2", memory=False)
-    assert (forced["OTEL_SERVICE_NAME"], forced["OTEL_EXPORTER_OTLP_ENDPOINT"]) == (
-        "api",
-        "http://h:2",
-    )
-    assert forced["MEMLENS_MEMORY"] == "0"
 
 
 # a framework's request loop; compiled under a name that is not user code
