@@ -18,8 +18,8 @@ from memlens.errors import UsageError
 from memlens.units import format_bytes, parse_size
 
 if TYPE_CHECKING:
-    from memlens.engine.config import WeightConfig
-    from memlens.engine.report import CompressionReport
+    from memlens.engine.compress_job import CompressionReport
+    from memlens.engine.weights.config import WeightConfig
 
 NAME = "compress"
 HELP = "compress a local model's weights (INT8, INT4, low-rank or auto) and measure the cost"
@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def weights_config(args: argparse.Namespace) -> WeightConfig:
     """``--weights`` with auto's ``--max-error``/``--budget`` applied."""
-    from memlens.engine.config import AutoWeightConfig, parse_weights
+    from memlens.engine.weights.config import AutoWeightConfig, parse_weights
 
     config = parse_weights(args.weights)
     tuning = args.max_error is not None or args.budget is not None
@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
     """Compress, print the report, write the checkpoint."""
     import torch  # the engine loads only for this command, not for every `memlens` call
 
-    from memlens.engine.jobs import CompressJob, run_compress
-    from memlens.engine.texts import read_text
+    from memlens.engine.compress_job import CompressJob, run_compress
+    from memlens.engine.measure.texts import read_text
 
     out: Path | None = args.out
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     """Load, then print tokens as they are decoded."""
     import torch
 
-    from memlens.engine.config import parse_kv
     from memlens.engine.generate import DecodeStats, stream
-    from memlens.engine.kvcache import CompressedKVCache, track_attention
+    from memlens.engine.kv.cache import CompressedKVCache, track_attention
+    from memlens.engine.kv.config import parse_kv
     from memlens.engine.loading import load_model
     from memlens.engine.tokens import load_codec
 

@@ -18,7 +18,7 @@ from memlens.errors import UsageError
 from memlens.units import format_bytes, format_count
 
 if TYPE_CHECKING:
-    from memlens.engine.profiling import ProfileRun
+    from memlens.engine.measure.profile_run import ProfileRun
 
 NAME = "profile"
 HELP = "measure a local model's memory per block during a short generation"
@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
     """Load, run, print."""
     import torch
 
-    from memlens.engine.config import parse_kv
+    from memlens.engine.kv.config import parse_kv
     from memlens.engine.loading import load_model
-    from memlens.engine.profiling import profile_run
+    from memlens.engine.measure.profile_run import profile_run
 
     kv = None if args.kv is None else parse_kv(args.kv)
     for name in ("prompt_tokens", "new_tokens", "batch"):

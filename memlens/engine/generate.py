@@ -124,7 +124,7 @@ def stream(
 
     ``cache`` is any transformers ``Cache`` (a fresh ``DynamicCache`` by default).
     """
-    from memlens.profiler.meta import transformers_module
+    from memlens._transformers import transformers_module
 
     ids = _batched(input_ids)  # (B, T)
     if ids.numel() == 0:

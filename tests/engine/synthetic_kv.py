@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from memlens.engine.session_kv import FullKV
+from memlens.engine.sessions.forms import FullKV
 
 LAYERS, HEADS, HEAD_DIM = 2, 2, 8
 TOKEN_BYTES = LAYERS * 2 * HEADS * HEAD_DIM * 4  # float32 keys and values per token

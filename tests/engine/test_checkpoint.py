@@ -1,4 +1,4 @@
-"""Compressed checkpoints (memlens/engine/checkpoint.py): save → load is bit-exact, and a
+"""Compressed checkpoints (memlens/engine/weights/checkpoint.py): save → load is bit-exact, and a
 damaged or mismatched checkpoint is a clear ConfigError."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from memlens.engine import Int4WeightConfig, Int8WeightConfig, WeightConfig, compress_
-from memlens.engine.checkpoint import load_compressed, save_compressed
-from memlens.engine.config import CONFIG_VERSION, LowRankWeightConfig, MixedWeightConfig
-from memlens.engine.layers import Int4Linear, Int8Linear, LowRankLinear
+from memlens.engine.weights.checkpoint import load_compressed, save_compressed
+from memlens.engine.weights.config import CONFIG_VERSION, LowRankWeightConfig, MixedWeightConfig
+from memlens.engine.weights.layers import Int4Linear, Int8Linear, LowRankLinear
 from memlens.errors import ConfigError
 from tests.profiler.tiny_configs import build_model
 

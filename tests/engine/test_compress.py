@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from memlens.engine import Int4WeightConfig, Int8WeightConfig, compress_
-from memlens.engine.config import LowRankWeightConfig, MixedWeightConfig
-from memlens.engine.layers import Int4Linear, Int8Linear, LowRankLinear
-from memlens.engine.schemes import scheme_of
+from memlens.engine.weights.config import LowRankWeightConfig, MixedWeightConfig
+from memlens.engine.weights.layers import Int4Linear, Int8Linear, LowRankLinear
+from memlens.engine.weights.schemes import scheme_of
 from memlens.errors import UsageError
 from memlens.profiler.architectures import describe
 from memlens.profiler.estimate import weight_bytes

@@ -1,10 +1,10 @@
-"""Weight configs (memlens/engine/config.py): JSON round trips, CLI syntax, bad values."""
+"""Weight configs (memlens/engine/weights/config.py): JSON round trips, CLI syntax, bad values."""
 
 from __future__ import annotations
 
 import pytest
 
-from memlens.engine.config import (
+from memlens.engine.weights.config import (
     CONFIG_VERSION,
     AutoWeightConfig,
     Int4WeightConfig,

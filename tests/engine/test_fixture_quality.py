@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.fixtures.byte_llama_model import encode, heldout_text, load_byte_llama
 from memlens.engine import (
     AutoWeightConfig,
     Int4WeightConfig,
@@ -20,8 +21,7 @@ from memlens.engine import (
     plan_auto,
     save_compressed,
 )
-from memlens.engine.fixtures import encode, heldout_text, load_byte_llama
-from memlens.engine.quality import perplexity
+from memlens.engine.measure.quality import perplexity
 from memlens.profiler.measure import module_bytes
 
 EVAL_BYTES = 8192

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from memlens.engine.fixtures import (
+from benchmarks.fixtures.byte_llama_model import (
     FIXTURE_DIR,
     VOCAB_SIZE,
     FixtureInfo,

@@ -1,4 +1,4 @@
-"""Eviction in the compressed KV cache (memlens/engine/kv_eviction.py): which tokens
+"""Eviction in the compressed KV cache (memlens/engine/kv/eviction.py): which tokens
 StreamingLLM sinks + window and H2O keep, mask sizes that match what attention gets,
 attention tracking on a real model, and the errors when H2O has no attention to read."""
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from memlens.engine.config import HeavyHitterEviction, KVCacheConfig, parse_kv
 from memlens.engine.generate import generate
-from memlens.engine.kv_eviction import accumulate_attention
-from memlens.engine.kvcache import CompressedKVCache, CompressedKVLayer, track_attention
+from memlens.engine.kv.cache import CompressedKVCache, CompressedKVLayer, track_attention
+from memlens.engine.kv.config import HeavyHitterEviction, KVCacheConfig, parse_kv
+from memlens.engine.kv.eviction import accumulate_attention
 from memlens.errors import UsageError
 from tests.engine.byte_model import BYTE_MODEL_CONFIG
 from tests.profiler.tiny_configs import build_model

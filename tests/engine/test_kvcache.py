@@ -1,4 +1,4 @@
-"""The compressed KV cache (memlens/engine/kvcache.py): exact byte reports, the fast
+"""The compressed KV cache (memlens/engine/kv/cache.py): exact byte reports, the fast
 dequantization against the reference, decoding with transformers and memlens loops,
 greedy agreement of INT8 KV on the trained fixture, multi-turn appends, bad input."""
 
@@ -11,7 +11,10 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from memlens.engine.config import (
+from benchmarks.fixtures.byte_llama_model import encode, heldout_text, load_byte_llama
+from memlens.engine.generate import generate
+from memlens.engine.kv.cache import CompressedKVCache, CompressedKVLayer, track_attention
+from memlens.engine.kv.config import (
     HeavyHitterEviction,
     KVCacheConfig,
     SinkWindowEviction,
@@ -19,9 +22,6 @@ from memlens.engine.config import (
     kv_config_to_json,
     parse_kv,
 )
-from memlens.engine.fixtures import encode, heldout_text, load_byte_llama
-from memlens.engine.generate import generate
-from memlens.engine.kvcache import CompressedKVCache, CompressedKVLayer, track_attention
 from memlens.errors import ConfigError, UsageError
 from memlens.kernels.reference import (
     dequantize_groups,

@@ -1,11 +1,11 @@
-"""``LowRankLinear`` and rank choice (memlens/engine/layers.py)."""
+"""``LowRankLinear`` and rank choice (memlens/engine/weights/layers.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from memlens.engine.layers import LowRankLinear, choose_rank
+from memlens.engine.weights.layers import LowRankLinear, choose_rank
 
 
 def _low_rank_linear(rank: int, noise: float = 0.0) -> torch.nn.Linear:
@@ -62,7 +62,7 @@ def test_measured_output_error_meets_the_target(max_error: float) -> None:
 
 
 def test_int4_layers_refuse_inputs_off_the_cpu() -> None:
-    from memlens.engine.layers import Int4Linear
+    from memlens.engine.weights.layers import Int4Linear
     from memlens.errors import UsageError
 
     layer = Int4Linear.from_linear(torch.nn.Linear(64, 32), group_size=32)

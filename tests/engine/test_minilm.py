@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from memlens.engine import Int4WeightConfig, Int8WeightConfig, WeightConfig, compress_
-from memlens.engine.quality import mean_cosine, sentence_embeddings
+from memlens.engine.measure.quality import mean_cosine, sentence_embeddings
 
 SENTENCES = (
     "A man is playing a guitar on the street.",

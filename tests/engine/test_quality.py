@@ -1,4 +1,4 @@
-"""Quality measures (memlens/engine/quality.py)."""
+"""Quality measures (memlens/engine/measure/quality.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from memlens.engine.quality import mean_cosine, perplexity
+from memlens.engine.measure.quality import mean_cosine, perplexity
 from memlens.errors import UsageError
 from tests.profiler.tiny_configs import build_model, tiny_config
 

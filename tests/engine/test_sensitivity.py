@@ -1,4 +1,4 @@
-"""Per-layer sensitivity and the ``auto`` plan (memlens/engine/sensitivity.py)."""
+"""Per-layer sensitivity and the ``auto`` plan (memlens/engine/weights/sensitivity.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from memlens.engine import compress_
-from memlens.engine.config import (
+from memlens.engine.weights.config import (
     AutoWeightConfig,
     Int4WeightConfig,
     Int8WeightConfig,
     LowRankWeightConfig,
 )
-from memlens.engine.layers import Int8Linear
-from memlens.engine.sensitivity import evaluate_plan, plan_auto
+from memlens.engine.weights.layers import Int8Linear
+from memlens.engine.weights.sensitivity import evaluate_plan, plan_auto
 from memlens.errors import UsageError
 from memlens.profiler.measure import module_bytes
 from tests.engine.test_compress import _model

@@ -1,4 +1,4 @@
-"""Multi-turn sessions on the trained fixture model (memlens/engine/sessions.py): a turn
+"""Multi-turn sessions on the trained fixture model (memlens/engine/sessions/chat.py): a turn
 on a kept cache predicts what recomputing the conversation predicts (exactly for hot and
 cold sessions, within quantization error for warm ones), prefixes are shared without
 being written to, and budget errors leave other sessions working."""
@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from memlens.engine.fixtures import load_byte_llama
-from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.sessions import Engine, Session
+from benchmarks.fixtures.byte_llama_model import load_byte_llama
+from memlens.engine.sessions.chat import ChatEngine, Session
+from memlens.engine.sessions.config import SessionStoreConfig, Tier
 from memlens.engine.tokens import ByteCodec
 from memlens.errors import DependencyError, SessionBudgetError, SessionLostError, UsageError
 
@@ -29,9 +29,9 @@ def model() -> nn.Module:
     return load_byte_llama(torch.float32)[0]
 
 
-def _engine(model: nn.Module, **options: object) -> Engine:
+def _engine(model: nn.Module, **options: object) -> ChatEngine:
     options.setdefault("budget_bytes", 64 << 20)
-    return Engine(model, ByteCodec(), SessionStoreConfig(**options))  # type: ignore[arg-type]
+    return ChatEngine(model, ByteCodec(), SessionStoreConfig(**options))  # type: ignore[arg-type]
 
 
 def _recompute(model: nn.Module, ids: tuple[int, ...]) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Chat formats of sessions (memlens/engine/session_format.py): what each turn feeds adds
+"""Chat formats of sessions (memlens/engine/sessions/format.py): what each turn feeds adds
 up to the whole conversation as the tokenizer's template renders it."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from memlens.engine.session_format import PlainFormat, TemplateFormat, chat_format
+from memlens.engine.sessions.format import PlainFormat, TemplateFormat, chat_format
 from memlens.engine.tokens import ByteCodec, HuggingFaceCodec
 
 
@@ -93,7 +93,7 @@ def test_a_template_that_rewrites_earlier_turns_is_warned_about_once(
     form.opening("Be brief.")
     form.turn("first")
     form.replied("first", "Hi there")
-    with caplog.at_level(logging.WARNING, logger="memlens.engine.session_format"):
+    with caplog.at_level(logging.WARNING, logger="memlens.engine.sessions.format"):
         second = form.turn("second")
         form.turn("second")
     # it feeds what follows the first disagreement: the new message is in it

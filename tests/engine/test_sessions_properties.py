@@ -1,5 +1,5 @@
 """Property: random create/append/access/close sequences under a budget never exceed it
-and never lose a session that was not closed (memlens/engine/session_store.py)."""
+and never lose a session that was not closed (memlens/engine/sessions/store.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memlens.engine.session_config import SessionStoreConfig
-from memlens.engine.session_store import SessionStore
+from memlens.engine.sessions.config import SessionStoreConfig
+from memlens.engine.sessions.store import SessionStore
 from memlens.errors import SessionBudgetError
 from tests.engine.synthetic_kv import TOKEN_BYTES, synthetic_kv
 

@@ -1,4 +1,4 @@
-"""The cold tier (memlens/engine/session_spill.py): exact round trips, and what a corrupt
+"""The cold tier (memlens/engine/sessions/spill.py): exact round trips, and what a corrupt
 file or a full disk does to one session and not to the others.
 
 Bad inputs tried: a file with flipped tensor bytes, a truncated file, a file of garbage,
@@ -22,11 +22,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load, save
 
-from memlens.engine import session_spill
-from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.session_kv import FullKV, QuantizedKV
-from memlens.engine.session_spill import Spilled, read_spill, write_spill
-from memlens.engine.session_store import SessionStore
+from memlens.engine.sessions import spill as session_spill
+from memlens.engine.sessions.config import SessionStoreConfig, Tier
+from memlens.engine.sessions.forms import FullKV, QuantizedKV
+from memlens.engine.sessions.spill import Spilled, read_spill, write_spill
+from memlens.engine.sessions.store import SessionStore
 from memlens.errors import SessionLostError, SpillError
 from tests.engine.synthetic_kv import TOKEN_BYTES, synthetic_kv
 

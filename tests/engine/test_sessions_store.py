@@ -1,5 +1,6 @@
-"""The session store's policy, budget and stats (memlens/engine/session_store.py), its
-prefix blocks (prefix_blocks.py) and warm form (session_kv.py), on synthetic KV caches."""
+"""The session store's policy, budget and stats (memlens/engine/sessions/store.py), its
+prefix blocks (sessions/prefix_blocks.py) and warm form (sessions/forms.py), on synthetic
+KV caches."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from typing import Any
 import pytest
 import torch
 
-from memlens.engine.prefix_blocks import BlockPool, block_hashes
-from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.session_kv import FullKV, QuantizedKV, QuantizedTensor
-from memlens.engine.session_store import SessionStore
+from memlens.engine.sessions.config import SessionStoreConfig, Tier
+from memlens.engine.sessions.forms import FullKV, QuantizedKV, QuantizedTensor
+from memlens.engine.sessions.prefix_blocks import BlockPool, block_hashes
+from memlens.engine.sessions.store import SessionStore
 from memlens.errors import SessionBudgetError, SessionLostError, UsageError
 from memlens.kernels.reference import dequantize_groups, quantize_groups
 from tests.engine.synthetic_kv import TOKEN_BYTES, synthetic_kv

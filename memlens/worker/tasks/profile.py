@@ -3,7 +3,7 @@
 With weights on disk (a local model folder or an HF-cache snapshot holding
 ``*.safetensors``) the model is loaded (never with remote code) and measured: bytes per
 block from the loaded tensors, the KV cache and largest output of each block, and the
-peak of a short generation (``memlens/engine/profiling.py``); ``"kv": "int8"`` (the
+peak of a short generation (``memlens/engine/measure/profile_run.py``); ``"kv": "int8"`` (the
 CLI's ``--kv`` syntax) decodes with memlens's compressed KV cache and reports its exact
 bytes per layer. Without weights it returns the meta-device skeleton and says so.
 """
@@ -18,7 +18,7 @@ from memlens.worker.protocol import RequestContext, method
 from memlens.worker.tasks.common import ModelRequest, weights_folder
 
 if TYPE_CHECKING:
-    from memlens.engine.config import KVCacheConfig
+    from memlens.engine.kv.config import KVCacheConfig
 
 _TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -74,7 +74,7 @@ def _kv_config(params: dict[str, Any]) -> KVCacheConfig | None:
         return None
     if not isinstance(text, str):
         raise UsageError('\'kv\' must be a string such as "int8" or "int4:g32"')
-    from memlens.engine.config import parse_kv
+    from memlens.engine.kv.config import parse_kv
 
     return parse_kv(text)
 
@@ -91,7 +91,7 @@ def _measure(
     import torch
 
     from memlens.engine.loading import load_model
-    from memlens.engine.profiling import profile_run
+    from memlens.engine.measure.profile_run import profile_run
 
     context.progress(f"Loading weights from {folder}", 10)
     loaded = load_model(folder, getattr(torch, torch_dtype))

@@ -3,8 +3,8 @@
 The config resolves to a plan, ``{module name: scheme config or None}``: a scheme config
 applies to every Linear not skipped, a :class:`MixedWeightConfig` picks per name, and an
 :class:`AutoWeightConfig` is measured on calibration text first
-(``memlens/engine/sensitivity.py``). How each scheme converts a layer lives in
-``memlens/engine/schemes.py``.
+(``memlens/engine/weights/sensitivity.py``). How each scheme converts a layer lives in
+``memlens/engine/weights/schemes.py``.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import fnmatch
 import torch
 from torch import nn
 
-from memlens.engine.config import (
+from memlens.engine.weights.config import (
     AutoWeightConfig,
     LowRankWeightConfig,
     MixedWeightConfig,
     WeightConfig,
 )
-from memlens.engine.schemes import convert_linear, is_scheme, linear_targets, replace_module
-from memlens.engine.sensitivity import Progress, capture_inputs, plan_auto
+from memlens.engine.weights.schemes import convert_linear, is_scheme, linear_targets, replace_module
+from memlens.engine.weights.sensitivity import Progress, capture_inputs, plan_auto
 from memlens.errors import UsageError
 
 

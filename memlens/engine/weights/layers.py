@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from memlens.errors import UsageError
-from memlens.kernels import cpu, int8_matmul, reference
+from memlens.kernels import cpu, int8_matmul
+from memlens.kernels.formats import quantize_int4_weight, quantize_int8_weight
 
 COMPUTE_DTYPE = torch.bfloat16  # the aten packed kernels are fast with bf16 activations
 
@@ -61,7 +62,7 @@ class Int8Linear(CompressedLinear):
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> Int8Linear:
         """Quantize an ``nn.Linear``."""
-        q, scale = reference.quantize_int8_weight(linear.weight.detach())
+        q, scale = quantize_int8_weight(linear.weight.detach())
         return cls(q, scale, _bias(linear))
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
@@ -95,7 +96,7 @@ class Int4Linear(CompressedLinear):
     @classmethod
     def from_linear(cls, linear: nn.Linear, group_size: int) -> Int4Linear:
         """Quantize an ``nn.Linear`` (its input features must divide by ``group_size``)."""
-        values, scale, zero = reference.quantize_int4_weight(linear.weight.detach(), group_size)
+        values, scale, zero = quantize_int4_weight(linear.weight.detach(), group_size)
         return cls(
             cpu.pack_int4(values),
             cpu.scales_and_zeros(scale, zero),

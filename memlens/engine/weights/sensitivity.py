@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from memlens.engine.config import AutoWeightConfig, MixedWeightConfig, WeightConfig
-from memlens.engine.schemes import convert_linear, head_name, linear_targets, scheme_of
+from memlens.engine.weights.config import AutoWeightConfig, MixedWeightConfig, WeightConfig
+from memlens.engine.weights.schemes import convert_linear, head_name, linear_targets, scheme_of
 from memlens.errors import UsageError
 from memlens.profiler.measure import module_bytes
 from memlens.units import format_bytes
@@ -41,7 +41,7 @@ class Option:
     nbytes: int
     rel_error: float
     scheme: str
-    """What the layer would hold (``memlens.engine.schemes.scheme_of``)."""
+    """What the layer would hold (``memlens.engine.weights.schemes.scheme_of``)."""
 
 
 @dataclass(frozen=True)

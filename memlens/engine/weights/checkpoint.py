@@ -19,9 +19,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from memlens import __version__
-from memlens.engine.config import WeightConfig, config_from_json, config_to_json
-from memlens.engine.layers import CompressedLinear, Int4Linear, Int8Linear, LowRankLinear
-from memlens.engine.schemes import replace_module
+from memlens.engine.weights.config import WeightConfig, config_from_json, config_to_json
+from memlens.engine.weights.layers import CompressedLinear, Int4Linear, Int8Linear, LowRankLinear
+from memlens.engine.weights.schemes import replace_module
 from memlens.errors import ConfigError
 
 METADATA = "memlens.json"

@@ -2,7 +2,7 @@
 and the cosine between sentence embeddings before and after (encoder models).
 
 The per-layer relative output error on calibration activations lives beside the plan
-that uses it, in ``memlens/engine/sensitivity.py``.
+that uses it, in ``memlens/engine/weights/sensitivity.py``.
 """
 
 from __future__ import annotations

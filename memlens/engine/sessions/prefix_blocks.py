@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memlens.engine.session_kv import FullKV
+from memlens.engine.sessions.forms import FullKV
 
 
 def block_hashes(ids: Sequence[int], block_tokens: int) -> list[bytes]:

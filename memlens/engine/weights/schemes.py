@@ -13,13 +13,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from memlens.engine.config import (
+from memlens.engine.weights.config import (
     Int4WeightConfig,
     Int8WeightConfig,
     LowRankWeightConfig,
     WeightConfig,
 )
-from memlens.engine.layers import CompressedLinear, Int4Linear, Int8Linear, LowRankLinear
+from memlens.engine.weights.layers import CompressedLinear, Int4Linear, Int8Linear, LowRankLinear
 from memlens.errors import UsageError
 from memlens.profiler.tensors import int4_fits
 

@@ -1,16 +1,18 @@
-"""Multi-turn chat sessions over one model: ``Engine`` and ``Session``.
+"""Multi-turn chat sessions over one model: ``ChatEngine`` and ``Session``.
 
 A session keeps its KV cache between turns, so a turn prefills only the tokens it adds
 (the user's message and the template around it) and streams the reply. Sessions live in
-a :class:`~memlens.engine.session_store.SessionStore`: sessions that open with the same
+a :class:`~memlens.engine.sessions.store.SessionStore`: sessions that open with the same
 system prompt share its KV blocks (``prefix_blocks.py``), and under the store's memory
 budget idle sessions move from hot (full precision) to warm (INT8/INT4) to cold (spilled
 to disk), coming back to hot when used; that policy is described in
-``session_store.py``. An engine and its store are for one thread at a time (a server
+``memlens/engine/sessions/store.py``. An engine and its store are for one thread at a time (a server
 holds a lock around them); one session streams one reply at a time.
 
-    engine = Engine.load("benchmarks/fixtures/byte_llama",
-                         store=SessionStoreConfig(budget_bytes=64 << 20, spill_dir=Path("spill")))
+    engine = ChatEngine.load(
+        "benchmarks/fixtures/byte_llama",
+        store=SessionStoreConfig(budget_bytes=64 << 20, spill_dir=Path("spill")),
+    )
     chat = engine.session(system_prompt="You answer in Python.")
     for piece in chat.send("def fib(n):", max_new_tokens=64):
         print(piece, end="", flush=True)
@@ -29,13 +31,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from memlens.engine.config import WeightConfig
 from memlens.engine.generate import DecodeStats, ForwardCall, Sampling, stream
-from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.session_format import ChatFormat, chat_format
-from memlens.engine.session_kv import FullKV
-from memlens.engine.session_store import SessionStore, StoreStats
+from memlens.engine.sessions.config import SessionStoreConfig, Tier
+from memlens.engine.sessions.format import ChatFormat, chat_format
+from memlens.engine.sessions.forms import FullKV
+from memlens.engine.sessions.store import SessionStore, StoreStats
 from memlens.engine.tokens import TextCodec
+from memlens.engine.weights.config import WeightConfig
 from memlens.errors import UnsupportedArchitectureError, UsageError
 
 
@@ -71,7 +73,7 @@ class NextToken:
     """Next-token logits ``(V,)``."""
 
 
-class Engine:
+class ChatEngine:
     """A model, its tokenizer and a session store."""
 
     def __init__(
@@ -96,12 +98,12 @@ class Engine:
         weights: WeightConfig | None = None,
         store: SessionStoreConfig | None = None,
         dtype: torch.dtype = torch.bfloat16,
-    ) -> Engine:
+    ) -> ChatEngine:
         """A model folder or memlens checkpoint with its tokenizer; ``weights`` compresses
         the model first."""
         from memlens.engine.loading import load_model
-        from memlens.engine.quantize import compress_
         from memlens.engine.tokens import load_codec
+        from memlens.engine.weights.quantize import compress_
 
         loaded = load_model(path, dtype)
         if not loaded.causal:
@@ -146,7 +148,7 @@ class Engine:
     def cache(self, kv: FullKV) -> Any:
         """A transformers ``DynamicCache`` that starts from ``kv``; it grows into new
         tensors (``torch.cat``), leaving those of ``kv`` as they were."""
-        from memlens.profiler.meta import transformers_module
+        from memlens._transformers import transformers_module
 
         dynamic = transformers_module().DynamicCache
         return dynamic(ddp_cache_data=kv.layers, config=self.model.config)
@@ -169,7 +171,7 @@ class Engine:
     def _kv_layout(self) -> FullKV:
         """An empty KV cache of the model's shape, from a one-token dry run; refuses
         models whose cache is not plain per-layer keys and values (sliding windows)."""
-        from memlens.profiler.meta import transformers_module
+        from memlens._transformers import transformers_module
 
         transformers = transformers_module()
         cache = transformers.DynamicCache(config=self.model.config)
@@ -188,7 +190,7 @@ class Engine:
 class Session:
     """One conversation; its KV cache stays in the engine's store between turns."""
 
-    def __init__(self, engine: Engine, session_id: int, form: ChatFormat) -> None:
+    def __init__(self, engine: ChatEngine, session_id: int, form: ChatFormat) -> None:
         self._engine = engine
         self.id = session_id
         """The store's id of this session."""
@@ -307,4 +309,4 @@ class Session:
         self._engine.store.close(self.id)
 
 
-__all__ = ["Engine", "NextToken", "Session", "TurnStats"]
+__all__ = ["ChatEngine", "NextToken", "Session", "TurnStats"]

@@ -1,5 +1,6 @@
 """Which tokens a compressed KV cache keeps under a budget (StreamingLLM sinks + window,
-H2O heavy hitters), and the hooks that feed H2O the attention probabilities.
+H2O heavy hitters): plain arithmetic on token counts and attention scores that knows
+nothing of the cache (``cache.py`` calls it; ``track_attention`` there feeds H2O).
 
 The cache asks :func:`kept_length` how many tokens survive before each update (the
 attention mask needs that number before the layer runs) and :func:`kept_indices` which.
@@ -11,20 +12,13 @@ little error to the oldest ones (``benchmarks/engine_kv.py`` measures the result
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
-
 import torch
 from torch import nn
 
-from memlens.engine.config import Eviction, HeavyHitterEviction, SinkWindowEviction
+from memlens.engine.kv.config import Eviction, HeavyHitterEviction, SinkWindowEviction
 from memlens.errors import UsageError
 
-if TYPE_CHECKING:
-    from memlens.engine.kvcache import CompressedKVCache
-
-__all__ = ["accumulate_attention", "kept_indices", "kept_length", "track_attention"]
+__all__ = ["accumulate_attention", "kept_indices", "kept_length"]
 
 _NEEDS_ATTENTION = (
     "H2O eviction needs the attention probabilities: run the model inside "
@@ -87,42 +81,3 @@ def accumulate_attention(
     if scores is None:
         return received
     return nn.functional.pad(scores, (0, length - scores.shape[-1])) + received
-
-
-@contextmanager
-def track_attention(model: nn.Module, cache: CompressedKVCache) -> Iterator[None]:
-    """Within this block, every attention layer of ``model`` reports its attention
-    probabilities to its layer of ``cache`` (what H2O eviction ranks tokens by). The
-    model runs with eager attention meanwhile (SDPA never materialises the
-    probabilities); its attention implementation and hooks are restored on exit. A
-    cache without H2O eviction needs no attention: then this does nothing."""
-    if not isinstance(cache.config.eviction, HeavyHitterEviction):
-        yield
-        return
-    attention = [
-        module
-        for name, module in model.named_modules()
-        if name.endswith("self_attn") and isinstance(getattr(module, "layer_idx", None), int)
-    ]
-    if not attention:
-        raise UsageError(f"{type(model).__name__} has no self_attn layers to track")
-    config: Any = getattr(model, "config", None)
-    previous = getattr(config, "_attn_implementation", None)
-    setter = getattr(model, "set_attn_implementation", None)
-    if setter is not None and previous != "eager":
-        setter("eager")
-
-    def report(module: nn.Module, args: Any, output: Any) -> None:
-        probs = output[1] if isinstance(output, tuple) and len(output) > 1 else None
-        index = module.layer_idx
-        if isinstance(probs, torch.Tensor) and isinstance(index, int):
-            cache.layer(index).observe_attention(probs)
-
-    handles = [module.register_forward_hook(report) for module in attention]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-        if setter is not None and previous not in (None, "eager"):
-            setter(previous)

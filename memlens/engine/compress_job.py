@@ -1,5 +1,7 @@
 """The compress job both ``memlens compress`` and the worker's ``memlens.compress`` run:
-load, measure the baseline, plan, compress, measure again, save.
+load, measure the baseline, plan, compress, measure again, save; and the
+``CompressionReport`` (DESIGN.md §4) it returns: what the compression saved and what it
+cost.
 
 Progress goes to ``on_progress(message, percent)``; the caller draws it (a rich bar on
 the CLI, LSP work-done progress through the worker).
@@ -10,22 +12,22 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from memlens.engine.bench import decode_speed
-from memlens.engine.checkpoint import save_compressed
-from memlens.engine.config import AutoWeightConfig, WeightConfig, config_to_json
 from memlens.engine.loading import LoadedModel, load_model
-from memlens.engine.quality import mean_cosine, perplexity, sentence_embeddings
-from memlens.engine.quantize import compress_, resolve_plan
-from memlens.engine.report import CompressionReport
-from memlens.engine.sensitivity import LayerChoice, evaluate_plan, plan_auto
-from memlens.engine.texts import calibration_text, evaluation_text
+from memlens.engine.measure.quality import mean_cosine, perplexity, sentence_embeddings
+from memlens.engine.measure.speed import decode_speed
+from memlens.engine.measure.texts import calibration_text, evaluation_text
 from memlens.engine.tokens import TOKENIZER_FILES, HuggingFaceCodec, TextCodec, load_codec
+from memlens.engine.weights.checkpoint import save_compressed
+from memlens.engine.weights.config import AutoWeightConfig, WeightConfig, config_to_json
+from memlens.engine.weights.quantize import compress_, resolve_plan
+from memlens.engine.weights.sensitivity import LayerChoice, evaluate_plan, plan_auto
 from memlens.errors import UsageError
 from memlens.profiler.measure import module_bytes
 
@@ -45,7 +47,7 @@ class CompressJob:
     out: Path | None = None
     """Where to write the compressed checkpoint (None: measure only)."""
     calibration: str | None = None
-    """Calibration text (default: stdlib source, ``memlens/engine/texts.py``)."""
+    """Calibration text (default: stdlib source, ``memlens/engine/measure/texts.py``)."""
     evaluation: str | None = None
     """Held-out text for perplexity (default: the folder's heldout.txt or stdlib source)."""
     calibration_tokens: int = 512
@@ -53,6 +55,40 @@ class CompressJob:
     measure_speed: bool = True
     dtype: torch.dtype = torch.bfloat16
     """What the uncompressed model and the layers left as they are run in."""
+
+
+@dataclass(frozen=True)
+class CompressionReport:
+    """Measured before and after one compression run. Bytes are bytes; speeds are
+    decode tokens per second at batch 1; quality is perplexity for causal LMs and the mean
+    cosine of sentence embeddings for encoders (the other is None)."""
+
+    model: str
+    config: dict[str, Any]
+    layers: tuple[LayerChoice, ...]
+    weight_bytes_before: int
+    weight_bytes_after: int
+    ppl_before: float | None = None
+    ppl_after: float | None = None
+    embedding_cosine: float | None = None
+    tokens_per_s_before: float | None = None
+    tokens_per_s_after: float | None = None
+    out: str | None = None
+    """Where the compressed checkpoint was written."""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def ppl_delta(self) -> float | None:
+        """Relative perplexity change (0.01 = 1% worse)."""
+        if self.ppl_before is None or self.ppl_after is None:
+            return None
+        return self.ppl_after / self.ppl_before - 1
+
+    def to_json(self) -> dict[str, Any]:
+        """The worker's and the CLI's ``--json`` form (``kind`` and ``measured`` added)."""
+        data = asdict(self)
+        data["ppl_delta"] = self.ppl_delta
+        return {"kind": "compress", "measured": True, **data}
 
 
 def _ids(codec: TextCodec, text: str, limit: int) -> torch.Tensor:

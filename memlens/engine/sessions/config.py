@@ -1,4 +1,4 @@
-"""Typed, versioned config of the multi-turn session store (``memlens/engine/sessions.py``).
+"""Typed, versioned config of the multi-turn session store (``memlens/engine/sessions/chat.py``).
 
 Its own file because ``config.py`` holds the weight and KV-cache configs; this one only
 says how much memory sessions may hold and how they are tiered, shared and spilled.

@@ -10,8 +10,8 @@ What is counted
 
 Tiers
     **hot**: full precision tensors; **warm**: INT8/INT4 group-wise
-    (``session_kv.QuantizedKV``); **cold**: a safetensors file in ``spill_dir``
-    (``session_spill.py``) holding whatever the session held when it was spilled.
+    (``forms.QuantizedKV``); **cold**: a safetensors file in ``spill_dir``
+    (``spill.py``) holding whatever the session held when it was spilled.
     Shared prefix blocks stay in memory at full precision while any session, in any
     tier, references them.
 
@@ -44,10 +44,10 @@ from typing import Any
 
 import torch
 
-from memlens.engine.prefix_blocks import BlockPool, block_hashes
-from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.session_kv import FullKV, QuantizedKV, SessionKV
-from memlens.engine.session_spill import Spilled, read_spill, write_spill
+from memlens.engine.sessions.config import SessionStoreConfig, Tier
+from memlens.engine.sessions.forms import FullKV, QuantizedKV, SessionKV
+from memlens.engine.sessions.prefix_blocks import BlockPool, block_hashes
+from memlens.engine.sessions.spill import Spilled, read_spill, write_spill
 from memlens.errors import SessionBudgetError, SessionLostError, SpillError, UsageError
 from memlens.units import format_bytes
 

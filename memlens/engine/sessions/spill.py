@@ -28,7 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 
-from memlens.engine.session_kv import FullKV, QuantizedKV, SessionKV
+from memlens.engine.sessions.forms import FullKV, QuantizedKV, SessionKV
 from memlens.errors import SpillError
 
 SPILL_VERSION = 1

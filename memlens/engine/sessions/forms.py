@@ -2,7 +2,7 @@
 
 Both hold, per decoder layer, keys and values of shape ``(1, H, T, D)`` (batch one,
 ``H`` KV heads, ``T`` tokens, head dimension ``D``). The warm form reuses the KV-cache
-quantizer of ``memlens/kernels/reference.py`` (:func:`quantize_groups`, groups along
+quantizer of ``memlens/kernels/formats.py`` (:func:`quantize_groups`, groups along
 ``D``) and its INT4 packing (two values per byte).
 """
 
@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 
-from memlens.kernels.reference import (
+from memlens.kernels.formats import (
     dequantize_groups,
     pack_int4,
     quantize_groups,

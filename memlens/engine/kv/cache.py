@@ -15,31 +15,28 @@ Works with ``model.generate(cache=cache)`` (``past_key_values=`` in older transf
 with ``model(input_ids, cache=cache, use_cache=True)`` called repeatedly (multi-turn
 appends) and with :func:`memlens.engine.generate.stream`. Positions keep counting the
 tokens seen, evicted ones included. Batches must be unpadded (every row the same length).
+H2O eviction ranks tokens by the attention they received: run the model inside
+:func:`track_attention` (defined here, beside the cache it feeds); which tokens a policy
+keeps is the plain arithmetic of ``eviction.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any
 
 import torch
+from torch import nn
 from transformers.cache_utils import Cache, CacheLayerMixin
 
-from memlens.engine.config import HeavyHitterEviction, KVCacheConfig
-from memlens.engine.kv_eviction import (
-    accumulate_attention,
-    kept_indices,
-    kept_length,
-    track_attention,
-)
+from memlens.engine.kv.config import HeavyHitterEviction, KVCacheConfig
+from memlens.engine.kv.eviction import accumulate_attention, kept_indices, kept_length
 from memlens.errors import UsageError
-from memlens.kernels.reference import (
-    pack_int4,
-    quantize_groups,
-    quantize_token_groups,
-)
+from memlens.kernels.formats import pack_int4, quantize_groups, quantize_token_groups
+from memlens.kernels.kv import dequantize_keys_into, dequantize_values_into
 
 __all__ = ["CompressedKVCache", "CompressedKVLayer", "KVLayerBytes", "track_attention"]
 
@@ -280,7 +277,7 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Every stored token followed by ``(B, H, t, D)`` new ones, as ``(B, H, T, D)``
         keys and values in the model dtype: the history is dequantized straight into the
-        result (the fast path of ``dequantize_token_groups`` / ``dequantize_groups``)."""
+        result (``memlens.kernels.kv``)."""
         held_keys, held_values = self._residual()
         batch, heads, residual, dim = held_keys.shape
         quantized = self.quantized_tokens
@@ -296,23 +293,17 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
         return keys, values
 
     def _dequantize_into(self, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Write the quantized history into ``(B, H, Tq, D)`` views of the result: cast,
-        then scale and shift in place (a mixed uint8/float multiply-add runs ~3x slower on
-        CPU than these three plain passes)."""
+        """Write the quantized history into ``(B, H, Tq, D)`` views of the result."""
         blocks = self.blocks
         if blocks is None:
             return
-        _cast_into(keys, blocks.key_q, self.config.bits)
-        _cast_into(values, blocks.value_q, self.config.bits)
-        group, value_group = self.config.group_size, self.value_group
-        batch, heads, tokens, dim = keys.shape
-        grouped_keys = keys.view(batch, heads, tokens // group, group, dim)  # (B, H, Tq/g, g, D)
-        grouped_keys.mul_(blocks.key_scale[..., None, :].to(self.dtype))  # (B, H, Tq/g, 1, D)
-        grouped_keys.add_(blocks.key_low[..., None, :].to(self.dtype))
-        grouped = (batch, heads, tokens, dim // value_group, value_group)
-        grouped_values = values.view(grouped)  # (B, H, Tq, D/gv, gv)
-        grouped_values.mul_(blocks.value_scale[..., None].to(self.dtype))  # (B, H, Tq, D/gv, 1)
-        grouped_values.add_(blocks.value_low[..., None].to(self.dtype))
+        bits = self.config.bits
+        dequantize_keys_into(
+            keys, blocks.key_q, blocks.key_scale, blocks.key_low, bits, self.config.group_size
+        )
+        dequantize_values_into(
+            values, blocks.value_q, blocks.value_scale, blocks.value_low, bits, self.value_group
+        )
 
     def _evict(self) -> None:
         policy = self.config.eviction
@@ -348,17 +339,6 @@ def _overflows(scales: tuple[torch.Tensor, ...]) -> bool:
     """Whether any float32 scale or minimum lies beyond float16's range (one host sync
     per quantized block on an accelerator)."""
     return any(bool((s.abs() > _SCALE_MAX).any()) for s in scales)
-
-
-def _cast_into(out: torch.Tensor, q: torch.Tensor, bits: int | None) -> None:
-    """``out (…, D)`` ← integer values ``q`` as floats; 4-bit ones unpacked on the way (the
-    fast path of ``unpack_int4``: no unpacked copy)."""
-    if bits != 4:
-        out.copy_(q)
-        return
-    half = q.shape[-1]  # (…, D/2) packed
-    out[..., :half].copy_(q & 15)
-    out[..., half:].copy_(q >> 4)
 
 
 def _keep_scores(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -407,3 +387,42 @@ class CompressedKVCache(Cache):
     def nbytes(self) -> int:
         """Bytes all layers hold."""
         return sum(item.total for item in self.bytes_by_layer())
+
+
+@contextmanager
+def track_attention(model: nn.Module, cache: CompressedKVCache) -> Iterator[None]:
+    """Within this block, every attention layer of ``model`` reports its attention
+    probabilities to its layer of ``cache`` (what H2O eviction ranks tokens by). The
+    model runs with eager attention meanwhile (SDPA never materialises the
+    probabilities); its attention implementation and hooks are restored on exit. A
+    cache without H2O eviction needs no attention: then this does nothing."""
+    if not isinstance(cache.config.eviction, HeavyHitterEviction):
+        yield
+        return
+    attention = [
+        module
+        for name, module in model.named_modules()
+        if name.endswith("self_attn") and isinstance(getattr(module, "layer_idx", None), int)
+    ]
+    if not attention:
+        raise UsageError(f"{type(model).__name__} has no self_attn layers to track")
+    config: Any = getattr(model, "config", None)
+    previous = getattr(config, "_attn_implementation", None)
+    setter = getattr(model, "set_attn_implementation", None)
+    if setter is not None and previous != "eager":
+        setter("eager")
+
+    def report(module: nn.Module, args: Any, output: Any) -> None:
+        probs = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+        index = module.layer_idx
+        if isinstance(probs, torch.Tensor) and isinstance(index, int):
+            cache.layer(index).observe_attention(probs)
+
+    handles = [module.register_forward_hook(report) for module in attention]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        if setter is not None and previous not in (None, "eager"):
+            setter(previous)

@@ -13,12 +13,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from memlens.engine.config import KVCacheConfig
+from memlens._transformers import transformers_module
 from memlens.engine.generate import DecodeStats, stream
-from memlens.engine.kvcache import CompressedKVCache, track_attention
+from memlens.engine.kv.cache import CompressedKVCache, track_attention
+from memlens.engine.kv.config import KVCacheConfig
 from memlens.engine.loading import LoadedModel
 from memlens.profiler.measure import measure_layers, measure_peak, module_bytes
-from memlens.profiler.meta import transformers_module
 
 __all__ = ["MeasuredLayer", "ProfileRun", "profile_run"]
 
