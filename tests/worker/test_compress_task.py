@@ -12,8 +12,8 @@ import pytest
 from memlens.errors import UsageError
 from memlens.worker.protocol import RequestContext
 from memlens.worker.tasks.compress import compress
-from tests.engine.byte_model import BYTE_MODEL_CONFIG
 from tests.profiler.tiny_configs import build_model
+from tests.support.byte_model import BYTE_MODEL_CONFIG
 
 
 def _context(sent: list[dict[str, Any]]) -> RequestContext:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from memlens.engine.sessions.config import SessionStoreConfig
 from memlens.engine.sessions.store import SessionStore
 from memlens.errors import SessionBudgetError
-from tests.engine.synthetic_kv import TOKEN_BYTES, synthetic_kv
+from tests.support.synthetic_kv import TOKEN_BYTES, synthetic_kv
 
 PREFIXES: tuple[list[int], ...] = (
     [],

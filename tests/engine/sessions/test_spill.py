@@ -22,13 +22,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load, save
 
-from memlens.engine.sessions import spill as session_spill
+from memlens.engine.sessions import spill
 from memlens.engine.sessions.config import SessionStoreConfig, Tier
 from memlens.engine.sessions.forms import FullKV, QuantizedKV
 from memlens.engine.sessions.spill import Spilled, read_spill, write_spill
 from memlens.engine.sessions.store import SessionStore
 from memlens.errors import SessionLostError, SpillError
-from tests.engine.synthetic_kv import TOKEN_BYTES, synthetic_kv
+from tests.support.synthetic_kv import TOKEN_BYTES, synthetic_kv
 
 
 def _store(spill_dir: Path, budget_tokens: int = 10_000) -> SessionStore:
@@ -126,7 +126,7 @@ def _full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
         path.write_bytes(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(session_spill, "_write_partial", write_half_then_fail)
+    monkeypatch.setattr(spill, "_write_partial", write_half_then_fail)
 
 
 def test_a_full_disk_keeps_the_session_in_memory(
@@ -206,9 +206,9 @@ def _rewrite_header(path: Path, **changes: object) -> Spilled:
     kept (so only the header's own checks can refuse it)."""
     named = load(path.read_bytes())
     with safe_open(str(path), "pt") as handle:
-        header = json.loads(handle.metadata()[session_spill._HEADER])
+        header = json.loads(handle.metadata()[spill._HEADER])
     header.update(changes)
-    data = save(named, metadata={session_spill._HEADER: json.dumps(header)})
+    data = save(named, metadata={spill._HEADER: json.dumps(header)})
     path.write_bytes(data)
     return Spilled(path, len(data), hashlib.sha256(data).hexdigest())
 
@@ -234,7 +234,7 @@ def test_headers_of_another_version_or_an_unknown_form_are_refused(
 
 def test_a_header_that_is_not_an_object_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.safetensors"
-    data = save({"x": torch.zeros(1)}, metadata={session_spill._HEADER: "[1, 2]"})
+    data = save({"x": torch.zeros(1)}, metadata={spill._HEADER: "[1, 2]"})
     path.write_bytes(data)
     spilled = Spilled(path, len(data), hashlib.sha256(data).hexdigest())
     with pytest.raises(SpillError, match="not a memlens spill file: the header is a list"):

@@ -4,7 +4,6 @@ greedy agreement of INT8 KV on the trained fixture, multi-turn appends, bad inpu
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -14,23 +13,16 @@ from transformers import DynamicCache
 from benchmarks.fixtures.byte_llama_model import encode, heldout_text, load_byte_llama
 from memlens.engine.generate import generate
 from memlens.engine.kv.cache import CompressedKVCache, CompressedKVLayer, track_attention
-from memlens.engine.kv.config import (
-    HeavyHitterEviction,
-    KVCacheConfig,
-    SinkWindowEviction,
-    kv_config_from_json,
-    kv_config_to_json,
-    parse_kv,
-)
-from memlens.errors import ConfigError, UsageError
-from memlens.kernels.reference import (
+from memlens.engine.kv.config import KVCacheConfig, parse_kv
+from memlens.errors import UsageError
+from memlens.kernels.formats import (
     dequantize_groups,
     dequantize_token_groups,
     quantize_groups,
     quantize_token_groups,
 )
-from tests.engine.byte_model import BYTE_MODEL_CONFIG
 from tests.profiler.tiny_configs import build_model
+from tests.support.byte_model import BYTE_MODEL_CONFIG
 
 STORAGES = ["int8", "int4", "int4:g32:r0", "fp", "int8,sinks:4+window:40", "int4,h2o:0.5"]
 
@@ -224,78 +216,6 @@ def test_bad_input_is_a_clear_error(tiny_model: Any) -> None:
     sliding = type(tiny_model.config)(**{**tiny_model.config.to_dict(), "sliding_window": 16})
     with pytest.raises(UsageError, match="full-attention layers only"):
         CompressedKVCache(KVCacheConfig(), sliding)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("int8", KVCacheConfig(bits=8)),
-        ("INT4:g32", KVCacheConfig(bits=4, group_size=32)),
-        ("int4:r128", KVCacheConfig(bits=4, residual_tokens=128)),
-        ("sinks:4+window:508", KVCacheConfig(bits=None, eviction=SinkWindowEviction(4, 508))),
-        ("h2o:0.25", KVCacheConfig(bits=None, eviction=HeavyHitterEviction(budget_fraction=0.25))),
-        (
-            "int8:g32:r16, h2o:1024",
-            KVCacheConfig(8, 32, 16, HeavyHitterEviction(budget_tokens=1024)),
-        ),
-    ],
-)
-def test_kv_syntax_labels_and_json_round_trip(text: str, expected: KVCacheConfig) -> None:
-    config = parse_kv(text)
-    assert config == expected
-    assert parse_kv(config.label()) == config
-    assert kv_config_from_json(json.loads(json.dumps(kv_config_to_json(config)))) == config
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("int3", "use \\[int8"),
-        ("int8:x4", "use \\[int8"),
-        ("int8:g", "use \\[int8"),
-        ("int8:g32:g64", "use \\[int8"),
-        ("int8,int4", "use \\[int8"),
-        ("int8,", "use \\[int8"),
-        ("", "use \\[int8"),
-        ("sinks:4", "use \\[int8"),
-        ("sinks:4+window:0", "window ≥ 1"),
-        ("h2o:1.5", "fraction must be in \\(0, 1\\)"),
-        ("h2o:many", "use \\[int8"),
-        ("h2o:1", "at least 2 tokens"),
-        ("int4:g3", "even number"),
-        ("int4:r-1", "residual tokens must be ≥ 0"),
-    ],
-)
-def test_bad_kv_syntax_names_the_problem(text: str, message: str) -> None:
-    with pytest.raises(UsageError, match=message):
-        parse_kv(text)
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        None,
-        {"bits": 8},
-        {**kv_config_to_json(KVCacheConfig()), "version": 99},
-        {**kv_config_to_json(KVCacheConfig()), "bits": 5},
-        {**kv_config_to_json(KVCacheConfig()), "eviction": {"policy": "lru"}},
-        {**kv_config_to_json(KVCacheConfig()), "colour": "blue"},
-    ],
-)
-def test_bad_kv_config_json_is_a_config_error(data: object) -> None:
-    with pytest.raises(ConfigError, match="KV cache config"):
-        kv_config_from_json(data)
-
-
-def test_config_checks_its_values() -> None:
-    with pytest.raises(UsageError, match="bits must be 8, 4 or None"):
-        KVCacheConfig(bits=3)
-    with pytest.raises(UsageError, match="residual tokens"):
-        KVCacheConfig(residual_tokens=-1)
-    with pytest.raises(UsageError, match="exactly one budget"):
-        HeavyHitterEviction()
-    with pytest.raises(UsageError, match="recent share"):
-        HeavyHitterEviction(budget_tokens=8, recent=0)
 
 
 def test_scales_beyond_float16_switch_the_layer_to_float32() -> None:

@@ -15,8 +15,8 @@ from memlens.engine.sessions.forms import FullKV, QuantizedKV, QuantizedTensor
 from memlens.engine.sessions.prefix_blocks import BlockPool, block_hashes
 from memlens.engine.sessions.store import SessionStore
 from memlens.errors import SessionBudgetError, SessionLostError, UsageError
-from memlens.kernels.reference import dequantize_groups, quantize_groups
-from tests.engine.synthetic_kv import TOKEN_BYTES, synthetic_kv
+from memlens.kernels.formats import dequantize_groups, quantize_groups
+from tests.support.synthetic_kv import TOKEN_BYTES, synthetic_kv
 
 SYSTEM = list(range(100, 116))  # one 16-token block
 

@@ -1,5 +1,5 @@
-"""``compress_`` (memlens/engine): the bytes held equal what the estimator predicts, and
-the compressed model still computes (nearly) the same thing."""
+"""``compress_`` (memlens/engine/weights/quantize.py): the bytes held equal what the
+estimator predicts, and the compressed model still computes (nearly) the same thing."""
 
 from __future__ import annotations
 
@@ -15,29 +15,12 @@ from memlens.profiler.architectures import describe
 from memlens.profiler.estimate import weight_bytes
 from memlens.profiler.measure import module_bytes
 from memlens.profiler.tensors import StorageDtype
-from tests.profiler.tiny_configs import build_model
-
-CONFIG = {
-    "model_type": "llama",
-    "hidden_size": 128,
-    "intermediate_size": 320,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "vocab_size": 512,
-    "pad_token_id": 0,
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-}
-
-
-def _model() -> torch.nn.Module:
-    return build_model(CONFIG).to(torch.bfloat16)
+from tests.support.small_llama import SMALL_LLAMA_CONFIG, small_llama
 
 
 def _predicted_bytes(dtype: StorageDtype, group: int) -> int:
     """What ``memlens estimate`` says the weights take at ``dtype``."""
-    return weight_bytes(describe(CONFIG), dtype, group)
+    return weight_bytes(describe(SMALL_LLAMA_CONFIG), dtype, group)
 
 
 @pytest.mark.parametrize(
@@ -51,7 +34,7 @@ def _predicted_bytes(dtype: StorageDtype, group: int) -> int:
 def test_bytes_held_equal_the_estimate_and_outputs_stay_close(
     config: Int8WeightConfig, dtype: StorageDtype, layer: type[torch.nn.Module]
 ) -> None:
-    model = _model()
+    model = small_llama()
     ids = torch.randint(3, 512, (2, 16), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         before = model(ids).logits.float()
@@ -72,7 +55,7 @@ def test_bytes_held_equal_the_estimate_and_outputs_stay_close(
 
 
 def test_skipped_modules_stay_as_they_are() -> None:
-    model = compress_(_model(), Int8WeightConfig(skip=("lm_head", "*.mlp.*")))
+    model = compress_(small_llama(), Int8WeightConfig(skip=("lm_head", "*.mlp.*")))
     assert isinstance(model.lm_head, torch.nn.Linear)
     assert isinstance(model.model.layers[1].mlp.up_proj, torch.nn.Linear)
     assert isinstance(model.model.layers[1].self_attn.q_proj, Int8Linear)
@@ -123,7 +106,7 @@ def test_mixed_config_picks_per_name_first_match_wins() -> None:
             ("*.mlp.*", LowRankWeightConfig(energy=0.5)),
         ),
     )
-    model = compress_(_model(), config)
+    model = compress_(small_llama(), config)
     layer = model.model.layers[0]
     assert isinstance(model.lm_head, torch.nn.Linear)
     assert isinstance(layer.mlp.down_proj, Int8Linear)
