@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from memlens.engine.generate import stream
+from memlens.engine.decoding import stream
 from memlens.engine.loading import random_model
 from memlens.engine.sessions.chat import ChatEngine, Session
 from memlens.engine.sessions.config import SessionStoreConfig, Tier

@@ -30,7 +30,7 @@ from memlens.errors import MemlensError, UsageError
 from memlens.units import format_bytes, parse_size
 
 if TYPE_CHECKING:
-    from memlens.engine.generate import Sampling
+    from memlens.engine.decoding import Sampling
     from memlens.engine.sessions.chat import ChatEngine, Session
     from memlens.engine.sessions.store import StoreStats
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from memlens.cli.progress import progress_bar
 from memlens.errors import UsageError
+from memlens.profiler.tensors import StorageDtype
 from memlens.units import format_bytes, parse_size
 
 if TYPE_CHECKING:
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 
 NAME = "compress"
 HELP = "compress a local model's weights (INT8, INT4, low-rank or auto) and measure the cost"
-_DTYPES = ("bf16", "fp32")
+_DTYPES = (StorageDtype.BF16, StorageDtype.FP32)
+"""The dtypes ``--dtype`` offers for the uncompressed model (fp16 is not one)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", type=Path, help="calibration text file")
     parser.add_argument("--eval-text", type=Path, help="held-out text file for perplexity")
     parser.add_argument(
-        "--dtype", choices=_DTYPES, default="bf16", help="dtype of the uncompressed model"
+        "--dtype",
+        choices=[dtype.value for dtype in _DTYPES],
+        default=StorageDtype.BF16.value,
+        help="dtype of the uncompressed model",
     )
     parser.add_argument("--no-speed", action="store_true", help="skip the tokens/s measurement")
     parser.add_argument("--json", action="store_true", help="print the CompressionReport JSON")
@@ -82,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         calibration=read_text(args.calibration) if args.calibration else None,
         evaluation=read_text(args.eval_text) if args.eval_text else None,
         measure_speed=not args.no_speed,
-        dtype=torch.bfloat16 if args.dtype == "bf16" else torch.float32,
+        dtype=getattr(torch, StorageDtype(args.dtype).torch_name),
     )
     with progress_bar(f"compress {job.weights.label()}") as update:
         report = run_compress(job, update)

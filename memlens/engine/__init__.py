@@ -10,7 +10,9 @@ nor transformers, so the CLI and the worker pay for them only when they run a mo
 - ``kv/``: the KV cache config, the compressed cache and its eviction policies;
 - ``sessions/``: the chat engine and its hot/warm/cold session store;
 - ``measure/``: perplexity, embedding cosine, speed, the measured profile run;
-- ``generate.py``, ``loading.py``, ``tokens.py``, ``compress_job.py``.
+- ``decoding.py`` (``generate``, ``stream``: a module named ``generate`` would shadow the
+  lazily imported function of that name once imported), ``loading.py``, ``tokens.py``,
+  ``compress_job.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from memlens.engine.compress_job import CompressionReport, CompressJob, run_compress
-    from memlens.engine.generate import Sampling, generate, stream
+    from memlens.engine.decoding import Sampling, generate, stream
     from memlens.engine.kv.cache import CompressedKVCache, KVLayerBytes, track_attention
     from memlens.engine.kv.config import (
         HeavyHitterEviction,
@@ -58,7 +60,7 @@ _MODULES: dict[str, str] = {
     "KVLayerBytes": "memlens.engine.kv.cache",
     "LowRankWeightConfig": "memlens.engine.weights.config",
     "MixedWeightConfig": "memlens.engine.weights.config",
-    "Sampling": "memlens.engine.generate",
+    "Sampling": "memlens.engine.decoding",
     "Session": "memlens.engine.sessions.chat",
     "SessionBudgetError": "memlens.errors",
     "SessionLostError": "memlens.errors",
@@ -71,14 +73,14 @@ _MODULES: dict[str, str] = {
     "TurnStats": "memlens.engine.sessions.chat",
     "WeightConfig": "memlens.engine.weights.config",
     "compress_": "memlens.engine.weights.quantize",
-    "generate": "memlens.engine.generate",
+    "generate": "memlens.engine.decoding",
     "load_compressed": "memlens.engine.weights.checkpoint",
     "load_model": "memlens.engine.loading",
     "parse_kv": "memlens.engine.kv.config",
     "plan_auto": "memlens.engine.weights.sensitivity",
     "run_compress": "memlens.engine.compress_job",
     "save_compressed": "memlens.engine.weights.checkpoint",
-    "stream": "memlens.engine.generate",
+    "stream": "memlens.engine.decoding",
     "track_attention": "memlens.engine.kv.cache",
 }
 """Which module owns each public name."""

@@ -13,7 +13,7 @@ dequantized is kept.
 
 Works with ``model.generate(cache=cache)`` (``past_key_values=`` in older transformers),
 with ``model(input_ids, cache=cache, use_cache=True)`` called repeatedly (multi-turn
-appends) and with :func:`memlens.engine.generate.stream`. Positions keep counting the
+appends) and with :func:`memlens.engine.decoding.stream`. Positions keep counting the
 tokens seen, evicted ones included. Batches must be unpadded (every row the same length).
 H2O eviction ranks tokens by the attention they received: run the model inside
 :func:`track_attention` (defined here, beside the cache it feeds); which tokens a policy

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from memlens._transformers import transformers_module
-from memlens.engine.generate import DecodeStats, stream
+from memlens.engine.decoding import DecodeStats, stream
 from memlens.engine.kv.cache import CompressedKVCache, track_attention
 from memlens.engine.kv.config import KVCacheConfig
 from memlens.engine.loading import LoadedModel

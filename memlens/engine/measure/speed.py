@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from memlens.engine.generate import DecodeStats, stream
+from memlens.engine.decoding import DecodeStats, stream
 from memlens.profiler.measure import module_bytes
 
 BANDWIDTH_BYTES = 256 * 2**20

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from memlens.engine.generate import DecodeStats, ForwardCall, Sampling, stream
+from memlens.engine.decoding import DecodeStats, ForwardCall, Sampling, stream
 from memlens.engine.sessions.config import SessionStoreConfig, Tier
 from memlens.engine.sessions.format import ChatFormat, chat_format
 from memlens.engine.sessions.forms import FullKV

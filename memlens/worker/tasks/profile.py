@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memlens.errors import UsageError
+from memlens.profiler.tensors import FLOAT_DTYPES
 from memlens.worker.protocol import RequestContext, method
 from memlens.worker.tasks.common import ModelRequest, weights_folder
 
 if TYPE_CHECKING:
     from memlens.engine.kv.config import KVCacheConfig
-
-_TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def _positive(params: dict[str, Any], name: str, default: int, limit: int) -> int:
@@ -38,7 +37,7 @@ def profile(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
     new = _positive(params, "new_tokens", 8, 1 << 14)
     kv = _kv_config(params)
     dtype = request.dtypes[0]
-    if dtype.value not in _TORCH_DTYPES:
+    if dtype not in FLOAT_DTYPES:
         raise UsageError("profile runs the model as loaded: use fp32, bf16 or fp16")
     context.progress(f"Resolving {request.model}", 2)
     resolved = request.resolve()
@@ -61,9 +60,7 @@ def profile(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
             "nothing measured); point the load at a local folder with safetensors to measure"
         )
         return report
-    report["measured"] = _measure(
-        folder, _TORCH_DTYPES[dtype.value], request.batch, prompt, new, kv, context
-    )
+    report["measured"] = _measure(folder, dtype.torch_name, request.batch, prompt, new, kv, context)
     return report
 
 

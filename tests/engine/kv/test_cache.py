@@ -11,7 +11,7 @@ import torch
 from transformers import DynamicCache
 
 from benchmarks.fixtures.byte_llama_model import encode, heldout_text, load_byte_llama
-from memlens.engine.generate import generate
+from memlens.engine.decoding import generate
 from memlens.engine.kv.cache import CompressedKVCache, CompressedKVLayer, track_attention
 from memlens.engine.kv.config import KVCacheConfig, parse_kv
 from memlens.errors import UsageError

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import DynamicCache
 
-from memlens.engine.generate import generate
+from memlens.engine.decoding import generate
 from memlens.engine.kv.cache import CompressedKVCache, CompressedKVLayer, track_attention
 from memlens.engine.kv.config import HeavyHitterEviction, KVCacheConfig, parse_kv
 from memlens.engine.kv.eviction import accumulate_attention

@@ -11,11 +11,8 @@ import pytest
 import torch
 
 from memlens.engine.sessions.config import SessionStoreConfig, Tier
-from memlens.engine.sessions.forms import FullKV, QuantizedKV, QuantizedTensor
-from memlens.engine.sessions.prefix_blocks import BlockPool, block_hashes
 from memlens.engine.sessions.store import SessionStore
 from memlens.errors import SessionBudgetError, SessionLostError, UsageError
-from memlens.kernels.formats import dequantize_groups, quantize_groups
 from tests.support.synthetic_kv import TOKEN_BYTES, synthetic_kv
 
 SYSTEM = list(range(100, 116))  # one 16-token block
@@ -53,39 +50,6 @@ def test_group_size_must_divide_the_head_dimension() -> None:
     store = SessionStore(SessionStoreConfig(group_size=6))
     with pytest.raises(UsageError, match="does not divide the head dimension 8"):
         _create(store, [1, 2])
-
-
-def test_block_hashes_chain_over_the_whole_prefix() -> None:
-    a = block_hashes([1, 2, 3, 4, 5, 6, 7], 2)
-    assert len(a) == 3  # the trailing partial block has no hash
-    assert block_hashes([1, 2, 3, 4], 2) == a[:2]
-    # the same block after a different prefix is a different block
-    assert block_hashes([9, 9, 3, 4], 2)[1] != a[1]
-
-
-def test_pool_holds_each_block_once_and_frees_it_with_its_last_reference() -> None:
-    pool = BlockPool(4)
-    tokens = list(range(8))
-    hashes = block_hashes(tokens, 4)
-    pool.acquire(hashes, synthetic_kv(tokens))
-    pool.acquire(hashes, synthetic_kv(tokens))
-    assert len(pool) == 2 and pool.nbytes == 8 * TOKEN_BYTES
-    assert pool.matched(block_hashes([0, 1, 2, 3, 9, 9, 9, 9], 4)) == 1
-    pool.release(hashes)
-    assert len(pool) == 2
-    pool.release(hashes)
-    assert len(pool) == 0 and pool.nbytes == 0
-
-
-@pytest.mark.parametrize("bits", [8, 4])
-def test_warm_form_is_the_reference_quantizer_with_int4_packed(bits: int) -> None:
-    x = torch.randn(1, 2, 5, 8)
-    packed = QuantizedTensor.of(x, bits, 4)  # type: ignore[arg-type]
-    q, scale, low = quantize_groups(x, bits, 4)
-    expected = dequantize_groups(q, scale, low, 4)
-    assert torch.equal(packed.dequantize(bits, 4, torch.float32), expected)
-    assert packed.values.shape[-1] == (8 if bits == 8 else 4)
-    assert packed.values.dtype == torch.uint8
 
 
 def test_sessions_with_one_system_prompt_hold_its_blocks_once() -> None:
@@ -201,14 +165,6 @@ def test_demote_refuses_warmer_or_disabled_tiers() -> None:
     store.demote(sid, Tier.WARM)
     with pytest.raises(UsageError, match="cannot move from warm to hot"):
         store.demote(sid, Tier.HOT)
-
-
-def test_quantized_kv_round_trips_through_its_named_tensors() -> None:
-    kv = QuantizedKV.of(synthetic_kv(list(range(12))), 4, 4)
-    again = QuantizedKV.from_tensors(kv.to_tensors(), 2, 4, 4, torch.float32)
-    assert torch.equal(again.dequantize().layers[1][1], kv.dequantize().layers[1][1])
-    full = FullKV.from_tensors(synthetic_kv([1, 2]).to_tensors(), 2)
-    assert full.tokens == 2
 
 
 def test_a_checkout_pins_even_a_session_with_no_tokens_and_checkin_needs_one() -> None:

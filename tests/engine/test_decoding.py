@@ -1,11 +1,11 @@
-"""Incremental decoding (memlens/engine/generate.py) against transformers' own generate."""
+"""Incremental decoding (memlens/engine/decoding.py) against transformers' own generate."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from memlens.engine.generate import DecodeStats, Sampling, generate, pick_tokens, stream
+from memlens.engine.decoding import DecodeStats, Sampling, generate, pick_tokens, stream
 from memlens.errors import UsageError
 from tests.profiler.tiny_configs import build_model, tiny_config
 
