@@ -39,14 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from fixtures.byte_llama_model import encode, heldout_text, load_byte_llama
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 from transformers import DynamicCache, QuantizedCache
 
-from memlens.engine.config import HeavyHitterEviction, KVCacheConfig, SinkWindowEviction
-from memlens.engine.fixtures import encode, heldout_text, load_byte_llama
-from memlens.engine.kvcache import CompressedKVCache, track_attention
+from memlens.engine.kv.cache import CompressedKVCache, track_attention
+from memlens.engine.kv.config import HeavyHitterEviction, KVCacheConfig, SinkWindowEviction
 from memlens.engine.loading import random_model
 from memlens.profiler.configs import resolve_config
 from memlens.units import format_bytes

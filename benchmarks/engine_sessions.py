@@ -32,15 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from fixtures.byte_llama_model import heldout_text, load_byte_llama
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from memlens.engine.fixtures import heldout_text, load_byte_llama
-from memlens.engine.generate import stream
+from memlens.engine.decoding import stream
 from memlens.engine.loading import random_model
-from memlens.engine.session_config import SessionStoreConfig, Tier
-from memlens.engine.sessions import Engine, Session
+from memlens.engine.sessions.chat import ChatEngine, Session
+from memlens.engine.sessions.config import SessionStoreConfig, Tier
 from memlens.engine.tokens import ByteCodec
 from memlens.errors import SessionBudgetError
 from memlens.profiler.configs import resolve_config
@@ -67,7 +67,7 @@ class _WideByteCodec(ByteCodec):
             yield chr(token) if token < 128 else f"<{token}>"
 
 
-def _recompute_ttft(model: nn.Module, engine: Engine, ids: list[int]) -> float:
+def _recompute_ttft(model: nn.Module, engine: ChatEngine, ids: list[int]) -> float:
     """Seconds to the first token from one prefill of ``ids`` in a fresh cache."""
     start = time.perf_counter()
     first = next(stream(model, engine.ids(ids), 1))
@@ -85,7 +85,7 @@ def multi_turn(device: str, quick: bool, reps: int) -> dict[str, Any]:
     config["max_position_embeddings"] = 4096
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = random_model(config, dtype).to(device)
-    engine = Engine(model, _WideByteCodec(), SessionStoreConfig(budget_bytes=8 << 30))
+    engine = ChatEngine(model, _WideByteCodec(), SessionStoreConfig(budget_bytes=8 << 30))
     session = engine.session(system_prompt=SYSTEM)
     turn_bytes = 200 if quick else 450
     for message in _messages(4, turn_bytes):
@@ -138,7 +138,7 @@ def tiers(name: str, quick: bool, cap: int) -> dict[str, Any]:
             warm_bits=options.get("warm_bits", 8),
             spill_dir=Path(spill) if options.get("cold") else None,
         )
-        engine = Engine(model, ByteCodec(), config)
+        engine = ChatEngine(model, ByteCodec(), config)
         system = (SYSTEM + " " * 64)[:64]  # 64 tokens: four shared blocks
         message_bytes = session_tokens - 64 - len("User: \nAssistant:") - 8
         sessions: list[Session] = []

@@ -35,22 +35,22 @@ from typing import Any
 
 import psutil
 import torch
+from fixtures.byte_llama_model import encode, heldout_text, load_byte_llama
 from rich.console import Console
 from rich.table import Table
 from torch import nn
 
 from memlens.engine import compress_
-from memlens.engine.bench import measure_speed, read_bandwidth
-from memlens.engine.config import (
+from memlens.engine.loading import random_model
+from memlens.engine.measure.quality import mean_cosine, perplexity, sentence_embeddings
+from memlens.engine.measure.speed import measure_speed, read_bandwidth
+from memlens.engine.weights.config import (
     AutoWeightConfig,
     Int4WeightConfig,
     Int8WeightConfig,
     LowRankWeightConfig,
     WeightConfig,
 )
-from memlens.engine.fixtures import encode, heldout_text, load_byte_llama
-from memlens.engine.loading import random_model
-from memlens.engine.quality import mean_cosine, perplexity, sentence_embeddings
 from memlens.profiler.configs import resolve_config
 from memlens.profiler.measure import module_bytes
 from memlens.units import format_bytes

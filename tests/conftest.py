@@ -50,7 +50,7 @@ def hf_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def byte_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small random-weight byte-level model folder (tests/engine/byte_model.py)."""
-    from tests.engine.byte_model import write_byte_model
+    """A small random-weight byte-level model folder (tests/support/byte_model.py)."""
+    from tests.support.byte_model import write_byte_model
 
     return write_byte_model(tmp_path_factory.mktemp("byte-model"))

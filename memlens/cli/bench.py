@@ -20,7 +20,7 @@ from memlens.profiler.configs import resolve_config
 from memlens.units import format_bytes
 
 if TYPE_CHECKING:
-    from memlens.engine.bench import SpeedResult
+    from memlens.engine.measure.speed import SpeedResult
 
 NAME = "bench"
 HELP = "decode speed, weight bytes and the bandwidth floor of each weight scheme"
@@ -49,10 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure each scheme on a fresh copy of the model."""
-    from memlens.engine.bench import measure_speed, read_bandwidth
-    from memlens.engine.config import AutoWeightConfig, parse_weights
     from memlens.engine.loading import load_model, random_model
-    from memlens.engine.quantize import compress_
+    from memlens.engine.measure.speed import measure_speed, read_bandwidth
+    from memlens.engine.weights.config import AutoWeightConfig, parse_weights
+    from memlens.engine.weights.quantize import compress_
 
     schemes = [s.strip() for s in args.weights.split(",") if s.strip()]
     configs = {s: None if s == "bf16" else parse_weights(s) for s in schemes}

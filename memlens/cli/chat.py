@@ -1,5 +1,5 @@
 """``memlens chat DIR``: an interactive multi-turn chat that keeps each conversation's KV
-cache between turns (hot/warm/cold session store, see ``memlens/engine/sessions.py``).
+cache between turns (hot/warm/cold session store, see ``memlens/engine/sessions/chat.py``).
 
 Reads one message per line from stdin (a terminal or a pipe) and streams each reply;
 blank lines are skipped. Commands: ``/stats`` prints the session store's figures per tier,
@@ -30,9 +30,9 @@ from memlens.errors import MemlensError, UsageError
 from memlens.units import format_bytes, parse_size
 
 if TYPE_CHECKING:
-    from memlens.engine.generate import Sampling
-    from memlens.engine.session_store import StoreStats
-    from memlens.engine.sessions import Engine, Session
+    from memlens.engine.decoding import Sampling
+    from memlens.engine.sessions.chat import ChatEngine, Session
+    from memlens.engine.sessions.store import StoreStats
 
 NAME = "chat"
 HELP = "chat with a local model; sessions keep their KV cache between turns"
@@ -65,9 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, then answer stdin line by line until EOF or ``/quit``."""
-    from memlens.engine.config import AutoWeightConfig, parse_weights
-    from memlens.engine.session_config import SessionStoreConfig
-    from memlens.engine.sessions import Engine
+    from memlens.engine.sessions.chat import ChatEngine
+    from memlens.engine.sessions.config import SessionStoreConfig
+    from memlens.engine.weights.config import AutoWeightConfig, parse_weights
 
     if args.max_new_tokens < 1:
         raise UsageError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             warm_bits=args.warm_bits,
             spill_dir=args.spill_dir or Path(scratch),
         )
-        engine = Engine.load(args.model, weights=weights, store=store)
+        engine = ChatEngine.load(args.model, weights=weights, store=store)
         chat = _Chat(engine, args, chosen)
         try:
             return chat.run()
@@ -94,7 +94,9 @@ class _Chat:
     """One ``memlens chat`` conversation: reads lines, answers them, remembers the exit
     code of the last failure."""
 
-    def __init__(self, engine: Engine, args: argparse.Namespace, chosen: Sampling | None) -> None:
+    def __init__(
+        self, engine: ChatEngine, args: argparse.Namespace, chosen: Sampling | None
+    ) -> None:
         self.engine = engine
         self.args = args
         self.sampling = chosen

@@ -15,15 +15,17 @@ from rich.table import Table
 
 from memlens.cli.progress import progress_bar
 from memlens.errors import UsageError
+from memlens.profiler.tensors import StorageDtype
 from memlens.units import format_bytes, parse_size
 
 if TYPE_CHECKING:
-    from memlens.engine.config import WeightConfig
-    from memlens.engine.report import CompressionReport
+    from memlens.engine.compress_job import CompressionReport
+    from memlens.engine.weights.config import WeightConfig
 
 NAME = "compress"
 HELP = "compress a local model's weights (INT8, INT4, low-rank or auto) and measure the cost"
-_DTYPES = ("bf16", "fp32")
+_DTYPES = (StorageDtype.BF16, StorageDtype.FP32)
+"""The dtypes ``--dtype`` offers for the uncompressed model (fp16 is not one)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", type=Path, help="calibration text file")
     parser.add_argument("--eval-text", type=Path, help="held-out text file for perplexity")
     parser.add_argument(
-        "--dtype", choices=_DTYPES, default="bf16", help="dtype of the uncompressed model"
+        "--dtype",
+        choices=[dtype.value for dtype in _DTYPES],
+        default=StorageDtype.BF16.value,
+        help="dtype of the uncompressed model",
     )
     parser.add_argument("--no-speed", action="store_true", help="skip the tokens/s measurement")
     parser.add_argument("--json", action="store_true", help="print the CompressionReport JSON")
@@ -52,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def weights_config(args: argparse.Namespace) -> WeightConfig:
     """``--weights`` with auto's ``--max-error``/``--budget`` applied."""
-    from memlens.engine.config import AutoWeightConfig, parse_weights
+    from memlens.engine.weights.config import AutoWeightConfig, parse_weights
 
     config = parse_weights(args.weights)
     tuning = args.max_error is not None or args.budget is not None
@@ -69,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     """Compress, print the report, write the checkpoint."""
     import torch  # the engine loads only for this command, not for every `memlens` call
 
-    from memlens.engine.jobs import CompressJob, run_compress
-    from memlens.engine.texts import read_text
+    from memlens.engine.compress_job import CompressJob, run_compress
+    from memlens.engine.measure.texts import read_text
 
     out: Path | None = args.out
     if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -82,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         calibration=read_text(args.calibration) if args.calibration else None,
         evaluation=read_text(args.eval_text) if args.eval_text else None,
         measure_speed=not args.no_speed,
-        dtype=torch.bfloat16 if args.dtype == "bf16" else torch.float32,
+        dtype=getattr(torch, StorageDtype(args.dtype).torch_name),
     )
     with progress_bar(f"compress {job.weights.label()}") as update:
         report = run_compress(job, update)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from memlens.errors import UsageError
 
 if TYPE_CHECKING:
-    from memlens.engine.generate import Sampling
+    from memlens.engine.decoding import Sampling
 
 NAME = "generate"
 HELP = "stream text from a local model folder or a memlens compressed checkpoint"
@@ -47,7 +47,7 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
 
 def sampling(args: argparse.Namespace) -> Sampling | None:
     """Greedy unless a sampling option was given."""
-    from memlens.engine.generate import Sampling
+    from memlens.engine.decoding import Sampling
 
     options = (args.temperature, args.top_k, args.top_p, args.seed)
     if all(option is None for option in options):
@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     """Load, then print tokens as they are decoded."""
     import torch
 
-    from memlens.engine.config import parse_kv
-    from memlens.engine.generate import DecodeStats, stream
-    from memlens.engine.kvcache import CompressedKVCache, track_attention
+    from memlens.engine.decoding import DecodeStats, stream
+    from memlens.engine.kv.cache import CompressedKVCache, track_attention
+    from memlens.engine.kv.config import parse_kv
     from memlens.engine.loading import load_model
     from memlens.engine.tokens import load_codec
 

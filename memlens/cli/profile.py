@@ -15,21 +15,25 @@ from rich.table import Table
 
 from memlens.cli.progress import progress_bar
 from memlens.errors import UsageError
+from memlens.profiler.tensors import FLOAT_DTYPES, StorageDtype
 from memlens.units import format_bytes, format_count
 
 if TYPE_CHECKING:
-    from memlens.engine.profiling import ProfileRun
+    from memlens.engine.measure.profile_run import ProfileRun
 
 NAME = "profile"
 HELP = "measure a local model's memory per block during a short generation"
-_DTYPES = ("fp32", "bf16", "fp16")
-_TORCH_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``memlens profile``."""
     parser.add_argument("model", metavar="MODEL", help="model folder or compressed checkpoint")
-    parser.add_argument("--dtype", choices=_DTYPES, default="bf16", help="load dtype")
+    parser.add_argument(
+        "--dtype",
+        choices=[dtype.value for dtype in FLOAT_DTYPES],
+        default=StorageDtype.BF16.value,
+        help="load dtype",
+    )
     parser.add_argument("--prompt-tokens", type=int, default=64, help="(default: %(default)s)")
     parser.add_argument("--new-tokens", type=int, default=8, help="(default: %(default)s)")
     parser.add_argument("--batch", type=int, default=1, help="(default: %(default)s)")
@@ -46,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     """Load, run, print."""
     import torch
 
-    from memlens.engine.config import parse_kv
+    from memlens.engine.kv.config import parse_kv
     from memlens.engine.loading import load_model
-    from memlens.engine.profiling import profile_run
+    from memlens.engine.measure.profile_run import profile_run
 
     kv = None if args.kv is None else parse_kv(args.kv)
     for name in ("prompt_tokens", "new_tokens", "batch"):
@@ -56,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be between 1 and 65536")
     with progress_bar("profile") as update:
         update(f"Loading {args.model}", 5)
-        loaded = load_model(Path(args.model), getattr(torch, _TORCH_NAMES[args.dtype]))
+        loaded = load_model(Path(args.model), getattr(torch, StorageDtype(args.dtype).torch_name))
         measured = profile_run(
             loaded, args.batch, args.prompt_tokens, args.new_tokens, update, kv=kv
         )

@@ -16,10 +16,11 @@ import torch
 from safetensors import SafetensorError
 from torch import nn
 
-from memlens.engine.checkpoint import METADATA, load_compressed, read_config
-from memlens.engine.config import WeightConfig
+from memlens._transformers import transformers_module
+from memlens.engine.weights.checkpoint import METADATA, load_compressed, read_config
+from memlens.engine.weights.config import WeightConfig
 from memlens.errors import ConfigError, ModelNotFoundError
-from memlens.profiler.meta import build_meta_model, transformers_module
+from memlens.profiler.meta import build_meta_model
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ def load_codec(folder: str | Path) -> TextCodec:
             raise ConfigError(f"{marker}: unknown byte tokenizer kind {kind!r}")
         return ByteCodec()
     if any((folder / name).is_file() for name in TOKENIZER_FILES[1:]):
-        from memlens.profiler.meta import transformers_module
+        from memlens._transformers import transformers_module
 
         tokenizer = transformers_module().AutoTokenizer.from_pretrained(
             folder, local_files_only=True

@@ -1,8 +1,10 @@
 """Quantized math: one function per op, dispatched by device and an explicit preference.
 
-Every op has a float reference in ``reference.py``; fast paths live in ``cpu.py`` (aten's
-packed kernels) and ``cuda.py`` (aten CUDA ops, imported only for tensors on a GPU); any
-other device runs the reference.
+The storage formats (quantizers, packing) are defined in ``formats.py``. Every op has a
+float reference in ``reference.py``; fast paths live in ``cpu.py`` (aten's packed
+kernels), ``cuda.py`` (aten CUDA ops, imported only for tensors on a GPU) and ``kv.py``
+(the KV cache's in-place dequantization, any device); any other device runs the
+reference.
 """
 
 from __future__ import annotations

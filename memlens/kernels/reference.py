@@ -1,63 +1,23 @@
-"""Plain-torch float references for every quantized op (the oracle tests compare with).
-
-Formats (shared with the fast paths and with ``memlens/profiler/tensors.py``'s byte
-counts):
-
-- INT8 weight-only, symmetric per output channel: ``w ≈ q * scale[:, None]``,
-  ``q`` in [-127, 127].
-- INT4 weight-only, asymmetric per group of ``g`` input features: ``w ≈ (q - 8) * scale +
-  zero`` with ``q`` in [0, 15] (the layout aten's int4 CPU kernels use).
-- Per-token-group quantization of activations (KV cache): along the last dimension, in
-  groups of ``g``, ``x ≈ q * scale + minimum`` with ``q`` in [0, 2**bits - 1].
-- Per-channel groups of tokens (KV cache keys, as KIVI): the same along the token
-  dimension ``-2``, each group spanning ``g`` tokens of one channel.
-- Packed 4-bit values: two per byte along the last dimension, the first half of the
-  elements in the low nibbles, the second half in the high nibbles.
-"""
+"""Plain float references (the oracles tests compare the fast paths with): the weight-only
+matmuls (also the fallback where no fast path fits) and the KV cache's dequantization.
+The formats themselves are defined in ``formats.py``."""
 
 from __future__ import annotations
 
 import torch
 
-INT4_MIDPOINT = 8
-_EPS = 1e-8
-
-
-def quantize_int8_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(N, K)`` float → int8 ``(N, K)`` and float32 per-channel scales ``(N,)``."""
-    scale = weight.abs().amax(dim=1).float().clamp(min=_EPS) / 127  # (N,)
-    q = torch.clamp(torch.round(weight.float() / scale[:, None]), -127, 127)  # (N, K)
-    return q.to(torch.int8), scale
+from memlens.kernels.formats import (
+    dequantize_groups,
+    dequantize_int4_weight,
+    dequantize_token_groups,
+    unpack_int4,
+)
 
 
 def int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """``x (…, K) @ dequant(q (N, K), scale (N,)).T`` → ``(…, N)`` in ``x``'s dtype."""
     weight = q.float() * scale.float()[:, None]  # (N, K)
     return (x.float() @ weight.T).to(x.dtype)
-
-
-def quantize_int4_weight(
-    weight: torch.Tensor, group_size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(N, K)`` float → values ``(N, K)`` int32 in [0, 15], scales and zeros ``(N, K/g)``."""
-    n, k = weight.shape
-    grouped = weight.float().reshape(n, k // group_size, group_size)  # (N, K/g, g)
-    low = grouped.amin(dim=-1)  # (N, K/g)
-    high = grouped.amax(dim=-1)
-    scale = (high - low).clamp(min=_EPS) / 15
-    q = torch.clamp(torch.round((grouped - low[..., None]) / scale[..., None]), 0, 15)
-    zero = low + INT4_MIDPOINT * scale  # so that w = (q - 8) * scale + zero
-    return q.reshape(n, k).to(torch.int32), scale, zero
-
-
-def dequantize_int4_weight(
-    values: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor, group_size: int
-) -> torch.Tensor:
-    """Inverse of :func:`quantize_int4_weight` → float32 ``(N, K)``."""
-    n, k = values.shape
-    grouped = values.float().reshape(n, k // group_size, group_size)  # (N, K/g, g)
-    weight = (grouped - INT4_MIDPOINT) * scale[..., None] + zero[..., None]
-    return weight.reshape(n, k)
 
 
 def int4_matmul(
@@ -68,62 +28,31 @@ def int4_matmul(
     return (x.float() @ weight.T).to(x.dtype)
 
 
-def quantize_groups(
-    x: torch.Tensor, bits: int, group_size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Quantize the last dimension in groups: → uint8 values, float scales and minimums
-    of shape ``(…, D/g)``."""
-    *lead, d = x.shape
-    grouped = x.float().reshape(*lead, d // group_size, group_size)  # (…, D/g, g)
-    low = grouped.amin(dim=-1)  # (…, D/g)
-    scale = (grouped.amax(dim=-1) - low).clamp(min=_EPS) / (2**bits - 1)
-    q = torch.clamp(torch.round((grouped - low[..., None]) / scale[..., None]), 0, 2**bits - 1)
-    return q.reshape(*lead, d).to(torch.uint8), scale, low
-
-
-def dequantize_groups(
+def dequantize_keys(
     q: torch.Tensor,
     scale: torch.Tensor,
     low: torch.Tensor,
+    bits: int,
     group_size: int,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype,
 ) -> torch.Tensor:
-    """Inverse of :func:`quantize_groups` → ``(…, D)`` in ``dtype``."""
-    *lead, d = q.shape
-    grouped = q.float().reshape(*lead, d // group_size, group_size)  # (…, D/g, g)
-    return (grouped * scale[..., None] + low[..., None]).reshape(*lead, d).to(dtype)
+    """KV cache keys: ``q (B, H, T, D)`` uint8 (``(B, H, T, D/2)`` packed at 4 bits) with
+    per-channel scales and minimums ``(B, H, T/g, D)`` → ``(B, H, T, D)`` in ``dtype``
+    (the oracle of ``kv.dequantize_keys_into``)."""
+    values = unpack_int4(q) if bits == 4 else q  # (B, H, T, D)
+    return dequantize_token_groups(values, scale.float(), low.float(), group_size, dtype)
 
 
-def quantize_token_groups(
-    x: torch.Tensor, bits: int, group_size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Quantize ``x (…, T, D)`` per channel in groups of ``group_size`` tokens → uint8
-    values ``(…, T, D)``, float scales and minimums ``(…, T/g, D)``."""
-    q, scale, low = quantize_groups(x.transpose(-1, -2), bits, group_size)  # (…, D, T), (…, D, T/g)
-    return q.transpose(-1, -2), scale.transpose(-1, -2), low.transpose(-1, -2)
-
-
-def dequantize_token_groups(
+def dequantize_values(
     q: torch.Tensor,
     scale: torch.Tensor,
     low: torch.Tensor,
+    bits: int,
     group_size: int,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype,
 ) -> torch.Tensor:
-    """Inverse of :func:`quantize_token_groups` → ``(…, T, D)`` in ``dtype``."""
-    flipped = dequantize_groups(
-        q.transpose(-1, -2), scale.transpose(-1, -2), low.transpose(-1, -2), group_size, dtype
-    )  # (…, D, T)
-    return flipped.transpose(-1, -2)
-
-
-def pack_int4(q: torch.Tensor) -> torch.Tensor:
-    """uint8 values in [0, 15] ``(…, 2n)`` → two per byte ``(…, n)``: element ``i`` in the
-    low nibble of byte ``i``, element ``n + i`` in its high nibble."""
-    n = q.shape[-1] // 2
-    return q[..., :n] | (q[..., n:] << 4)
-
-
-def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`pack_int4`: ``(…, n)`` → ``(…, 2n)`` uint8 in [0, 15]."""
-    return torch.cat([packed & 15, packed >> 4], dim=-1)
+    """KV cache values: ``q (B, H, T, D)`` uint8 (``(B, H, T, D/2)`` packed at 4 bits) with
+    per-token scales and minimums ``(B, H, T, D/g)`` → ``(B, H, T, D)`` in ``dtype`` (the
+    oracle of ``kv.dequantize_values_into``)."""
+    values = unpack_int4(q) if bits == 4 else q  # (B, H, T, D)
+    return dequantize_groups(values, scale.float(), low.float(), group_size, dtype)

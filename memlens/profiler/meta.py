@@ -9,14 +9,14 @@ server never imports it).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from memlens.errors import ConfigError, DependencyError, UnsupportedArchitectureError
+from memlens._transformers import transformers_module
+from memlens.errors import ConfigError, UnsupportedArchitectureError
 from memlens.profiler.architectures import (
     ArchitectureSpec,
     AttentionSpec,
@@ -29,34 +29,6 @@ from memlens.profiler.estimate import MemoryEstimate, estimate_from_spec
 from memlens.profiler.tensors import StorageDtype, TensorKind, TensorSpec
 
 log = logging.getLogger(__name__)
-
-
-_IMPORT_LOCK = threading.Lock()
-_LAZY_ATTRIBUTES = (
-    "AutoConfig",
-    "AutoModel",
-    "AutoModelForCausalLM",
-    "StoppingCriteria",
-    "StoppingCriteriaList",
-    "pytorch_utils",
-)
-
-
-def transformers_module() -> Any:
-    """Import transformers once, resolving its lazy attributes under a lock: two threads
-    touching a lazy attribute for the first time at once can see it missing."""
-    with _IMPORT_LOCK:
-        try:
-            import transformers
-        except ImportError as exc:  # pragma: no cover - transformers is a dependency
-            raise DependencyError(
-                "the exact estimator needs transformers: pip install memlens"
-            ) from exc
-        for name in _LAZY_ATTRIBUTES:
-            getattr(transformers, name)
-        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-        return transformers
-
 
 _LAYER_FIELDS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 MAX_LAYERS = 4096

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fixtures.byte_llama_model import FIXTURE_DIR
 from memlens.cli.main import main
-from memlens.engine.fixtures import FIXTURE_DIR
 
 TOKEN_BYTES = 4 * 2 * 2 * 64 * 2  # fixture in bf16: 4 layers, K and V, 2 KV heads, dim 64
 

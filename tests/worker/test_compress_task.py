@@ -4,6 +4,7 @@ weights and a tokenizer are on disk, a plan of exact sizes otherwise."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,8 @@ import pytest
 from memlens.errors import UsageError
 from memlens.worker.methods import RequestContext
 from memlens.worker.tasks.compress import compress
-from tests.engine.byte_model import BYTE_MODEL_CONFIG
 from tests.profiler.tiny_configs import build_model
+from tests.support.byte_model import BYTE_MODEL_CONFIG
 
 
 def _context(sent: list[dict[str, Any]]) -> RequestContext:
@@ -29,7 +30,9 @@ def test_weights_and_tokenizer_on_disk_give_a_measured_report(
     sent: list[dict[str, Any]] = []
     report = compress({"model": str(byte_model_dir), "weights": "int4:g32"}, _context(sent))
     assert report["measured"] is True and report["config"]["group_size"] == 32
-    assert report["ppl_before"] and report["ppl_after"] and report["tokens_per_s_after"]
+    for figure in ("ppl_before", "ppl_after", "tokens_per_s_after"):
+        value = report[figure]  # NaN is truthy: check finite and positive
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, (figure, value)
     assert Path(report["out"], "memlens.json").is_file()
     assert str(tmp_path) in report["out"]
     percentages = [m["progress"].get("percentage", 0) for m in sent]

@@ -1,7 +1,7 @@
 """``memlens.compress``: a measured ``CompressionReport`` when the weights and a tokenizer
 are on disk; otherwise the plan, with exact per-layer bytes from the model's shapes.
 
-A measured run compresses with the engine (``memlens/engine/jobs.py``), measures
+A measured run compresses with the engine (``memlens/engine/compress_job.py``), measures
 perplexity (or embedding cosine) and decode speed before and after, and writes the
 checkpoint under the worker cache (``compressed/``), named in the report's ``out``.
 """
@@ -20,7 +20,7 @@ from memlens.worker.methods import RequestContext, method
 from memlens.worker.tasks.common import ModelRequest, weights_folder
 
 if TYPE_CHECKING:
-    from memlens.engine.config import WeightConfig
+    from memlens.engine.weights.config import WeightConfig
 
 
 def _weights_spec(params: dict[str, Any]) -> str:
@@ -38,7 +38,7 @@ def _weights_spec(params: dict[str, Any]) -> str:
 @method("memlens.compress")
 def compress(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
     """``{"kind": "compress", "config", "layers": [LayerReport], "ppl_before", …}``."""
-    from memlens.engine.config import parse_weights
+    from memlens.engine.weights.config import parse_weights
 
     request = ModelRequest.from_params(params)
     weights = parse_weights(_weights_spec(params))
@@ -64,7 +64,7 @@ def _has_tokenizer(folder: Path) -> bool:
 def _measured(
     folder: Path, model: str, weights: WeightConfig, context: RequestContext
 ) -> dict[str, Any]:
-    from memlens.engine.jobs import CompressJob, run_compress
+    from memlens.engine.compress_job import CompressJob, run_compress
 
     key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
     label = weights.label().replace(":", "-")

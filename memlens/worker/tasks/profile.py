@@ -3,7 +3,7 @@
 With weights on disk (a local model folder or an HF-cache snapshot holding
 ``*.safetensors``) the model is loaded (never with remote code) and measured: bytes per
 block from the loaded tensors, the KV cache and largest output of each block, and the
-peak of a short generation (``memlens/engine/profiling.py``); ``"kv": "int8"`` (the
+peak of a short generation (``memlens/engine/measure/profile_run.py``); ``"kv": "int8"`` (the
 CLI's ``--kv`` syntax) decodes with memlens's compressed KV cache and reports its exact
 bytes per layer. Without weights it returns the meta-device skeleton and says so.
 """
@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memlens.errors import UsageError
+from memlens.profiler.tensors import FLOAT_DTYPES
 from memlens.worker.methods import RequestContext, method
 from memlens.worker.tasks.common import ModelRequest, weights_folder
 
 if TYPE_CHECKING:
-    from memlens.engine.config import KVCacheConfig
-
-_TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+    from memlens.engine.kv.config import KVCacheConfig
 
 
 def _positive(params: dict[str, Any], name: str, default: int, limit: int) -> int:
@@ -38,7 +37,7 @@ def profile(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
     new = _positive(params, "new_tokens", 8, 1 << 14)
     kv = _kv_config(params)
     dtype = request.dtypes[0]
-    if dtype.value not in _TORCH_DTYPES:
+    if dtype not in FLOAT_DTYPES:
         raise UsageError("profile runs the model as loaded: use fp32, bf16 or fp16")
     context.progress(f"Resolving {request.model}", 2)
     resolved = request.resolve()
@@ -61,9 +60,7 @@ def profile(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
             "nothing measured); point the load at a local folder with safetensors to measure"
         )
         return report
-    report["measured"] = _measure(
-        folder, _TORCH_DTYPES[dtype.value], request.batch, prompt, new, kv, context
-    )
+    report["measured"] = _measure(folder, dtype.torch_name, request.batch, prompt, new, kv, context)
     return report
 
 
@@ -74,7 +71,7 @@ def _kv_config(params: dict[str, Any]) -> KVCacheConfig | None:
         return None
     if not isinstance(text, str):
         raise UsageError('\'kv\' must be a string such as "int8" or "int4:g32"')
-    from memlens.engine.config import parse_kv
+    from memlens.engine.kv.config import parse_kv
 
     return parse_kv(text)
 
@@ -91,7 +88,7 @@ def _measure(
     import torch
 
     from memlens.engine.loading import load_model
-    from memlens.engine.profiling import profile_run
+    from memlens.engine.measure.profile_run import profile_run
 
     context.progress(f"Loading weights from {folder}", 10)
     loaded = load_model(folder, getattr(torch, torch_dtype))

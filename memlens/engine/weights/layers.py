@@ -1,0 +1,179 @@
+"""``nn.Linear`` replacements that hold compressed weights, in memlens's storage format
+(the one ``memlens/profiler/tensors.py`` counts, so estimates and memory agree)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from memlens.errors import UsageError
+from memlens.kernels import cpu, int8_matmul
+from memlens.kernels.formats import quantize_int4_weight, quantize_int8_weight
+
+COMPUTE_DTYPE = torch.bfloat16  # the aten packed kernels are fast with bf16 activations
+
+
+def _bias(linear: nn.Linear) -> torch.Tensor | None:
+    return None if linear.bias is None else linear.bias.detach().to(COMPUTE_DTYPE).clone()
+
+
+class CompressedLinear(nn.Module):
+    """What every compressed Linear shares: a storage kind, bf16 compute, an optional bias."""
+
+    kind: ClassVar[str]
+    """The scheme checkpoints record (``int8``, ``int4``, ``lowrank``)."""
+    in_features: int
+    out_features: int
+    bias: torch.Tensor | None
+
+    def label(self) -> str:
+        """What the layer holds, e.g. ``int4:g64`` (reports show it)."""
+        return self.kind
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (…, in)`` in bf16 → ``(…, out)`` without the bias."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (…, in)`` → ``(…, out)`` in ``x``'s dtype."""
+        out = self._matmul(x.to(COMPUTE_DTYPE))
+        if self.bias is not None:
+            out = out + self.bias
+        return out.to(x.dtype)
+
+
+class Int8Linear(CompressedLinear):
+    """INT8 weights ``(out, in)`` with one bf16 scale per output channel."""
+
+    kind = "int8"
+    q: torch.Tensor
+    scale: torch.Tensor
+    bias: torch.Tensor | None
+
+    def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = q.shape[1], q.shape[0]
+        self.register_buffer("q", q)  # (out, in) int8
+        self.register_buffer("scale", scale.to(COMPUTE_DTYPE))  # (out,)
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> Int8Linear:
+        """Quantize an ``nn.Linear``."""
+        q, scale = quantize_int8_weight(linear.weight.detach())
+        return cls(q, scale, _bias(linear))
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        return int8_matmul(x, self.q, self.scale)
+
+
+class Int4Linear(CompressedLinear):
+    """INT4 weights packed two per byte, a bf16 scale and zero per group of inputs."""
+
+    kind = "int4"
+    packed: torch.Tensor
+    scales_zeros: torch.Tensor
+    bias: torch.Tensor | None
+
+    def __init__(
+        self,
+        packed: torch.Tensor,
+        scales_zeros: torch.Tensor,
+        group_size: int,
+        out_features: int,
+        in_features: int,
+        bias: torch.Tensor | None,
+    ) -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.group_size = group_size
+        self.register_buffer("packed", packed)  # (out, in/2) uint8
+        self.register_buffer("scales_zeros", scales_zeros.to(COMPUTE_DTYPE))  # (in/g, out, 2)
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, group_size: int) -> Int4Linear:
+        """Quantize an ``nn.Linear`` (its input features must divide by ``group_size``)."""
+        values, scale, zero = quantize_int4_weight(linear.weight.detach(), group_size)
+        return cls(
+            cpu.pack_int4(values),
+            cpu.scales_and_zeros(scale, zero),
+            group_size,
+            linear.out_features,
+            linear.in_features,
+            _bias(linear),
+        )
+
+    def label(self) -> str:
+        return f"int4:g{self.group_size}"
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            raise UsageError(
+                "INT4 layers run on the CPU kernels (their packing is the CPU layout); "
+                "use INT8 on a GPU"
+            )
+        return cpu.int4_matmul(x, self.packed, self.group_size, self.scales_zeros)
+
+
+class LowRankLinear(CompressedLinear):
+    """``W ≈ up @ down``: ``down (rank, in)`` and ``up (out, rank)`` in bf16 (truncated SVD)."""
+
+    kind = "lowrank"
+    down: torch.Tensor
+    up: torch.Tensor
+    bias: torch.Tensor | None
+
+    def __init__(self, down: torch.Tensor, up: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = down.shape[1], up.shape[0]
+        self.rank = down.shape[0]
+        self.register_buffer("down", down.to(COMPUTE_DTYPE))  # (rank, in)
+        self.register_buffer("up", up.to(COMPUTE_DTYPE))  # (out, rank)
+        self.register_buffer("bias", bias)
+
+    @classmethod
+    def from_linear(
+        cls,
+        linear: nn.Linear,
+        energy: float = 0.99,
+        max_error: float | None = None,
+        inputs: torch.Tensor | None = None,
+    ) -> LowRankLinear:
+        """Truncate the SVD of ``linear.weight`` at the rank :func:`choose_rank` picks."""
+        u, s, vh = torch.linalg.svd(linear.weight.detach().float(), full_matrices=False)
+        rank = choose_rank(s, vh, energy, max_error, inputs)
+        down = vh[:rank]  # (rank, in)
+        up = u[:, :rank] * s[:rank]  # (out, rank)
+        return cls(down, up, _bias(linear))
+
+    def label(self) -> str:
+        return f"lowrank:r{self.rank}"
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        return (x @ self.down.T) @ self.up.T  # (…, rank) → (…, out)
+
+
+def choose_rank(
+    s: torch.Tensor,
+    vh: torch.Tensor,
+    energy: float,
+    max_error: float | None = None,
+    inputs: torch.Tensor | None = None,
+) -> int:
+    """The smallest rank keeping ``energy`` of ``s²``, or, given ``max_error`` and
+    calibration ``inputs (n, in)``, the smallest whose relative output error is within it.
+
+    The output error of dropping directions ``j > r`` is ``Σ s_j² ‖X v_j‖²`` (the columns
+    of ``X V S`` are orthogonal in the output space because ``U`` is orthonormal)."""
+    if max_error is not None and inputs is not None:
+        weights = s**2 * (inputs.float() @ vh.T).square().sum(dim=0)  # (rank_max,)
+        target = max_error**2
+    else:
+        weights = s**2
+        target = 1 - energy
+    total = weights.sum().clamp(min=1e-30)
+    dropped = (weights.flip(0).cumsum(0).flip(0) / total).tolist()  # dropped[r] = tail from r
+    return next((r for r in range(1, len(dropped)) if dropped[r] <= target), len(dropped))
