@@ -10,21 +10,12 @@ scope's assignments are known.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from memlens.lsp_server.static_values import Scope
+from memlens.lsp_server.analysis.static_values import Scope
 
-_SCOPE_STATEMENTS = (
-    ast.If,
-    ast.For,
-    ast.AsyncFor,
-    ast.While,
-    ast.With,
-    ast.AsyncWith,
-    ast.Try,
-    ast.TryStar,
-    ast.Match,
-)
 _COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 
 
@@ -120,84 +111,178 @@ class _Indexer:
         factors: tuple[Factor, ...],
         direct: bool,
     ) -> None:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            self.imports(node)
-            for alias in node.names:
-                scope.bind((alias.asname or alias.name).split(".")[0])
-        elif isinstance(node, ast.ClassDef):
-            scope.bind(node.name)
-            inner = ScopeInfo(scope)
-            self.index.classes.append((node, inner))
-            for child in node.body:  # __init__ builds the module's layers; nothing else does
-                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                    # methods see the module's names, not the class body's (as in Python)
-                    inner.bind(child.name)
-                    self.function(child, scope, node.name if child.name == "__init__" else None)
-                else:
-                    self.statement(child, inner, None, (), True)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            scope.bind(node.name)
-            self.function(node, scope, owner)
-        elif isinstance(node, ast.Assign):
-            for target in node.targets:
-                self.stores(target, scope)
-            if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                if direct:
-                    scope.plain.append((node.targets[0].id, node.value))
-                if isinstance(node.value, ast.Call):
-                    self.index.targets[id(node.value)] = node.targets[0].id
-            self.expression(node.value, scope, owner, factors)
-        elif isinstance(node, ast.AnnAssign):
-            self.stores(node.target, scope)
-            if node.value is not None:
-                if direct and isinstance(node.target, ast.Name):
-                    scope.plain.append((node.target.id, node.value))
-                self.expression(node.value, scope, owner, factors)
-        elif isinstance(node, ast.For | ast.AsyncFor):
-            self.stores(node.target, scope)
-            self.expression(node.iter, scope, owner, factors)
-            self.body(node.body, scope, owner, (*factors, LoopFactor(node.iter)), False)
-            self.body(node.orelse, scope, owner, factors, False)
-        elif isinstance(node, ast.While):
-            self.expression(node.test, scope, owner, factors)
-            self.body(node.body, scope, owner, (*factors, LoopFactor(None)), False)
-            self.body(node.orelse, scope, owner, factors, False)
-        elif isinstance(node, ast.AugAssign):
-            self.stores(node.target, scope)
-            self.expression(node.value, scope, owner, factors)
-        elif isinstance(node, ast.With | ast.AsyncWith):
-            for item in node.items:
-                self.expression(item.context_expr, scope, owner, factors)
-                if item.optional_vars is not None:
-                    self.stores(item.optional_vars, scope)
-            self.body(node.body, scope, owner, factors, False)
-        elif isinstance(node, ast.Try | ast.TryStar):
-            for handler in node.handlers:
-                if handler.name:
-                    scope.bind(handler.name)
-                self.body(handler.body, scope, owner, factors, False)
-            for block in (node.body, node.orelse, node.finalbody):
-                self.body(block, scope, owner, factors, False)
-        elif isinstance(node, ast.Match):
-            self.expression(node.subject, scope, owner, factors)
-            for case in node.cases:
-                for pattern in ast.walk(case.pattern):
-                    if isinstance(name := getattr(pattern, "name", None), str):
-                        scope.bind(name)
-                    if isinstance(rest := getattr(pattern, "rest", None), str):
-                        scope.bind(rest)
-                self.body(case.body, scope, owner, factors, False)
-        elif isinstance(node, _SCOPE_STATEMENTS):
-            for name, value in ast.iter_fields(node):
-                if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
-                    self.body(value, scope, owner, factors, False)
-                elif name in ("handlers", "cases") and isinstance(value, list):
-                    for child in value:
-                        self.body(child.body, scope, owner, factors, False)
-                else:
-                    self.children(node, scope, owner, factors, only=name)
-        else:
+        handler = _STATEMENTS.get(type(node))
+        if handler is None:
             self.children(node, scope, owner, factors)
+        else:
+            handler(self, node, scope, owner, factors, direct)
+
+    def _import(
+        self,
+        node: ast.Import | ast.ImportFrom,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        self.imports(node)
+        for alias in node.names:
+            scope.bind((alias.asname or alias.name).split(".")[0])
+
+    def _class(
+        self,
+        node: ast.ClassDef,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        scope.bind(node.name)
+        inner = ScopeInfo(scope)
+        self.index.classes.append((node, inner))
+        for child in node.body:  # __init__ builds the module's layers; nothing else does
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                # methods see the module's names, not the class body's (as in Python)
+                inner.bind(child.name)
+                self.function(child, scope, node.name if child.name == "__init__" else None)
+            else:
+                self.statement(child, inner, None, (), True)
+
+    def _def(
+        self,
+        node: ast.FunctionDef | ast.AsyncFunctionDef,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        scope.bind(node.name)
+        self.function(node, scope, owner)
+
+    def _assign(
+        self,
+        node: ast.Assign,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        for target in node.targets:
+            self.stores(target, scope)
+        if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if direct:
+                scope.plain.append((node.targets[0].id, node.value))
+            if isinstance(node.value, ast.Call):
+                self.index.targets[id(node.value)] = node.targets[0].id
+        self.expression(node.value, scope, owner, factors)
+
+    def _annotated_assign(
+        self,
+        node: ast.AnnAssign,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        self.stores(node.target, scope)
+        if node.value is not None:
+            if direct and isinstance(node.target, ast.Name):
+                scope.plain.append((node.target.id, node.value))
+            self.expression(node.value, scope, owner, factors)
+
+    def _augmented_assign(
+        self,
+        node: ast.AugAssign,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        self.stores(node.target, scope)
+        self.expression(node.value, scope, owner, factors)
+
+    def _for(
+        self,
+        node: ast.For | ast.AsyncFor,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        self.stores(node.target, scope)
+        self.expression(node.iter, scope, owner, factors)
+        self.body(node.body, scope, owner, (*factors, LoopFactor(node.iter)), False)
+        self.body(node.orelse, scope, owner, factors, False)
+
+    def _while(
+        self,
+        node: ast.While,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        self.expression(node.test, scope, owner, factors)
+        self.body(node.body, scope, owner, (*factors, LoopFactor(None)), False)
+        self.body(node.orelse, scope, owner, factors, False)
+
+    def _if(
+        self,
+        node: ast.If,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        self.expression(node.test, scope, owner, factors)
+        self.body(node.body, scope, owner, factors, False)
+        self.body(node.orelse, scope, owner, factors, False)
+
+    def _with(
+        self,
+        node: ast.With | ast.AsyncWith,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        for item in node.items:
+            self.expression(item.context_expr, scope, owner, factors)
+            if item.optional_vars is not None:
+                self.stores(item.optional_vars, scope)
+        self.body(node.body, scope, owner, factors, False)
+
+    def _try(
+        self,
+        node: ast.Try | ast.TryStar,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        for handler in node.handlers:
+            if handler.name:
+                scope.bind(handler.name)
+            self.body(handler.body, scope, owner, factors, False)
+        for block in (node.body, node.orelse, node.finalbody):
+            self.body(block, scope, owner, factors, False)
+
+    def _match(
+        self,
+        node: ast.Match,
+        scope: ScopeInfo,
+        owner: str | None,
+        factors: tuple[Factor, ...],
+        direct: bool,
+    ) -> None:
+        self.expression(node.subject, scope, owner, factors)
+        for case in node.cases:
+            for pattern in ast.walk(case.pattern):
+                if isinstance(name := getattr(pattern, "name", None), str):
+                    scope.bind(name)
+                if isinstance(rest := getattr(pattern, "rest", None), str):
+                    scope.bind(rest)
+            self.body(case.body, scope, owner, factors, False)
 
     def function(
         self, node: ast.FunctionDef | ast.AsyncFunctionDef, scope: ScopeInfo, owner: str | None
@@ -285,8 +370,44 @@ class _Indexer:
         self.accumulating -= accumulator
 
 
+_StatementHandler = Callable[[_Indexer, Any, ScopeInfo, str | None, tuple[Factor, ...], bool], None]
+_STATEMENTS: dict[type[ast.stmt], _StatementHandler] = {
+    ast.Import: _Indexer._import,
+    ast.ImportFrom: _Indexer._import,
+    ast.ClassDef: _Indexer._class,
+    ast.FunctionDef: _Indexer._def,
+    ast.AsyncFunctionDef: _Indexer._def,
+    ast.Assign: _Indexer._assign,
+    ast.AnnAssign: _Indexer._annotated_assign,
+    ast.AugAssign: _Indexer._augmented_assign,
+    ast.For: _Indexer._for,
+    ast.AsyncFor: _Indexer._for,
+    ast.While: _Indexer._while,
+    ast.If: _Indexer._if,
+    ast.With: _Indexer._with,
+    ast.AsyncWith: _Indexer._with,
+    ast.Try: _Indexer._try,
+    ast.TryStar: _Indexer._try,
+    ast.Match: _Indexer._match,
+}
+"""How each kind of statement is indexed; any other kind (``return``, an expression, …)
+has its expressions walked."""
+
+
 def index_source(tree: ast.Module) -> SourceIndex:
     """Index a parsed module in one pass."""
     indexer = _Indexer()
     indexer.body(tree.body, indexer.index.module, None, (), True)
     return indexer.index
+
+
+def canonical_name(aliases: dict[str, str], name: str | None) -> str | None:
+    """``nn.Linear`` → ``torch.nn.Linear`` through the file's imports (``nn`` without an
+    import is taken as ``torch.nn``, as snippets usually mean)."""
+    if name is None:
+        return None
+    head, _, rest = name.partition(".")
+    full = aliases.get(head)
+    if full is None:
+        return "torch.nn." + rest if head == "nn" and rest else name
+    return f"{full}.{rest}" if rest else full
