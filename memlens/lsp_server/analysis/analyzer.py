@@ -39,6 +39,7 @@ from memlens.lsp_server.analysis.static_values import (
 )
 from memlens.lsp_server.analysis.tolerant_parse import parse_tolerant
 from memlens.profiler.architectures import supported_model_types
+from memlens.profiler.tensors import FLOAT_DTYPES
 
 _COMMENT = re.compile(r"#[^\n]*")
 _NOT_A_MODEL = re.compile(r"(Tokenizer|Processor|FeatureExtractor|Config|Scheduler)")
@@ -163,7 +164,7 @@ class _Analyzer:
             owner,
             params,
             count,
-            dtype if dtype not in (None, "auto") else "fp32",
+            dtype if dtype != "auto" else "fp32",
         )
 
     def _module_findings(self) -> None:
@@ -249,7 +250,7 @@ class _Analyzer:
         candidates = [keyword.value] if keyword else list(call.args)
         for candidate in candidates:
             dtype = static_dtype(candidate, scope, self.index.aliases)
-            if dtype in ("fp32", "bf16", "fp16"):
+            if dtype in FLOAT_DTYPES:
                 return dtype
         return None
 

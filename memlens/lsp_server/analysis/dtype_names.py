@@ -27,13 +27,9 @@ def dtype_name(name: str) -> str:
     return stored.value if stored is not None else _NOT_STORED.get(bare, "?")
 
 
-def static_dtype(
-    node: ast.expr | None, scope: Scope, aliases: dict[str, str] | None = None
-) -> str | None:
+def static_dtype(node: ast.expr, scope: Scope, aliases: dict[str, str] | None = None) -> str:
     """``torch.bfloat16`` / ``"bfloat16"`` / ``"auto"`` → ``bf16``/``auto``; ``?`` if unknown.
     ``aliases`` (the file's imports) make ``T.float16`` after ``import torch as T`` count."""
-    if node is None:
-        return None
     name = canonical_name(aliases or {}, dotted_name(node))
     if name is not None and name.startswith("torch."):
         return dtype_name(name)

@@ -305,25 +305,18 @@ class _Indexer:
         self.body(node.body, inner, owner, (), True)
 
     def children(
-        self,
-        node: ast.AST,
-        scope: ScopeInfo,
-        owner: str | None,
-        factors: tuple[Factor, ...],
-        only: str | None = None,
+        self, node: ast.AST, scope: ScopeInfo, owner: str | None, factors: tuple[Factor, ...]
     ) -> None:
-        for name, value in ast.iter_fields(node):
-            if only is not None and name != only:
-                continue
+        """The expressions directly under a simple statement, an expression or a keyword
+        argument (compound statements and comprehensions have handlers of their own)."""
+        for _, value in ast.iter_fields(node):
             if isinstance(value, ast.expr):
                 self.expression(value, scope, owner, factors)
             elif isinstance(value, list):
                 for item in value:
                     if isinstance(item, ast.expr):
                         self.expression(item, scope, owner, factors)
-                    elif isinstance(item, ast.stmt):
-                        self.statement(item, scope, owner, factors, False)
-                    elif isinstance(item, ast.keyword | ast.withitem | ast.comprehension):
+                    elif isinstance(item, ast.keyword):
                         self.children(item, scope, owner, factors)
 
     def stores(self, target: ast.expr, scope: ScopeInfo) -> None:
