@@ -1,9 +1,14 @@
-"""``MemlensServer``: the pygls language server and the state every feature shares."""
+"""``MemlensServer``: the pygls language server and the state every feature shares.
+
+The server knows no feature: each feature's ``register(server)`` adds its handlers and
+fills the server's hook lists (diagnostics providers, what runs when traces change)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +18,35 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from memlens import __version__
-from memlens.lsp_server.analysis import analyze
-from memlens.lsp_server.estimates import Estimator, LoadEstimate
-from memlens.lsp_server.findings import Analysis, ModelLoad, Position, Span
+from memlens.lsp_server.analysis import (
+    Analysis,
+    Estimator,
+    LoadEstimate,
+    ModelLoad,
+    Position,
+    Span,
+    analyze,
+    split_lines,
+)
 from memlens.lsp_server.settings import Settings
-from memlens.lsp_server.tolerant_parse import split_lines
-from memlens.lsp_server.trace_watch import TraceWatch
+from memlens.lsp_server.traces import TraceWatch
 from memlens.lsp_server.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
 DIAGNOSTICS_DEBOUNCE_S = 0.05
-_pushes: set[asyncio.Task[None]] = set()
-"""Trace-view refreshes in flight (see ``MemlensServer.traces_changed``)."""
+
+DiagnosticsProvider = Callable[["MemlensServer", str], list[types.Diagnostic]]
+"""Diagnostics of one kind for a document (by URI), from its current version."""
+TracesHook = Callable[["MemlensServer"], None]
+"""Called after new spans or memory samples reached the trace store."""
+
+
+@dataclass(frozen=True)
+class TraceViewRequest:
+    """What the client last asked ``memlens.traces`` for."""
+
+    trace_id: str | None
+    """The trace to show; None for the overview (services and recent traces)."""
 
 
 class MemlensProtocol(LanguageServerProtocol):
@@ -48,7 +70,8 @@ class MemlensProtocol(LanguageServerProtocol):
 
 
 class MemlensServer(LanguageServer):
-    """Holds settings, per-document analyses, the estimator and the worker client."""
+    """Holds settings, per-document analyses, the estimator, the worker client, the trace
+    store's watch, and the hooks the features registered."""
 
     def __init__(self) -> None:
         super().__init__("memlens", __version__, protocol_cls=MemlensProtocol)
@@ -66,8 +89,14 @@ class MemlensServer(LanguageServer):
         self.command_tasks: dict[Any, asyncio.Task[Any]] = {}
         """Running commands by their JSON-RPC request id."""
         self.traces = TraceWatch(on_change=self.traces_changed, on_error=self.show_warning)
-        self.trace_view: tuple[str | None] | None = None
-        """The trace the client last asked ``memlens.traces`` for (None: it never asked)."""
+        self.trace_view: TraceViewRequest | None = None
+        """The client's open trace view; None until it asks ``memlens.traces``."""
+        self.diagnostics_providers: list[DiagnosticsProvider] = []
+        """Filled by the features at registration, run in that order."""
+        self.on_traces_changed: list[TracesHook] = []
+        """Filled by the features at registration (see :meth:`traces_changed`)."""
+        self._background: set[asyncio.Task[None]] = set()
+        """Tasks nobody awaits (the loop holds tasks weakly: kept here until done)."""
 
     # -- documents ---------------------------------------------------------------------
     def analysis(self, uri: str) -> Analysis:
@@ -139,16 +168,18 @@ class MemlensServer(LanguageServer):
         loop = asyncio.get_running_loop()
         self._debounce[uri] = loop.call_later(DIAGNOSTICS_DEBOUNCE_S, self._publish, uri)
 
-    def _publish(self, uri: str) -> None:
-        from memlens.lsp_server.features.diagnostics import diagnostics_for
+    def diagnostics(self, uri: str) -> list[types.Diagnostic]:
+        """All memlens diagnostics of a document's current version."""
+        return [found for provider in self.diagnostics_providers for found in provider(self, uri)]
 
+    def _publish(self, uri: str) -> None:
         self._debounce.pop(uri, None)
         if uri not in self.workspace.text_documents:
             return
         document = self.workspace.get_text_document(uri)
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
-                uri=uri, version=document.version, diagnostics=diagnostics_for(self, uri)
+                uri=uri, version=document.version, diagnostics=self.diagnostics(uri)
             )
         )
 
@@ -191,17 +222,17 @@ class MemlensServer(LanguageServer):
         )
 
     def traces_changed(self) -> None:
-        """New spans or memory samples: refresh lenses and diagnostics, and the trace
-        view when the client has one open."""
+        """New spans or memory samples: refresh lenses and diagnostics, then run the
+        features' hooks (the trace view's refresh)."""
         self.refresh_views()
-        if self.trace_view is not None:
-            from memlens.lsp_server.features.traces import push_trace_report
+        for hook in self.on_traces_changed:
+            hook(self)
 
-            task = asyncio.get_running_loop().create_task(
-                push_trace_report(self, self.trace_view[0])
-            )
-            _pushes.add(task)  # the loop holds tasks weakly: keep it until it is done
-            task.add_done_callback(_pushes.discard)
+    def run_in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` on the event loop without awaiting it; it must handle its errors."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # -- user messages -----------------------------------------------------------------
     def show(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:

@@ -3,7 +3,6 @@ capabilities; LSP specification warnings fail the test (pyproject filterwarnings
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -11,18 +10,11 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
-from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.profiler.tiny_configs import build_model, tiny_config
+from tests.support.lsp_client import SERVER_ENV, session
 
-SERVER_ENV = {
-    **os.environ,
-    "HF_HUB_OFFLINE": "1",
-    "MEMLENS_OFFLINE": "1",
-    "MEMLENS_CACHE_DIR": tempfile.mkdtemp(prefix="memlens-cache-"),
-    "HF_HUB_CACHE": tempfile.mkdtemp(prefix="memlens-hf-"),
-}
 BUDGET = "24GiB"
 
 
@@ -41,53 +33,15 @@ SERVER = ClientServerConfig(
 )
 
 
-REFRESHES: list[str] = []
-"""Refresh requests the server sent (VS Code's capabilities declare support for them)."""
-
-
-def _accept_refreshes(client: LanguageClient) -> None:
-    for method in (types.WORKSPACE_CODE_LENS_REFRESH, types.WORKSPACE_INLAY_HINT_REFRESH):
-        client.feature(method)(lambda params, method=method: REFRESHES.append(method))
-
-
-async def _session(
-    client: LanguageClient, workspace: Path, options: dict[str, object]
-) -> AsyncIterator[None]:
-    _accept_refreshes(client)
-    await client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=workspace.as_uri(),
-            initialization_options={"memlens": options},
-        )
-    )
-    yield
-    await client.shutdown_session()
-
-
 @pytest_lsp.fixture(config=SERVER)
 async def client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[None]:
     """An initialized session with a 24 GiB memory budget."""
-    async for _ in _session(lsp_client, workspace, {"memoryBudget": BUDGET}):
+    async for _ in session(lsp_client, workspace, {"memoryBudget": BUDGET}):
         yield
 
 
 @pytest_lsp.fixture(config=SERVER)
 async def untrusted_client(lsp_client: LanguageClient, workspace: Path) -> AsyncIterator[None]:
     """A session in a workspace VS Code has not trusted: static hints only."""
-    async for _ in _session(lsp_client, workspace, {"trusted": False}):
+    async for _ in session(lsp_client, workspace, {"trusted": False}):
         yield
-
-
-def open_document(client: LanguageClient, path: Path, text: str, version: int = 1) -> str:
-    """Write ``text`` to ``path`` and open it in the server; returns the URI."""
-    path.write_text(text)
-    uri = path.as_uri()
-    client.text_document_did_open(
-        types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(
-                uri=uri, language_id="python", version=version, text=text
-            )
-        )
-    )
-    return uri

@@ -1,4 +1,5 @@
-"""One module per LSP feature; each exposes ``register(server)``."""
+"""One module per LSP feature; each exposes ``register(server)``, which adds its handlers
+and fills the server's hooks (``labels`` is the short texts several features share)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from memlens.lsp_server.features import (
     documents,
     hover,
     inlay_hints,
+    run_memory,
     summary,
     traces,
 )
@@ -24,6 +26,7 @@ FEATURES = (
     inlay_hints,
     hover,
     diagnostics,
+    run_memory,  # after diagnostics: a document's loads' diagnostics come first
     code_actions,
     code_lens,
     commands,

@@ -7,20 +7,24 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from memlens.lsp_server.findings import ModelLoad, Position, Span
+from memlens.lsp_server.analysis import ModelLoad, Position, Span
+from memlens.profiler.tensors import StorageDtype
 from memlens.units import format_bytes
 
 if TYPE_CHECKING:
     from memlens.lsp_server.server import MemlensServer
 
-DTYPE_ATTRIBUTES = {"bf16": "bfloat16", "fp16": "float16"}
+FIX_DTYPES = (StorageDtype.BF16, StorageDtype.FP16)
+"""The dtypes quick fixes offer, the preferred one first."""
 
 
-def dtype_edits(ls: MemlensServer, uri: str, load: ModelLoad, dtype: str) -> list[types.TextEdit]:
+def dtype_edits(
+    ls: MemlensServer, uri: str, load: ModelLoad, dtype: StorageDtype
+) -> list[types.TextEdit]:
     """Edits that make ``load`` use ``dtype``: replace its dtype argument or add one, and
     ``import torch`` when no name is bound to torch (an alias like ``T`` is used as is)."""
     analysis = ls.analysis(uri)
-    expression = f"{analysis.torch_name or 'torch'}.{DTYPE_ATTRIBUTES[dtype]}"
+    expression = f"{analysis.torch_name or 'torch'}.{dtype.torch_name}"
     edits: list[types.TextEdit] = []
     if load.dtype_span is not None:
         edits.append(
@@ -101,17 +105,17 @@ def register(server: MemlensServer) -> None:
             actions.extend(_engine_actions(ls, uri, load, related))
             if load.quantization is not None or (load.double_star and load.dtype_span is None):
                 continue  # **kwargs may already carry a dtype: adding one could clash
-            for dtype in ("bf16", "fp16"):
+            for dtype in FIX_DTYPES:
                 if load.dtype == dtype:
                     continue
                 estimate = ls.load_estimate(uri, load, dtype).estimate
                 size = f" (≈ {format_bytes(estimate.total_bytes)})" if estimate else ""
                 actions.append(
                     types.CodeAction(
-                        title=f"memlens: load in torch.{DTYPE_ATTRIBUTES[dtype]}{size}",
+                        title=f"memlens: load in torch.{dtype.torch_name}{size}",
                         kind=types.CodeActionKind.QuickFix,
                         diagnostics=related or None,
-                        is_preferred=dtype == "bf16" and bool(related),
+                        is_preferred=dtype == StorageDtype.BF16 and bool(related),
                         edit=types.WorkspaceEdit(changes={uri: dtype_edits(ls, uri, load, dtype)}),
                     )
                 )

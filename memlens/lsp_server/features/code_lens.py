@@ -10,12 +10,10 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from memlens.lsp_server.estimates import class_totals
+from memlens.lsp_server.analysis import Position, Span, class_totals, parse_tolerant
 from memlens.lsp_server.features.commands import runnable
 from memlens.lsp_server.features.labels import class_label
-from memlens.lsp_server.findings import Position, Span
-from memlens.lsp_server.tolerant_parse import parse_tolerant
-from memlens.lsp_server.trace_lenses import function_ranges, function_traces, lens_title
+from memlens.lsp_server.traces import function_ranges, function_traces, lens_title
 
 OPEN_TRACE_COMMAND = "memlens.openTrace"
 

@@ -16,7 +16,7 @@ from typing import Any
 from lsprotocol import types
 
 from memlens.errors import MemlensError, UsageError
-from memlens.lsp_server.findings import ModelLoad
+from memlens.lsp_server.analysis import ModelLoad
 from memlens.lsp_server.server import MemlensServer  # pygls resolves command annotations
 from memlens.profiler.tensors import StorageDtype
 

@@ -1,23 +1,25 @@
-"""Diagnostics (pushed after a pause in typing, or pulled by clients that support it):
+"""Diagnostics of model loads (pushed after a pause in typing, or pulled by clients that
+support it), one checker per code:
 
-- ``over-budget``: the load's total (weights + KV + activations) exceeds the memory budget,
-  naming the smallest change that fits (bf16, then memlens INT8, then INT4);
-- ``fp32-load``: a float32 load of a model above 1B parameters;
 - ``remote-code``: ``trust_remote_code=True`` runs code from the model repository;
 - ``unresolved-model``: an id memlens cannot resolve offline, with how to fix it;
-- ``run-memory``: a ``memlens run`` service from this script sampled more memory than the
-  budget (``memory_alerts``).
+- ``fp32-load``: a float32 load of a model above 1B parameters;
+- ``over-budget``: the load's total (weights + KV + activations) exceeds the memory budget,
+  naming the smallest change that fits (bf16, then memlens INT8, then INT4).
+
+Other features add diagnostics of their own through ``server.diagnostics_providers``
+(``run_memory``); the pull handler here answers with all of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from memlens.lsp_server.findings import ModelLoad
-from memlens.lsp_server.memory_alerts import run_memory_diagnostics
+from memlens.lsp_server.analysis import LoadEstimate, ModelLoad
 from memlens.units import format_bytes, format_count
 
 if TYPE_CHECKING:
@@ -28,22 +30,66 @@ FP32_WARNING_PARAMS = 1_000_000_000
 FIT_CANDIDATES = ("bf16", "int8", "int4")
 
 
-def _diagnostic(
-    ls: MemlensServer,
-    uri: str,
-    load: ModelLoad,
-    code: str,
-    message: str,
-    severity: types.DiagnosticSeverity,
-    data: dict[str, object] | None = None,
-) -> types.Diagnostic:
-    return types.Diagnostic(
-        range=ls.to_lsp_range(uri, load.span),
-        message=message,
-        severity=severity,
-        source=SOURCE,
-        code=code,
-        data=data,
+@dataclass(frozen=True)
+class Problem:
+    """What a checker found; the runner turns it into a diagnostic on the load."""
+
+    message: str
+    severity: types.DiagnosticSeverity
+    data: dict[str, object] | None = None
+
+
+LoadCheck = Callable[["MemlensServer", str, ModelLoad, LoadEstimate], Problem | None]
+"""A check of one load (in the document at a URI, with its analytic estimate)."""
+LOAD_CHECKS: dict[str, LoadCheck] = {}
+"""The checks by diagnostic code, run in this order on every load."""
+
+
+def _check(code: str) -> Callable[[LoadCheck], LoadCheck]:
+    def add(check: LoadCheck) -> LoadCheck:
+        LOAD_CHECKS[code] = check
+        return check
+
+    return add
+
+
+@_check("remote-code")
+def _remote_code(
+    ls: MemlensServer, uri: str, load: ModelLoad, result: LoadEstimate
+) -> Problem | None:
+    if not load.trust_remote_code:
+        return None
+    return Problem(
+        "trust_remote_code=True runs Python code from the model repository on this "
+        "machine; prefer a checkpoint transformers supports natively",
+        types.DiagnosticSeverity.Warning,
+    )
+
+
+@_check("unresolved-model")
+def _unresolved_model(
+    ls: MemlensServer, uri: str, load: ModelLoad, result: LoadEstimate
+) -> Problem | None:
+    if not result.unresolved:
+        return None
+    return Problem(
+        f"memlens cannot size this model offline: {result.error}",
+        types.DiagnosticSeverity.Information,
+    )
+
+
+@_check("fp32-load")
+def _fp32_load(
+    ls: MemlensServer, uri: str, load: ModelLoad, result: LoadEstimate
+) -> Problem | None:
+    estimate = result.estimate
+    if estimate is None or estimate.dtype != "fp32" or estimate.params <= FP32_WARNING_PARAMS:
+        return None
+    return Problem(
+        f"float32 load of a {format_count(estimate.params)}-parameter model: "
+        f"{format_bytes(estimate.weight_bytes)} of weights; bfloat16 halves it",
+        types.DiagnosticSeverity.Warning,
+        {"dtype": "bf16"},
     )
 
 
@@ -59,84 +105,57 @@ def _smallest_fit(
     return None
 
 
+@_check("over-budget")
+def _over_budget(
+    ls: MemlensServer, uri: str, load: ModelLoad, result: LoadEstimate
+) -> Problem | None:
+    estimate = result.estimate
+    budget = ls.settings.budget_bytes
+    if estimate is None or estimate.total_bytes <= budget:
+        return None
+    fit = _smallest_fit(ls, uri, load, budget)
+    advice = (
+        f"; {fit[0]} would need {format_bytes(fit[1])} and fits"
+        if fit
+        else "; it does not fit even as INT4"
+    )
+    return Problem(
+        f"{estimate.model} needs ≈ {format_bytes(estimate.total_bytes)} "
+        f"at {estimate.dtype} "
+        f"(weights {format_bytes(estimate.weight_bytes)}, KV cache "
+        f"{format_bytes(estimate.kv_cache_bytes)} for {estimate.context} tokens, "
+        f"activations {format_bytes(estimate.activations_bytes)}), over the "
+        f"{format_bytes(budget)} memory budget{advice}",
+        types.DiagnosticSeverity.Warning,
+        {"fits": fit[0] if fit else None},
+    )
+
+
 def load_diagnostics(ls: MemlensServer, uri: str, load: ModelLoad) -> list[types.Diagnostic]:
     """Every diagnostic one model load earns."""
-    found: list[types.Diagnostic] = []
-    if load.trust_remote_code:
-        found.append(
-            _diagnostic(
-                ls,
-                uri,
-                load,
-                "remote-code",
-                "trust_remote_code=True runs Python code from the model repository on this "
-                "machine; prefer a checkpoint transformers supports natively",
-                types.DiagnosticSeverity.Warning,
-            )
-        )
     result = ls.load_estimate(uri, load)
-    if result.unresolved:
-        found.append(
-            _diagnostic(
-                ls,
-                uri,
-                load,
-                "unresolved-model",
-                f"memlens cannot size this model offline: {result.error}",
-                types.DiagnosticSeverity.Information,
-            )
+    return [
+        types.Diagnostic(
+            range=ls.to_lsp_range(uri, load.span),
+            message=problem.message,
+            severity=problem.severity,
+            source=SOURCE,
+            code=code,
+            data=problem.data,
         )
-    estimate = result.estimate
-    if estimate is None:
-        return found
-    if estimate.dtype == "fp32" and estimate.params > FP32_WARNING_PARAMS:
-        found.append(
-            _diagnostic(
-                ls,
-                uri,
-                load,
-                "fp32-load",
-                f"float32 load of a {format_count(estimate.params)}-parameter model: "
-                f"{format_bytes(estimate.weight_bytes)} of weights; bfloat16 halves it",
-                types.DiagnosticSeverity.Warning,
-                {"dtype": "bf16"},
-            )
-        )
-    budget = ls.settings.budget_bytes
-    if estimate.total_bytes > budget:
-        fit = _smallest_fit(ls, uri, load, budget)
-        advice = (
-            f"; {fit[0]} would need {format_bytes(fit[1])} and fits"
-            if fit
-            else "; it does not fit even as INT4"
-        )
-        found.append(
-            _diagnostic(
-                ls,
-                uri,
-                load,
-                "over-budget",
-                f"{estimate.model} needs ≈ {format_bytes(estimate.total_bytes)} "
-                f"at {estimate.dtype} "
-                f"(weights {format_bytes(estimate.weight_bytes)}, KV cache "
-                f"{format_bytes(estimate.kv_cache_bytes)} for {estimate.context} tokens, "
-                f"activations {format_bytes(estimate.activations_bytes)}), over the "
-                f"{format_bytes(budget)} memory budget{advice}",
-                types.DiagnosticSeverity.Warning,
-                {"fits": fit[0] if fit else None},
-            )
-        )
-    return found
+        for code, check in LOAD_CHECKS.items()
+        if (problem := check(ls, uri, load, result)) is not None
+    ]
 
 
-def diagnostics_for(ls: MemlensServer, uri: str) -> list[types.Diagnostic]:
-    """All memlens diagnostics of a document's current version."""
-    found = [d for load in ls.analysis(uri).loads for d in load_diagnostics(ls, uri, load)]
-    return found + run_memory_diagnostics(ls, uri)
+def _loads_diagnostics(ls: MemlensServer, uri: str) -> list[types.Diagnostic]:
+    return [d for load in ls.analysis(uri).loads for d in load_diagnostics(ls, uri, load)]
 
 
 def register(server: MemlensServer) -> None:
-    """``textDocument/diagnostic`` (pull); pushing is scheduled by the document handlers."""
+    """The model loads' diagnostics and ``textDocument/diagnostic`` (pull); pushing is
+    scheduled by the document handlers."""
+    server.diagnostics_providers.append(_loads_diagnostics)
 
     @server.feature(
         types.TEXT_DOCUMENT_DIAGNOSTIC,
@@ -147,6 +166,4 @@ def register(server: MemlensServer) -> None:
     def pull(
         ls: MemlensServer, params: types.DocumentDiagnosticParams
     ) -> types.FullDocumentDiagnosticReport:
-        return types.FullDocumentDiagnosticReport(
-            items=diagnostics_for(ls, params.text_document.uri)
-        )
+        return types.FullDocumentDiagnosticReport(items=ls.diagnostics(params.text_document.uri))

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from memlens.lsp_server.analysis import ModelLoad, Position
 from memlens.lsp_server.features.labels import layer_label
-from memlens.lsp_server.findings import ModelLoad, Position
 from memlens.profiler.estimate import MemoryEstimate, estimate_from_json
 from memlens.profiler.layer_groups import group_layers
 from memlens.units import format_bytes, format_count

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from memlens.errors import MemlensError
+from memlens.lsp_server.analysis import Analysis, Position, Span
 from memlens.lsp_server.features.labels import layer_label, load_label
-from memlens.lsp_server.findings import Analysis, Position, Span
 from memlens.profiler.estimate import analytic_estimate
 from memlens.profiler.tensors import StorageDtype
 from memlens.units import format_bytes, format_count

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from memlens.lsp_server.estimates import ClassTotal, layer_bytes
-from memlens.lsp_server.findings import LayerFinding
+from memlens.lsp_server.analysis import ClassTotal, LayerFinding, layer_bytes
 from memlens.profiler.estimate import MemoryEstimate
 from memlens.units import format_bytes, format_count
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from memlens.errors import UsageError
-from memlens.lsp_server.estimates import class_totals
+from memlens.lsp_server.analysis import class_totals
 from memlens.units import format_bytes
 
 if TYPE_CHECKING:

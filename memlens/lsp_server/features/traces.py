@@ -14,7 +14,10 @@ from typing import Any
 from lsprotocol import types
 
 from memlens.errors import MemlensError, UsageError
-from memlens.lsp_server.server import MemlensServer  # pygls resolves command annotations
+from memlens.lsp_server.server import (  # pygls resolves command annotations
+    MemlensServer,
+    TraceViewRequest,
+)
 from memlens.tracing.report import trace_report
 
 __all__ = ["TRACES_COMMAND", "TRACE_NOTIFICATION", "push_trace_report", "register"]
@@ -63,15 +66,22 @@ async def push_trace_report(ls: MemlensServer, trace_id: str | None) -> None:
         log.warning("cannot refresh the trace view: %s", exc)
 
 
+def _refresh_trace_view(ls: MemlensServer) -> None:
+    if ls.trace_view is not None:
+        ls.run_in_background(push_trace_report(ls, ls.trace_view.trace_id))
+
+
 def register(server: MemlensServer) -> None:
-    """``memlens.traces`` and the start/stop of tracing with the settings."""
+    """``memlens.traces``, the trace view's refresh after new spans, and the start/stop of
+    tracing with the settings."""
+    server.on_traces_changed.append(_refresh_trace_view)
 
     @server.command(TRACES_COMMAND)
     async def traces(ls: MemlensServer, *args: Any) -> dict[str, Any]:
         if not ls.settings.trusted:
             raise UsageError("this workspace is not trusted: memlens reads no traces here")
         trace_id = _trace_id(args)
-        ls.trace_view = (trace_id,)
+        ls.trace_view = TraceViewRequest(trace_id)
         return await send_trace_report(ls, trace_id)
 
     @server.feature(types.INITIALIZED)

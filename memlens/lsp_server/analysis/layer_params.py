@@ -1,4 +1,5 @@
-"""Parameter counts of ``torch.nn`` layers from their constructor arguments.
+"""Parameter counts of ``torch.nn`` layers from their constructor arguments, and the
+``torch.nn`` modules that hold none.
 
 Each formula takes the bound arguments (static values or None when unknown) and returns
 the parameter count, or None when an argument it needs is unknown.
@@ -150,3 +151,38 @@ LAYERS: dict[str, LayerSignature] = {
         _multihead_attention,
     ),
 }
+
+PARAMETERLESS = frozenset(
+    {
+        "ReLU",
+        "GELU",
+        "SiLU",
+        "Tanh",
+        "Sigmoid",
+        "Softmax",
+        "LogSoftmax",
+        "Dropout",
+        "Identity",
+        "Flatten",
+        "Unflatten",
+        "Sequential",
+        "ModuleList",
+        "ModuleDict",
+        "LeakyReLU",
+        "Mish",
+        "ELU",
+        "Softplus",
+        "AvgPool1d",
+        "AvgPool2d",
+        "MaxPool1d",
+        "MaxPool2d",
+        "AdaptiveAvgPool1d",
+        "AdaptiveAvgPool2d",
+        "Upsample",
+        "ZeroPad2d",
+        "Hardswish",
+        "Hardtanh",
+        "ReLU6",
+    }
+)
+"""``torch.nn`` modules that hold no parameters, and containers whose contents are counted."""

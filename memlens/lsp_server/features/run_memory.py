@@ -1,7 +1,8 @@
 """The ``run-memory`` diagnostic: a service started with ``memlens run`` sampled more
 resident memory than ``memlens.memoryBudget``. It sits on the script's ``if __name__ ==
 "__main__":`` line (else its first line) and names the process's peak and latest sample;
-only the newest process of each script counts, so a restart that fits clears it."""
+only the newest process of each script counts, so a restart that fits clears it. It
+refreshes with the trace store (the server refreshes diagnostics when traces change)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from memlens.lsp_server.findings import Position, Span
+from memlens.lsp_server.analysis import Position, Span
 from memlens.tracing.records import MemoryPeak
 from memlens.units import format_bytes
 
 if TYPE_CHECKING:
     from memlens.lsp_server.server import MemlensServer
 
-__all__ = ["RUN_MEMORY_CODE", "entry_line", "run_memory_diagnostics"]
+__all__ = ["RUN_MEMORY_CODE", "entry_line", "register", "run_memory_diagnostics"]
 
 RUN_MEMORY_CODE = "run-memory"
 _MAIN_GUARD = re.compile(r"""^if\s+__name__\s*==\s*['"]__main__['"]\s*:""")
@@ -68,3 +69,8 @@ def run_memory_diagnostics(ls: MemlensServer, uri: str) -> list[types.Diagnostic
             data={"pid": peak.pid, "peak_rss_bytes": peak.peak_rss_bytes},
         )
     ]
+
+
+def register(server: MemlensServer) -> None:
+    """Adds the ``run-memory`` diagnostic to the document's diagnostics."""
+    server.diagnostics_providers.append(run_memory_diagnostics)

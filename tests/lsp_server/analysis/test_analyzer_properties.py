@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import ast
 import time
-import warnings
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memlens.lsp_server.analysis import analyze
-from memlens.lsp_server.tolerant_parse import parse_tolerant
-from tests.lsp_server.test_analysis import HF_LOADING, NANOGPT
-from tests.lsp_server.test_editor_features import SERVE
+from tests.support.lsp_sources import corpus
 
 BUDGET_S = 1.0  # generous: catches hangs and blow-ups, not speed regressions
-CORPUS = [
-    HF_LOADING,
-    NANOGPT,
-    SERVE,
-    *(p.read_text() for p in sorted((Path(__file__).parents[2] / "memlens").rglob("*.py"))),
-]
+CORPUS = corpus()
 
 
 def _analyze_within_budget(text: str) -> None:
@@ -49,23 +39,3 @@ def test_real_files_truncated_or_mutated(source: str, data: st.DataObject) -> No
     junk = data.draw(st.text(alphabet="()[]{}:,'\"\\\n\t #=.x0", max_size=30))
     _analyze_within_budget(source[:cut])
     _analyze_within_budget(source[:start] + junk + source[end:])
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.sampled_from(CORPUS), st.data())
-def test_chunked_parse_equals_a_whole_parse(source: str, data: st.DataObject) -> None:
-    """The per-statement parse cache never changes what the parse means."""
-    start = data.draw(st.integers(0, len(source)))
-    end = data.draw(st.integers(start, min(len(source), start + 200)))
-    junk = data.draw(st.text(alphabet="()[]{}:,'\"\\\n\t #=.x0@", max_size=30))
-    text = source[:start] + junk + source[end:]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escapes in mutated strings
-            whole = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return
-    parsed = parse_tolerant(text)
-    assert ast.dump(parsed.tree, include_attributes=True) == ast.dump(
-        whole, include_attributes=True
-    )

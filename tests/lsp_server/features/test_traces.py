@@ -21,8 +21,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from memlens.lsp_server.collector_process import port_answers
-from tests.lsp_server.conftest import SERVER_ENV, _session, open_document
+from memlens.lsp_server.traces.collector_process import port_answers
+from tests.support.lsp_client import SERVER_ENV, open_document, session
 
 SERVICE = """\
 import time
@@ -83,7 +83,7 @@ async def tracing_client(lsp_client: LanguageClient, traced_workspace: Path) -> 
     """Tracing on, a 32 MiB budget (the service holds 64 MiB), the collector on PORT."""
     lsp_client.feature("memlens/traceReport")(lambda params: TRACES.append(params))
     options = {"memoryBudget": "32MiB", "tracing": {"enabled": True}, "collector": {"port": PORT}}
-    async for _ in _session(lsp_client, traced_workspace, options):
+    async for _ in session(lsp_client, traced_workspace, options):
         yield
 
 
@@ -175,7 +175,7 @@ async def broken_store_client(lsp_client: LanguageClient) -> AsyncIterator[None]
     folder = _tracing_workspace()
     (folder / ".memlens" / "traces.db").mkdir(parents=True)
     options = {"tracing": {"enabled": True}, "collector": {"port": _free_port()}}
-    async for _ in _session(lsp_client, folder, options):
+    async for _ in session(lsp_client, folder, options):
         yield
 
 
@@ -206,7 +206,7 @@ async def busy_port_client(lsp_client: LanguageClient) -> AsyncIterator[None]:
         listening.bind(("127.0.0.1", 0))
         listening.listen()
         options = {"tracing": {"enabled": True}, "collector": {"port": listening.getsockname()[1]}}
-        async for _ in _session(lsp_client, folder, options):
+        async for _ in session(lsp_client, folder, options):
             yield
 
 

@@ -8,8 +8,8 @@ import pytest
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
-from tests.lsp_server.conftest import open_document
-from tests.lsp_server.test_editor_features import SERVE
+from tests.support.lsp_client import open_document
+from tests.support.lsp_sources import SERVE
 
 GIB = 2**30
 

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from memlens.errors import MemlensError
-from memlens.lsp_server.findings import LayerFinding, ModelLoad, ModuleClass
+from memlens.lsp_server.analysis.findings import ModelLoad
 from memlens.profiler.configs import ResolvedConfig, resolve_config
 from memlens.profiler.estimate import MemoryEstimate, analytic_estimate
-from memlens.profiler.tensors import StorageDtype
+from memlens.profiler.tensors import FLOAT_DTYPES, StorageDtype
 
 CACHE_SECONDS = 30.0
-_DTYPES = {"fp32": StorageDtype.FP32, "bf16": StorageDtype.BF16, "fp16": StorageDtype.FP16}
-_CONFIG_DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+_SAVED_DTYPES = {dtype.torch_name: dtype for dtype in FLOAT_DTYPES}
+"""A config's ``dtype``/``torch_dtype``, which transformers writes as torch names."""
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,11 @@ def storage_dtype(
     if load.quantization:
         return StorageDtype(load.quantization), False
     dtype = override or load.dtype
-    if dtype in _DTYPES:
-        return _DTYPES[dtype], False
+    if dtype in FLOAT_DTYPES:
+        return StorageDtype(dtype), False
     saved = config.get("dtype") or config.get("torch_dtype")
-    if isinstance(saved, str) and saved in _CONFIG_DTYPES:
-        return _DTYPES[_CONFIG_DTYPES[saved]], True
+    if isinstance(saved, str) and saved in _SAVED_DTYPES:
+        return _SAVED_DTYPES[saved], True
     return StorageDtype.FP32, True
 
 
@@ -138,58 +138,3 @@ class Estimator:
         except MemlensError as exc:
             return LoadEstimate(None, str(exc))
         return LoadEstimate(estimate, assumed_dtype=assumed)
-
-
-_LAYER_DTYPE_BYTES = {"fp64": 8, "fp32": 4, "bf16": 2, "fp16": 2}
-
-
-def layer_bytes(layer: LayerFinding) -> int | None:
-    """Bytes of all instances of a layer at its dtype (None when anything is unknown)."""
-    element = _LAYER_DTYPE_BYTES.get(layer.dtype)
-    if layer.params is None or layer.count is None or element is None:
-        return None
-    return layer.params * layer.count * element
-
-
-@dataclass(frozen=True)
-class ClassTotal:
-    """Parameters and bytes a module class builds, as far as they are known statically."""
-
-    params: int
-    bytes: int
-    complete: bool
-    """False when some layer or submodule could not be counted (figures are a floor)."""
-
-
-def class_totals(classes: tuple[ModuleClass, ...]) -> dict[str, ClassTotal]:
-    """Totals per class, submodules included (each class counted once per use)."""
-    by_name = {c.name: c for c in classes}
-    totals: dict[str, ClassTotal] = {}
-
-    def total(name: str, visiting: frozenset[str]) -> ClassTotal:
-        if name in totals:
-            return totals[name]
-        cls = by_name[name]
-        params = size = 0
-        complete = cls.unknown_parts == 0
-        for layer in cls.layers:
-            counted = layer_bytes(layer)
-            if counted is None or layer.params is None or layer.count is None:
-                complete = False
-                continue
-            params += layer.params * layer.count
-            size += counted
-        for use in cls.submodules:
-            if use.module in visiting or use.count is None:
-                complete = False
-                continue
-            inner = total(use.module, visiting | {name})
-            params += inner.params * use.count
-            size += inner.bytes * use.count
-            complete = complete and inner.complete
-        totals[name] = ClassTotal(params, size, complete)
-        return totals[name]
-
-    for name in by_name:
-        total(name, frozenset({name}))
-    return totals

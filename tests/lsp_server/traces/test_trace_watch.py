@@ -1,4 +1,4 @@
-"""memlens.lsp_server.trace_watch.TraceWatch without an editor: which collector it starts,
+"""memlens.lsp_server.traces.trace_watch.TraceWatch without an editor: which collector it starts,
 that polling survives an unreadable store, that a stop during a read leaves nothing behind,
 and which span paths count for a document (symlinked, relative)."""
 
@@ -13,9 +13,9 @@ from typing import ClassVar
 
 import pytest
 
-from memlens.lsp_server import trace_watch
 from memlens.lsp_server.features.traces import push_trace_report
-from memlens.lsp_server.trace_watch import STORE_PATH, TraceWatch
+from memlens.lsp_server.traces import trace_watch
+from memlens.lsp_server.traces.trace_watch import STORE_PATH, TraceWatch
 from memlens.tracing.records import MemoryPeak, SpanRecord
 from memlens.tracing.store import TraceStore
 

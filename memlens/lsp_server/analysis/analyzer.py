@@ -14,7 +14,8 @@ import ast
 import re
 from typing import Any
 
-from memlens.lsp_server.findings import (
+from memlens.lsp_server.analysis.dtype_names import CAST_METHODS, dtype_name, static_dtype
+from memlens.lsp_server.analysis.findings import (
     Analysis,
     ConfigCall,
     DtypeChange,
@@ -27,58 +28,20 @@ from memlens.lsp_server.findings import (
     SubmoduleUse,
     SyntaxProblem,
 )
-from memlens.lsp_server.layer_params import LAYERS
-from memlens.lsp_server.source_index import index_source
-from memlens.lsp_server.static_values import UNKNOWN, Scope, dotted_name, evaluate, static_int
-from memlens.lsp_server.tolerant_parse import parse_tolerant
-from memlens.profiler.architectures import supported_model_types
-
-TORCH_DTYPES = {
-    "float32": "fp32",
-    "float": "fp32",
-    "bfloat16": "bf16",
-    "float16": "fp16",
-    "half": "fp16",
-    "float64": "fp64",
-    "double": "fp64",
-    "auto": "auto",
-}
-# torch.nn modules that hold no parameters, and containers whose contents are counted.
-PARAMETERLESS = frozenset(
-    {
-        "ReLU",
-        "GELU",
-        "SiLU",
-        "Tanh",
-        "Sigmoid",
-        "Softmax",
-        "LogSoftmax",
-        "Dropout",
-        "Identity",
-        "Flatten",
-        "Unflatten",
-        "Sequential",
-        "ModuleList",
-        "ModuleDict",
-        "LeakyReLU",
-        "Mish",
-        "ELU",
-        "Softplus",
-        "AvgPool1d",
-        "AvgPool2d",
-        "MaxPool1d",
-        "MaxPool2d",
-        "AdaptiveAvgPool1d",
-        "AdaptiveAvgPool2d",
-        "Upsample",
-        "ZeroPad2d",
-        "Hardswish",
-        "Hardtanh",
-        "ReLU6",
-    }
+from memlens.lsp_server.analysis.layer_params import LAYERS, PARAMETERLESS
+from memlens.lsp_server.analysis.source_index import canonical_name, index_source
+from memlens.lsp_server.analysis.static_values import (
+    UNKNOWN,
+    Scope,
+    dotted_name,
+    evaluate,
+    static_int,
 )
+from memlens.lsp_server.analysis.tolerant_parse import parse_tolerant
+from memlens.profiler.architectures import supported_model_types
+from memlens.profiler.tensors import FLOAT_DTYPES
+
 _COMMENT = re.compile(r"#[^\n]*")
-DTYPE_METHODS = {"half": "fp16", "float": "fp32", "bfloat16": "bf16"}
 _NOT_A_MODEL = re.compile(r"(Tokenizer|Processor|FeatureExtractor|Config|Scheduler)")
 _CONFIG_NOT_A_MODEL = {
     "BitsAndBytesConfig",
@@ -98,37 +61,6 @@ def _position(lines: list[str], lineno: int, byte_col: int) -> Position:
     """ast's 1-based line and UTF-8 byte column → 0-based line, code-point column."""
     line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
     return Position(lineno - 1, len(line.encode("utf-8")[:byte_col].decode("utf-8", "ignore")))
-
-
-def _canonical(aliases: dict[str, str], name: str | None) -> str | None:
-    """``nn.Linear`` → ``torch.nn.Linear`` through the file's imports (``nn`` without an
-    import is taken as ``torch.nn``, as snippets usually mean)."""
-    if name is None:
-        return None
-    head, _, rest = name.partition(".")
-    full = aliases.get(head)
-    if full is None:
-        return "torch.nn." + rest if head == "nn" and rest else name
-    return f"{full}.{rest}" if rest else full
-
-
-def _static_dtype(
-    node: ast.expr | None, scope: Scope, aliases: dict[str, str] | None = None
-) -> str | None:
-    """``torch.bfloat16`` / ``"bfloat16"`` / ``"auto"`` → ``bf16``/``auto``; ``?`` if unknown.
-    ``aliases`` (the file's imports) make ``T.float16`` after ``import torch as T`` count."""
-    if node is None:
-        return None
-    name = _canonical(aliases or {}, dotted_name(node))
-    if name is not None and name.startswith("torch."):
-        return TORCH_DTYPES.get(name.removeprefix("torch."), "?")
-    value = evaluate(node, scope)
-    if isinstance(value, str):
-        return TORCH_DTYPES.get(value.removeprefix("torch."), "?")
-    if isinstance(node, ast.Name):
-        assigned = scope.node(node.id)
-        return _static_dtype(assigned, scope, aliases) if assigned is not None else "?"
-    return "?"
 
 
 def _may_hold_parameters(name: str | None) -> bool:
@@ -178,7 +110,7 @@ class _Analyzer:
         self.classes: list[ModuleClass] = []
 
     def canonical(self, name: str | None) -> str | None:
-        return _canonical(self.index.aliases, name)
+        return canonical_name(self.index.aliases, name)
 
     def span(self, node: ast.expr | ast.stmt) -> Span:
         start = _position(self.lines, node.lineno, node.col_offset)
@@ -222,7 +154,7 @@ class _Analyzer:
         params = signature.count(known) if complete else None
         dtype_keyword = _keyword(call, "dtype")
         dtype = (
-            _static_dtype(dtype_keyword.value, scope, self.index.aliases)
+            static_dtype(dtype_keyword.value, scope, self.index.aliases)
             if dtype_keyword
             else "fp32"
         )
@@ -232,7 +164,7 @@ class _Analyzer:
             owner,
             params,
             count,
-            dtype if dtype not in (None, "auto") else "fp32",
+            dtype if dtype != "auto" else "fp32",
         )
 
     def _module_findings(self) -> None:
@@ -310,15 +242,15 @@ class _Analyzer:
             self.loads.append(self._load(call, "pipeline", "pipeline", scope))
 
     def _dtype_change(self, call: ast.Call, method: str, scope: Scope) -> str | None:
-        if method in DTYPE_METHODS and not call.args and not call.keywords:
-            return DTYPE_METHODS[method]
+        if method in CAST_METHODS and not call.args and not call.keywords:
+            return dtype_name(method)
         if method != "to":
             return None
         keyword = _keyword(call, "dtype")
         candidates = [keyword.value] if keyword else list(call.args)
         for candidate in candidates:
-            dtype = _static_dtype(candidate, scope, self.index.aliases)
-            if dtype in ("fp32", "bf16", "fp16"):
+            dtype = static_dtype(candidate, scope, self.index.aliases)
+            if dtype in FLOAT_DTYPES:
                 return dtype
         return None
 
@@ -360,7 +292,7 @@ class _Analyzer:
             span=self.span(call),
             loader=f"{loader}.{method}" if method != "pipeline" else "pipeline",
             model_ref=ref_value if isinstance(ref_value, str) else None,
-            dtype=_static_dtype(dtype_kw.value, scope, self.index.aliases) if dtype_kw else None,
+            dtype=static_dtype(dtype_kw.value, scope, self.index.aliases) if dtype_kw else None,
             dtype_keyword=dtype_kw.arg if dtype_kw else None,
             dtype_span=self.span(dtype_kw.value) if dtype_kw else None,
             insert_at=self._insert_position(call),

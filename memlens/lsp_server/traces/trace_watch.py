@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from memlens.errors import MemlensError
-from memlens.lsp_server.collector_process import CollectorProcess, port_answers
-from memlens.lsp_server.trace_lenses import CodeDuration
+from memlens.lsp_server.traces.collector_process import CollectorProcess, port_answers
+from memlens.lsp_server.traces.trace_lenses import CodeDuration
 from memlens.tracing.records import MemoryPeak
 from memlens.tracing.store import TraceStore
 

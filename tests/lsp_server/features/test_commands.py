@@ -17,8 +17,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
-from tests.lsp_server.conftest import open_document
 from tests.profiler.tiny_configs import NEOX_CONFIG
+from tests.support.lsp_client import open_document
 
 LOADS = """\
 import torch

@@ -1,12 +1,10 @@
-"""memlens.lsp_server.trace_lenses and memory_alerts.entry_line: spans → functions → lens
-titles, and where the run-memory diagnostic sits."""
+"""memlens.lsp_server.traces.trace_lenses: spans → functions → lens titles."""
 
 from __future__ import annotations
 
 import ast
 
-from memlens.lsp_server.memory_alerts import entry_line
-from memlens.lsp_server.trace_lenses import function_ranges, function_traces, lens_title
+from memlens.lsp_server.traces.trace_lenses import function_ranges, function_traces, lens_title
 
 SOURCE = """\
 import functools
@@ -59,10 +57,3 @@ def test_spans_count_for_the_innermost_function_and_module_level_is_left_out() -
     assert lens_title(handler) == "3 traces · p50 20 ms · open"
     assert lens_title(found["inner"]) == "1 trace · p50 4.0 ms · open"
     assert lens_title(found["fetch"]) == "1 trace · p50 1.5 s · open"
-
-
-def test_entry_line_is_the_main_guard_else_the_first_line() -> None:
-    assert entry_line(["import os", "", "if __name__ == '__main__':", "    main()"]) == 2
-    assert entry_line(['if __name__=="__main__":']) == 0
-    assert entry_line(["import os", "main()"]) == 0
-    assert entry_line(["    if __name__ == '__main__':"]) == 0  # nested: not the entry

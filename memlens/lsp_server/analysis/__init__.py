@@ -1,0 +1,43 @@
+"""Python text → findings → memory estimates, from the source alone: a tolerant parse, one
+indexing pass, static values, the ``torch.nn`` layer tables, and the analytic estimates of
+what was found. Nothing here imports torch or the user's code."""
+
+from memlens.lsp_server.analysis.analyzer import analyze
+from memlens.lsp_server.analysis.estimates import Estimator, LoadEstimate
+from memlens.lsp_server.analysis.findings import (
+    Analysis,
+    ConfigCall,
+    DtypeChange,
+    GenerateCall,
+    LayerFinding,
+    ModelLoad,
+    ModuleClass,
+    Position,
+    Span,
+    SubmoduleUse,
+    SyntaxProblem,
+)
+from memlens.lsp_server.analysis.module_sizes import ClassTotal, class_totals, layer_bytes
+from memlens.lsp_server.analysis.tolerant_parse import parse_tolerant, split_lines
+
+__all__ = [
+    "Analysis",
+    "ClassTotal",
+    "ConfigCall",
+    "DtypeChange",
+    "Estimator",
+    "GenerateCall",
+    "LayerFinding",
+    "LoadEstimate",
+    "ModelLoad",
+    "ModuleClass",
+    "Position",
+    "Span",
+    "SubmoduleUse",
+    "SyntaxProblem",
+    "analyze",
+    "class_totals",
+    "layer_bytes",
+    "parse_tolerant",
+    "split_lines",
+]

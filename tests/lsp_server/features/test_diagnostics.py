@@ -1,0 +1,68 @@
+"""Model-load diagnostics through a real LSP client (and the quick fix that clears one)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from tests.support.lsp_client import apply_edits, open_document
+from tests.support.lsp_sources import SERVE
+
+
+async def test_diagnostics_and_dtype_quick_fix(client: LanguageClient, workspace: Path) -> None:
+    uri = open_document(client, workspace / "fix.py", SERVE)
+    document = types.TextDocumentIdentifier(uri=uri)
+    report = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(text_document=document)
+    )
+    by_code = {d.code: d for d in report.items}
+    assert set(by_code) == {"over-budget", "fp32-load"}
+    over = by_code["over-budget"]
+    assert over.range.start == types.Position(3, 8)
+    assert "24.0 GiB memory budget" in over.message
+    assert "bf16 would need" in over.message and "fits" in over.message
+
+    actions = await client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=document,
+            range=over.range,
+            context=types.CodeActionContext(diagnostics=report.items),
+        )
+    )
+    bf16 = next(a for a in actions if "torch.bfloat16" in a.title)
+    assert bf16.is_preferred
+    fixed = apply_edits(SERVE, bf16.edit.changes[uri])
+    ast.parse(fixed)  # the edit produces valid Python
+    assert "import torch\n" in fixed
+    assert 'from_pretrained("meta-llama/Llama-2-7b-hf", dtype=torch.bfloat16)' in fixed
+
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=fixed)],
+        )
+    )
+    report = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(text_document=document)
+    )
+    assert list(report.items) == []
+
+
+async def test_remote_code_and_unresolved_ids_are_flagged(
+    client: LanguageClient, workspace: Path
+) -> None:
+    text = (
+        "from transformers import AutoModel\n"
+        'm = AutoModel.from_pretrained("someone/private-model", trust_remote_code=True)\n'
+    )
+    uri = open_document(client, workspace / "remote.py", text)
+    report = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    codes = {d.code: d for d in report.items}
+    assert set(codes) == {"remote-code", "unresolved-model"}
+    assert codes["remote-code"].severity == types.DiagnosticSeverity.Warning
+    assert "hf download" in codes["unresolved-model"].message
