@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from memlens.tracing import jaeger
-    from memlens.tracing.report import trace_report
     from memlens.tracing.store import TraceStore
     from memlens.tracing.topology import code_index, recent_traces, waterfall
+    from memlens.tracing.trace_view import trace_report
 
     if args.limit <= 0:
         raise UsageError("--limit must be positive")
