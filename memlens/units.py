@@ -1,8 +1,10 @@
-"""Byte and parameter counts: parsed from user sizes, formatted once at the edge (binary units)."""
+"""Byte and parameter counts and durations: parsed from user sizes, formatted once at the
+edge (sizes in binary units)."""
 
 from __future__ import annotations
 
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from memlens.errors import UsageError
@@ -44,6 +46,20 @@ def format_bytes(num_bytes: int) -> str:
             return f"{num_bytes} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def _fixed(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals, halves rounded away from zero as JavaScript's
+    ``toFixed`` rounds them (Python's format rounds them to even)."""
+    return str(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def format_ms(ms: float) -> str:
+    """``48.2`` → ``'48.2 ms'``, ``3.14159`` → ``'3.14 ms'``, ``1500`` → ``'1.50 s'``:
+    durations in milliseconds, two decimals below 10 ms, seconds from 1000 ms."""
+    if ms >= 1000:
+        return f"{_fixed(ms / 1000, 2)} s"
+    return f"{_fixed(ms, 2 if ms < 10 else 1)} ms"
 
 
 def format_count(count: int) -> str:

@@ -1,10 +1,10 @@
-"""Byte and count formatting (memlens/units.py): binary units, once, at the edge."""
+"""Byte, count and duration formatting (memlens/units.py): once, at the edge."""
 
 from __future__ import annotations
 
 import pytest
 
-from memlens.units import format_bytes, format_count
+from memlens.units import format_bytes, format_count, format_ms
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,21 @@ def test_format_bytes(value: int, text: str) -> None:
 )
 def test_format_count(value: int, text: str) -> None:
     assert format_count(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.0, "0.00 ms"),
+        (3.14159, "3.14 ms"),
+        (9.999, "10.00 ms"),
+        (0.125, "0.13 ms"),  # halves away from zero, as the webview's toFixed showed them
+        (11.2, "11.2 ms"),
+        (61.5, "61.5 ms"),
+        (999.96, "1000.0 ms"),
+        (1000.0, "1.00 s"),
+        (12_345.0, "12.35 s"),
+    ],
+)
+def test_format_ms(value: float, text: str) -> None:
+    assert format_ms(value) == text

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _report(store: TraceStore, args: argparse.Namespace, base: str | None) -> None:
     """``--report [TRACE_ID]``: the trace view's JSON."""
-    from memlens.tracing.report import trace_report
+    from memlens.tracing.trace_view import trace_report
 
     trace_id = args.report.strip().lower() or None
     _emit_json(trace_report(store, trace_id, limit=args.limit, jaeger_url=base))

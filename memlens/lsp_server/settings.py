@@ -10,6 +10,7 @@ from typing import Any
 
 from memlens.errors import UsageError
 from memlens.profiler.machine import default_budget
+from memlens.tracing import jaeger
 from memlens.units import parse_size
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class Settings:
     tracing_enabled: bool = False
     collector_port: int = 4318
     jaeger_url: str | None = None
+    """A team's Jaeger UI, as :func:`memlens.tracing.jaeger.base_url` accepts it."""
     trusted: bool = True
     """False in an untrusted workspace: static hints only, no worker."""
 
@@ -61,8 +63,10 @@ class Settings:
         if isinstance(port, int) and 0 < port < 65536:
             values["collector_port"] = port
         url = _dig(data, ("jaeger", "url"))
-        if isinstance(url, str) and url.startswith(("http://", "https://")):
-            values["jaeger_url"] = url.rstrip("/")
+        if (base := jaeger.base_url(url)) is not None:
+            values["jaeger_url"] = base
+        elif url not in (None, ""):
+            log.warning("memlens.jaeger.url %r is not an http(s) URL: no Jaeger links", url)
         return cls(**values)
 
 

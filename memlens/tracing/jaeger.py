@@ -19,14 +19,36 @@ from memlens.tracing.records import SpanRecord
 __all__ = [
     "JaegerClient",
     "JaegerError",
+    "base_url",
     "search_url",
     "spans_of_traces",
+    "trace_link",
     "trace_url",
     "validate_base_url",
 ]
 
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _SPAN_ID = re.compile(r"[0-9a-f]{16}")
+_LINKED_TRACE_ID = re.compile(r"[0-9a-f]{16}(?:[0-9a-f]{16})?")
+"""Trace ids a Jaeger UI link is made for: 64-bit (Jaeger's own) or 128-bit, lowercase."""
+_SETTING = re.compile(r"https?://\S+")
+
+
+def base_url(setting: object) -> str | None:
+    """The ``memlens.jaeger.url`` setting as a base for links: ``http(s)://…`` without
+    whitespace once trimmed, trailing slashes stripped; None for anything else, so that a
+    bad or empty setting gives no links rather than a broken one."""
+    if not isinstance(setting, str) or not _SETTING.fullmatch(setting.strip()):
+        return None
+    return setting.strip().rstrip("/")
+
+
+def trace_link(base: str | None, trace_id: str) -> str | None:
+    """The Jaeger UI page of one trace, ``{base}/trace/{trace_id}``; None without a base or
+    when the id is not 16 or 32 lowercase hex digits."""
+    if base is None or not _LINKED_TRACE_ID.fullmatch(trace_id):
+        return None
+    return f"{base}/trace/{trace_id}"
 
 
 def validate_base_url(url: str) -> str:

@@ -1,5 +1,5 @@
-"""What the stored spans say: recent traces, one trace as a waterfall, the service graph,
-and the index from code location to its spans.
+"""What the stored spans say: recent traces, one trace as a waterfall, the service graph
+and its layout, and the index from code location to its spans.
 
 All shapes are plain dataclasses (DESIGN §4) that ``dataclasses.asdict`` turns into the
 JSON the CLI and the editor use. Durations are milliseconds; times Unix nanoseconds.
@@ -20,14 +20,17 @@ __all__ = [
     "SERVER_KINDS",
     "CodeLocation",
     "CodeLocationStats",
+    "NodePosition",
     "ServiceEdge",
     "TraceSummary",
     "WaterfallRow",
     "code_index",
+    "layout_topology",
     "percentile",
     "recent_traces",
     "service_graph",
     "summarize",
+    "tree_order",
     "waterfall",
 ]
 
@@ -94,6 +97,17 @@ class ServiceEdge:
 
 
 @dataclass(frozen=True)
+class NodePosition:
+    """Where the topology draws one service."""
+
+    name: str
+    column: int
+    """The longest call path from a root to this service (0 for roots)."""
+    row: int
+    """The service's place in its column, in the order services were given."""
+
+
+@dataclass(frozen=True)
 class CodeLocationStats:
     """The spans one code location produced: what a code lens shows."""
 
@@ -142,38 +156,54 @@ def _location(span: SpanRecord) -> CodeLocation | None:
     return CodeLocation(path, line, function) if path is not None and line is not None else None
 
 
-def waterfall(spans: Sequence[SpanRecord]) -> list[WaterfallRow]:
-    """Spans of one trace depth first, children by start time; orphans become roots."""
-    if not spans:
-        return []
+def tree_order(spans: Sequence[SpanRecord]) -> list[tuple[SpanRecord, int]]:
+    """Spans of one trace depth first with their depth, children by start time under their
+    parent; a span whose parent is absent is a root. A span id is visited once, so neither
+    a repeated id nor a parent cycle can loop (a cycle no root reaches is left out)."""
     ids = {s.span_id for s in spans}
     children: dict[str | None, list[SpanRecord]] = defaultdict(list)
     for s in spans:
-        parent = s.parent_span_id if s.parent_span_id in ids else None
-        children[parent].append(s)
-    start = min(s.start_ns for s in spans)
-    rows: list[WaterfallRow] = []
-    stack = [(s, 0) for s in sorted(children[None], key=lambda s: s.start_ns, reverse=True)]
+        children[s.parent_span_id if s.parent_span_id in ids else None].append(s)
+
+    def later_first(kids: list[SpanRecord]) -> list[SpanRecord]:
+        # the stack pops the earliest first; ties keep the order the spans came in
+        return sorted(kids, key=lambda s: s.start_ns)[::-1]
+
+    ordered: list[tuple[SpanRecord, int]] = []
+    seen: set[str] = set()
+    stack = [(s, 0) for s in later_first(children[None])]
     while stack:
         span, depth = stack.pop()
-        rows.append(
-            WaterfallRow(
-                span_id=span.span_id,
-                parent_span_id=span.parent_span_id,
-                depth=depth,
-                service=span.service,
-                name=span.name,
-                kind=span.kind,
-                offset_ms=(span.start_ns - start) / 1e6,
-                duration_ms=span.duration_ms,
-                error=span.is_error,
-                orphan=span.parent_span_id is not None and span.parent_span_id not in ids,
-                code=_location(span),
-            )
+        if span.span_id in seen:
+            continue
+        seen.add(span.span_id)
+        ordered.append((span, depth))
+        stack.extend((kid, depth + 1) for kid in later_first(children.get(span.span_id, [])))
+    return ordered
+
+
+def waterfall(spans: Sequence[SpanRecord]) -> list[WaterfallRow]:
+    """Spans of one trace in :func:`tree_order`; orphans become roots."""
+    if not spans:
+        return []
+    ids = {s.span_id for s in spans}
+    start = min(s.start_ns for s in spans)
+    return [
+        WaterfallRow(
+            span_id=span.span_id,
+            parent_span_id=span.parent_span_id,
+            depth=depth,
+            service=span.service,
+            name=span.name,
+            kind=span.kind,
+            offset_ms=(span.start_ns - start) / 1e6,
+            duration_ms=span.duration_ms,
+            error=span.is_error,
+            orphan=span.parent_span_id is not None and span.parent_span_id not in ids,
+            code=_location(span),
         )
-        kids = sorted(children.get(span.span_id, []), key=lambda s: s.start_ns, reverse=True)
-        stack.extend((kid, depth + 1) for kid in kids)
-    return rows
+        for span, depth in tree_order(spans)
+    ]
 
 
 def _peer(span: SpanRecord) -> str | None:
@@ -226,6 +256,29 @@ def service_graph(spans: Iterable[SpanRecord]) -> list[ServiceEdge]:
             )
         )
     return edges
+
+
+def layout_topology(services: Sequence[str], edges: Sequence[ServiceEdge]) -> list[NodePosition]:
+    """Services in columns by their longest call path from a root, rows in the given order.
+    Relaxation runs at most once per service and no column reaches the service count, so a
+    call cycle is cut rather than looped."""
+    depth = dict.fromkeys(services, 0)
+    for _ in services:
+        changed = False
+        for e in edges:
+            column = depth.get(e.caller, 0) + 1
+            if e.caller != e.callee and depth.get(e.callee, 0) < column < len(services):
+                depth[e.callee] = column
+                changed = True
+        if not changed:
+            break
+    rows: dict[int, int] = defaultdict(int)
+    nodes = []
+    for name in services:
+        column = depth.get(name, 0)
+        nodes.append(NodePosition(name, column, rows[column]))
+        rows[column] += 1
+    return nodes
 
 
 def code_index(store: TraceStore, path: str | None = None) -> list[CodeLocationStats]:

@@ -133,6 +133,8 @@ def test_traces_report_prints_the_trace_view_json(
         "line": 10,
         "function": "ask",
     }
+    assert report["version"] == 1 and len(report["trace"]["rows"]) == 3
+    assert report["trace"]["rows"][0]["location"] == report["trace"]["spans"][0]["location"]
     assert main(["traces", "--db", str(db), "--report"]) == 0
     assert json.loads(capsys.readouterr().out)["trace"] is None
 

@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 
 from memlens.errors import UsageError
-from memlens.tracing.jaeger import JaegerClient, JaegerError
+from memlens.tracing.jaeger import JaegerClient, JaegerError, base_url, trace_link
 from memlens.tracing.records import SpanRecord
 from memlens.tracing.topology import waterfall
 from tests.support.fake_jaeger import TRACE_ID, FakeJaeger
@@ -97,3 +97,20 @@ def test_clear_errors(jaeger: str) -> None:
         client.search("gateway", 0, 5, limit=0)
     with pytest.raises(UsageError, match="not http"):
         JaegerClient("ftp://jaeger:16686").services()
+
+
+def test_jaeger_links_only_for_http_bases_and_hex_trace_ids() -> None:
+    """The rules the extension applied to memlens.jaeger.url before the server owned them."""
+    assert base_url("javascript:alert(1)") is None
+    assert base_url("ftp://x") is None
+    assert base_url("") is None
+    assert base_url(None) is None
+    assert base_url("http://a b") is None
+    base = base_url(" https://jaeger.example.com/ui// ")
+    assert base == "https://jaeger.example.com/ui"
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert trace_link(base, trace_id) == f"https://jaeger.example.com/ui/trace/{trace_id}"
+    assert trace_link(base, trace_id[:16]) == f"https://jaeger.example.com/ui/trace/{trace_id[:16]}"
+    assert trace_link(base, "../../etc") is None
+    assert trace_link(base, trace_id.upper()) is None
+    assert trace_link(None, trace_id) is None

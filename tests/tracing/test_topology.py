@@ -15,9 +15,11 @@ from memlens.tracing.topology import (
     CodeLocation,
     ServiceEdge,
     code_index,
+    layout_topology,
     percentile,
     recent_traces,
     service_graph,
+    tree_order,
     waterfall,
 )
 from tests.support.spans import T, span
@@ -122,3 +124,38 @@ def test_jaeger_links() -> None:
     for bad in bad_calls:
         with pytest.raises(UsageError):
             bad()
+
+
+def test_topology_columns_follow_the_call_depth_and_cycles_terminate() -> None:
+    edges = [
+        ServiceEdge("gateway", "retriever", 1, 0, 1, 2),
+        ServiceEdge("retriever", "db", 1, 0, 1, 2),
+        ServiceEdge("gateway", "generator", 1, 0, 1, 2),
+        ServiceEdge("db", "gateway", 1, 0, 1, 2),
+    ]
+    nodes = layout_topology(["gateway", "retriever", "generator", "db"], edges)
+    column = {n.name: n.column for n in nodes}
+    assert column["retriever"] > 0 and column["db"] > column["retriever"]
+    assert all(n.column < 4 for n in nodes)
+
+
+def test_topology_rows_count_within_a_column_in_service_order() -> None:
+    edges = [ServiceEdge("a", "c", 1, 0, 1, 1), ServiceEdge("a", "b", 1, 0, 1, 1)]
+    nodes = layout_topology(["a", "b", "c"], edges)
+    assert [(n.name, n.column, n.row) for n in nodes] == [("a", 0, 0), ("b", 1, 0), ("c", 1, 1)]
+
+
+def test_tree_order_visits_a_repeated_span_id_once() -> None:
+    """A span id twice, once under the other's child (as Jaeger can send it): this looped."""
+    spans = [span(1, None, "a", 2, 0, 10), span(2, 1, "a", 1, 1, 5), span(3, 2, "a", 1, 2, 1)]
+    spans.append(span(2, 3, "a", 1, 3, 1))
+    assert [(s.span_id[-1], depth) for s, depth in tree_order(spans)] == [
+        ("1", 0),
+        ("2", 1),
+        ("3", 2),
+    ]
+
+
+def test_tree_order_keeps_the_given_order_of_spans_that_start_together() -> None:
+    spans = [span(1, None, "a", 2, 0, 10), span(3, 1, "a", 1, 1, 5), span(2, 1, "a", 1, 1, 5)]
+    assert [s.span_id[-1] for s, _ in tree_order(spans)] == ["1", "3", "2"]

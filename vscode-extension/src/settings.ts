@@ -25,23 +25,8 @@ export function serverSettings(read: SettingReader, trusted: boolean): ServerSet
     hints: { enabled: read("hints.enabled") !== false },
     tracing: { enabled: read("tracing.enabled") === true && trusted },
     collector: { port: typeof port === "number" ? port : 4318 },
-    jaeger: { url: jaegerBase(url) },
+    // as typed: the server keeps it only if it is an http(s) URL (memlens/tracing/jaeger.py)
+    jaeger: { url: typeof url === "string" ? url : null },
     trusted,
   };
-}
-
-/** `http(s)://host[:port][/path]` without a trailing slash, or null. */
-export function jaegerBase(url: unknown): string | null {
-  if (typeof url !== "string" || !/^https?:\/\/[^\s]+$/.test(url.trim())) {
-    return null;
-  }
-  return url.trim().replace(/\/+$/, "");
-}
-
-/** The Jaeger UI page of one trace, or null when the id is not 16/32 hex digits. */
-export function jaegerTraceUrl(base: string | null, traceId: string): string | null {
-  if (base === null || !/^[0-9a-f]{16}([0-9a-f]{16})?$/.test(traceId)) {
-    return null;
-  }
-  return `${base}/trace/${traceId}`;
 }

@@ -1,8 +1,8 @@
 // The memory and trace views, and what their messages do in the editor.
 import * as vscode from "vscode";
-import { jaegerBase, jaegerTraceUrl } from "./settings";
 import { FromWebview } from "./webviews/messages";
-import { withJaegerUrl } from "./webviews/model/trace";
+import { ReportError } from "./webviews/model/format";
+import { jaegerLinks, parseTraceReport } from "./webviews/model/trace";
 import { ViewPanel } from "./webviews/panel";
 
 /** The server command the tracing issue adds: `[{"trace_id"?}]` → a `memlens/traceReport`. */
@@ -12,6 +12,8 @@ export class Views implements vscode.Disposable {
   readonly memory: ViewPanel;
   readonly traces: ViewPanel;
   private memoryReport: unknown;
+  /** The Jaeger pages the trace report shown last links to, by trace id. */
+  private jaegerLinks = new Map<string, string>();
 
   constructor(
     extensionUri: vscode.Uri,
@@ -30,14 +32,21 @@ export class Views implements vscode.Disposable {
     this.memory.show(this.memoryReport === undefined ? undefined : { type: "report", report: this.memoryReport, budgetBytes: this.budget() });
   }
 
-  /** Shows a `memlens/traceReport`; `memlens.jaeger.url` fills in its `jaeger_url`. */
+  /** Shows a `memlens/traceReport` (a malformed one too: the view names its bad field). */
   showTraces(report?: unknown): void {
     if (report === undefined) {
       this.traces.show();
       return;
     }
-    const jaeger = jaegerBase(vscode.workspace.getConfiguration("memlens").get("jaeger.url"));
-    this.traces.show({ type: "traces", report: withJaegerUrl(report, jaeger) });
+    try {
+      this.jaegerLinks = jaegerLinks(parseTraceReport(report));
+    } catch (error) {
+      if (!(error instanceof ReportError)) {
+        throw error;
+      }
+      this.jaegerLinks = new Map();
+    }
+    this.traces.show({ type: "traces", report });
   }
 
   /** `memlens: Open trace`: a trace id (lenses, the trace list) or a trace report file. */
@@ -65,8 +74,8 @@ export class Views implements vscode.Disposable {
       case "openLocation":
         return this.openLocation(message.path, message.line);
       case "openJaeger": {
-        const url = jaegerTraceUrl(jaegerBase(vscode.workspace.getConfiguration("memlens").get("jaeger.url")), message.traceId);
-        if (url === null) {
+        const url = this.jaegerLinks.get(message.traceId);
+        if (url === undefined) {
           void vscode.window.showWarningMessage('memlens: set "memlens.jaeger.url" to open traces in Jaeger.');
           return;
         }

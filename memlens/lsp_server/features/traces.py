@@ -18,7 +18,7 @@ from memlens.lsp_server.server import (  # pygls resolves command annotations
     MemlensServer,
     TraceViewRequest,
 )
-from memlens.tracing.report import trace_report
+from memlens.tracing.trace_view import empty_trace_report, trace_report
 
 __all__ = ["TRACES_COMMAND", "TRACE_NOTIFICATION", "push_trace_report", "register"]
 
@@ -45,7 +45,7 @@ def _trace_id(arguments: tuple[Any, ...]) -> str | None:
 def _report(ls: MemlensServer, trace_id: str | None) -> dict[str, Any]:
     store = ls.traces.report_store()
     if store is None:
-        return {"services": [], "edges": [], "traces": [], "trace": None, "jaeger_url": None}
+        return empty_trace_report()
     with store:
         return trace_report(store, trace_id, jaeger_url=ls.settings.jaeger_url)
 

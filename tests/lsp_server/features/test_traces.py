@@ -148,6 +148,8 @@ async def test_collector_starts_and_a_run_service_gets_lenses_report_and_diagnos
     answer = next(s for s in spans if s["name"] == "answer")
     assert answer["service"] == "service"
     assert answer["location"] == {"path": str(script), "line": SPAN_LINE + 1, "function": "answer"}
+    row = next(r for r in report["trace"]["rows"] if r["name"] == "answer")
+    assert row["location"] == answer["location"] and row["depth"] == 1
     notified = await _until(lambda: [t for t in TRACES if t.trace], "memlens/traceReport")
     assert notified[-1].trace.trace_id == trace_id
     STARTED.append(PORT)
@@ -216,5 +218,13 @@ async def test_no_collector_is_started_where_one_listens(
     summary = await busy_port_client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="memlens.traces", arguments=[])
     )
-    assert summary == {"services": [], "edges": [], "traces": [], "trace": None, "jaeger_url": None}
+    assert summary == {
+        "version": 1,
+        "services": [],
+        "nodes": [],
+        "edges": [],
+        "traces": [],
+        "trace": None,
+        "jaeger_url": None,
+    }
     assert not busy_port_client.messages

@@ -1,7 +1,8 @@
-// The trace view: service topology, the trace list, one trace's waterfall. Clicking a
-// span asks the extension to open its code location; nothing here navigates by itself.
-import { ReportError, formatMs } from "../../src/webviews/model/format";
-import { TraceReport, WaterfallRow, layoutTopology, parseTraceReport, waterfall } from "../../src/webviews/model/trace";
+// The trace view: service topology, the trace list, one trace's waterfall, drawn from the
+// server's payload (positions, rows and texts come computed). Clicking a span asks the
+// extension to open its code location; nothing here navigates by itself.
+import { ReportError } from "../../src/webviews/model/format";
+import { TraceReport, WaterfallRow, parseTraceReport } from "../../src/webviews/model/trace";
 import type { ShowTraces } from "../../src/webviews/messages";
 import { el, notice, segment, show, svg, vscode } from "./dom";
 
@@ -11,7 +12,7 @@ const COL_GAP = 240; // room for an edge label ("12 calls · p50 … · p95 …"
 const ROW_GAP = 40;
 
 function topology(report: TraceReport): Element {
-  const nodes = layoutTopology(report.services, report.edges);
+  const nodes = report.nodes;
   const at = new Map(nodes.map((n) => [n.name, { x: 10 + n.column * (NODE_W + COL_GAP), y: 10 + n.row * (NODE_H + ROW_GAP) }]));
   const width = Math.max(...[...at.values()].map((p) => p.x + NODE_W + 10), 200);
   const height = Math.max(...[...at.values()].map((p) => p.y + NODE_H + 10), 60);
@@ -30,11 +31,10 @@ function topology(report: TraceReport): Element {
     const y1 = from.y + NODE_H / 2;
     const x2 = to.x;
     const y2 = to.y + NODE_H / 2;
-    const label = `${e.calls} calls${e.errors ? ` · ${e.errors} errors` : ""} · p50 ${formatMs(e.p50_ms)} · p95 ${formatMs(e.p95_ms)}`;
     graph.appendChild(
       svg("g", { class: `edge${e.errors ? " has-errors" : ""}` },
         svg("line", { x1, y1, x2, y2, "marker-end": "url(#arrow)" }),
-        svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6, "text-anchor": "middle", class: "edge-label" }, label),
+        svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 6, "text-anchor": "middle", class: "edge-label" }, e.label),
       ),
     );
   }
@@ -53,8 +53,8 @@ function topology(report: TraceReport): Element {
 function traceList(report: TraceReport): HTMLElement {
   const rows = report.traces.map((t) => {
     const row = el("tr", t.trace_id === report.trace?.traceId ? "selected" : "",
-      el("td", "", t.root_service), el("td", "", t.root_name), el("td", "num", formatMs(t.duration_ms)),
-      el("td", "num", String(t.span_count)), el("td", "num", String(t.error_count)));
+      el("td", "", t.root_service), el("td", "", t.root_name), el("td", "num", t.duration_text),
+      el("td", "num", t.span_count_text), el("td", "num", t.error_count_text));
     row.tabIndex = 0;
     row.addEventListener("click", () => vscode.postMessage({ type: "openTrace", traceId: t.trace_id }));
     return row;
@@ -64,27 +64,25 @@ function traceList(report: TraceReport): HTMLElement {
 }
 
 function spanRow(row: WaterfallRow, totalMs: number, details: HTMLElement): HTMLElement {
-  const { span } = row;
-  const name = el("span", "span-name", span.name);
+  const name = el("span", "span-name", row.name);
   name.style.paddingLeft = `${row.depth * 14}px`;
   const track = el("span", "bar-track");
   const offset = el("span", "bar-offset");
   offset.style.width = `${(row.offsetMs / Math.max(totalMs, 1e-9)) * 100}%`;
-  track.append(offset, segment(span.error ? "seg-error" : "seg-span", row.durationMs / Math.max(totalMs, 1e-9), `${span.name}: ${formatMs(row.durationMs)}`));
-  const where = span.location ? `${span.location.path}:${span.location.line}` : "no code location";
-  const button = el("button", `span-row${span.error ? " error" : ""}`, name, el("span", "span-service", span.service), track, el("span", "bar-value", formatMs(row.durationMs)));
-  button.title = where;
-  button.dataset.spanId = span.spanId;
+  track.append(offset, segment(row.error ? "seg-error" : "seg-span", row.durationMs / Math.max(totalMs, 1e-9), `${row.name}: ${row.durationText}`));
+  const button = el("button", `span-row${row.error ? " error" : ""}`, name, el("span", "span-service", row.service), track, el("span", "bar-value", row.durationText));
+  button.title = row.locationText;
+  button.dataset.spanId = row.spanId;
   button.addEventListener("click", () => {
     document.querySelectorAll(".span-row.selected").forEach((b) => b.classList.remove("selected"));
     button.classList.add("selected");
     details.replaceChildren(
-      el("h3", "", span.name),
-      el("p", "", `${span.service} · ${formatMs(row.durationMs)} · ${where}${span.statusMessage ? ` · ${span.statusMessage}` : ""}`),
-      el("table", "attributes", el("tbody", "", ...span.attributes.map(([k, v]) => el("tr", "", el("th", "", k), el("td", "", v))))),
+      el("h3", "", row.name),
+      el("p", "", `${row.service} · ${row.durationText} · ${row.locationText}${row.statusMessage ? ` · ${row.statusMessage}` : ""}`),
+      el("table", "attributes", el("tbody", "", ...row.attributes.map(([k, v]) => el("tr", "", el("th", "", k), el("td", "", v))))),
     );
-    if (span.location) {
-      vscode.postMessage({ type: "openLocation", path: span.location.path, line: span.location.line });
+    if (row.location) {
+      vscode.postMessage({ type: "openLocation", path: row.location.path, line: row.location.line });
     }
   });
   return button;
@@ -102,8 +100,7 @@ function render(report: TraceReport): void {
   }
   const details = el("section", "span-details");
   const trace = report.trace;
-  const chart = trace ? waterfall(trace.spans) : null;
-  const jaeger = trace && report.jaegerUrl !== null ? el("button", "jaeger", "Open in Jaeger") : null;
+  const jaeger = trace && trace.jaegerUrl !== null ? el("button", "jaeger", "Open in Jaeger") : null;
   jaeger?.addEventListener("click", () => vscode.postMessage({ type: "openJaeger", traceId: trace!.traceId }));
   show(
     el("h1", "", "Traces"),
@@ -113,7 +110,7 @@ function render(report: TraceReport): void {
     traceList(report),
     el("h2", "", trace ? `Trace ${trace.traceId}` : "No trace selected"),
     jaeger,
-    chart && el("div", "waterfall", ...chart.rows.map((r) => spanRow(r, chart.totalMs, details))),
+    trace && el("div", "waterfall", ...trace.rows.map((r) => spanRow(r, trace.totalMs, details))),
     details,
   );
 }

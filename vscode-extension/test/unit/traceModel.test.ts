@@ -1,76 +1,58 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { layoutTopology, parseTraceReport, waterfall, withJaegerUrl } from "../../src/webviews/model/trace";
+import { jaegerLinks, parseTraceReport } from "../../src/webviews/model/trace";
 import { fixture } from "../fixtures";
 
-test("the fixture parses: services, edges, traces, spans with code locations", () => {
+// What the payload holds is tested where it is built (tests/tracing/test_trace_view.py);
+// here: that the view reads it, and refuses what it cannot draw.
+
+test("the fixture parses: nodes, edges, traces and rows with code locations", () => {
   const report = parseTraceReport(fixture("trace-report"));
-  assert.deepEqual(report.services, ["gateway", "retriever", "generator"]);
+  assert.deepEqual(report.services, ["gateway", "generator", "retriever"]);
+  assert.deepEqual(report.nodes.map((n) => [n.name, n.column, n.row]), [["gateway", 0, 0], ["generator", 1, 0], ["retriever", 1, 1]]);
   assert.equal(report.edges.length, 2);
   assert.equal(report.traces.length, 2);
   assert.equal(report.jaegerUrl, "http://localhost:16686");
-  const spans = report.trace!.spans;
-  assert.deepEqual(spans[0].location, { path: "services/gateway.py", line: 21, function: "chat" });
-  // the older code.* attribute names work too
-  assert.deepEqual(spans[1].location, { path: "services/retriever.py", line: 14, function: "search" });
-  assert.equal(spans[2].location, null);
-  assert.equal(spans[0].parentSpanId, null);
-});
-
-test("waterfall: tree order, offsets and durations in ms", () => {
-  const report = parseTraceReport(fixture("trace-report"));
-  const { rows, totalMs } = waterfall(report.trace!.spans);
-  assert.deepEqual(rows.map((r) => [r.span.name, r.depth]), [
-    ["POST /chat", 0],
-    ["GET /search", 1],
-    ["sqlite query", 2],
-    ["POST /generate", 1],
-    ["decode", 2],
-  ]);
-  assert.ok(Math.abs(totalMs - 48.2) < 1e-6);
-  assert.ok(Math.abs(rows[3].offsetMs - 14) < 1e-6);
-  assert.ok(Math.abs(rows[3].durationMs - 33.5) < 1e-6);
-});
-
-test("orphans and cycles still give every span one row", () => {
-  const report = fixture("trace-report");
-  const spans = report.trace.spans.map((s: any) => ({ ...s }));
-  spans[0].parentSpanId = "1c2d3e4f5a6b7c8d"; // a cycle through the root
-  const parsed = parseTraceReport({ ...report, trace: { ...report.trace, spans } });
-  const { rows } = waterfall(parsed.trace!.spans);
-  assert.ok(rows.length <= spans.length);
-  assert.equal(new Set(rows.map((r) => r.span.spanId)).size, rows.length);
-});
-
-test("topology columns follow the call depth; cycles terminate", () => {
-  const edges = [
-    { caller: "gateway", callee: "retriever", calls: 1, errors: 0, p50_ms: 1, p95_ms: 2 },
-    { caller: "retriever", callee: "db", calls: 1, errors: 0, p50_ms: 1, p95_ms: 2 },
-    { caller: "gateway", callee: "generator", calls: 1, errors: 0, p50_ms: 1, p95_ms: 2 },
-    { caller: "db", callee: "gateway", calls: 1, errors: 0, p50_ms: 1, p95_ms: 2 },
-  ];
-  const nodes = layoutTopology(["gateway", "retriever", "generator", "db"], edges);
-  const column = Object.fromEntries(nodes.map((n) => [n.name, n.column]));
-  assert.ok(column.retriever > 0 && column.db > column.retriever);
-  assert.ok(nodes.every((n) => n.column < 4));
+  const rows = report.trace!.rows;
+  assert.deepEqual(rows[0].location, { path: "services/gateway.py", line: 21, function: "chat" });
+  assert.deepEqual(rows[1].location, { path: "services/retriever.py", line: 14, function: "search" });
+  assert.equal(rows[2].location, null);
+  assert.equal(rows[1].locationText, "services/retriever.py:14");
+  assert.deepEqual(rows[1].attributes[1], ["code.filepath", "services/retriever.py"]);
 });
 
 test("malformed trace reports name the field", () => {
   const report = fixture("trace-report");
   assert.throws(() => parseTraceReport({ ...report, edges: "x" }), /traceReport\.edges is not a list/);
   const badId = structuredClone(report);
-  badId.trace.spans[1].spanId = "ABC";
-  assert.throws(() => parseTraceReport(badId), /traceReport\.trace\.spans\[1\]\.spanId is not 16 lowercase hex digits/);
+  badId.trace.rows[1].span_id = "ABC";
+  assert.throws(() => parseTraceReport(badId), /traceReport\.trace\.rows\[1\]\.span_id is not 16 lowercase hex digits/);
   const badTime = structuredClone(report);
-  badTime.trace.spans[0].startTimeUnixNano = "soon";
-  assert.throws(() => parseTraceReport(badTime), /startTimeUnixNano is not a count of nanoseconds/);
+  badTime.trace.rows[0].offset_ms = "soon";
+  assert.throws(() => parseTraceReport(badTime), /traceReport\.trace\.rows\[0\]\.offset_ms is not a duration in ms/);
+  const badLine = structuredClone(report);
+  badLine.trace.rows[0].location.line = 0;
+  assert.throws(() => parseTraceReport(badLine), /traceReport\.trace\.rows\[0\]\.location\.line is not a line number/);
+  const badPair = structuredClone(report);
+  badPair.trace.rows[0].attributes[0] = ["k", { stringValue: "v" }];
+  assert.throws(() => parseTraceReport(badPair), /traceReport\.trace\.rows\[0\]\.attributes\[0\] is not a \[key, text\] pair/);
   assert.equal(parseTraceReport({ ...report, jaeger_url: "javascript:alert(1)" }).jaegerUrl, null);
 });
 
-test("the memlens.jaeger.url setting fills in a report's missing Jaeger URL only", () => {
+test("a payload of another version is refused, naming the mismatch", () => {
   const report = fixture("trace-report");
-  assert.equal(parseTraceReport(withJaegerUrl({ ...report, jaeger_url: null }, "https://j.example")).jaegerUrl, "https://j.example");
-  assert.equal(parseTraceReport(withJaegerUrl(report, "https://j.example")).jaegerUrl, "http://localhost:16686");
-  assert.equal(parseTraceReport(withJaegerUrl({ ...report, jaeger_url: null }, null)).jaegerUrl, null);
-  assert.equal(withJaegerUrl("not a report", "https://j.example"), "not a report");
+  assert.throws(() => parseTraceReport({ ...report, version: 2 }), /traceReport\.version is 2, not 1/);
+  assert.throws(() => parseTraceReport({ services: [], edges: [], traces: [], trace: null }), /traceReport\.version is undefined/);
+});
+
+test("Open in Jaeger opens only the links the report carries, http(s) only", () => {
+  const report = fixture("trace-report");
+  const links = jaegerLinks(parseTraceReport(report));
+  assert.equal(links.get("4bf92f3577b34da6a3ce929d0e0e4736"), "http://localhost:16686/trace/4bf92f3577b34da6a3ce929d0e0e4736");
+  assert.equal(links.get("5b8efff798038103d269b633813fc60c"), "http://localhost:16686/trace/5b8efff798038103d269b633813fc60c");
+  const hostile = structuredClone(report);
+  hostile.traces[1].jaeger_url = "javascript:alert(1)";
+  hostile.trace.jaeger_url = null;
+  hostile.traces[0].jaeger_url = null;
+  assert.equal(jaegerLinks(parseTraceReport(hostile)).size, 0);
 });

@@ -14,10 +14,11 @@ test("topology, trace list and waterfall from the fixture", async () => {
   await page.locator(".notice h2").filter({ hasText: "No traces yet" }).waitFor();
   await send(page, { type: "traces", report: fixture("trace-report") });
   await page.locator("svg.topology").waitFor();
-  assert.deepEqual(await page.locator(".node-label").allTextContents(), ["gateway", "retriever", "generator"]);
+  // the payload's order: services and edges sorted by name
+  assert.deepEqual(await page.locator(".node-label").allTextContents(), ["gateway", "generator", "retriever"]);
   assert.deepEqual(await page.locator(".edge-label").allTextContents(), [
-    "12 calls · p50 11.2 ms · p95 19.8 ms",
     "12 calls · 1 errors · p50 34.0 ms · p95 61.5 ms",
+    "12 calls · p50 11.2 ms · p95 19.8 ms",
   ]);
   assert.equal(await page.locator(".edge.has-errors").count(), 1);
   assert.equal(await page.locator(".trace-list tbody tr").count(), 2);
@@ -34,7 +35,8 @@ test("an empty report says how to get traces", async () => {
   const page = await harness.open("trace");
   await send(page, { type: "traces", report: fixture("trace-report") });
   await page.locator("svg.topology").waitFor();
-  await send(page, { type: "traces", report: { services: [], edges: [], traces: [], trace: null, jaeger_url: null } });
+  // what the server sends without a trace store (trace_view.empty_trace_report)
+  await send(page, { type: "traces", report: { version: 1, services: [], nodes: [], edges: [], traces: [], trace: null, jaeger_url: null } });
   await page.locator(".notice h2").filter({ hasText: "No traces yet" }).waitFor();
   assert.equal(await page.locator("svg.topology").count(), 0);
   await page.close();
@@ -60,7 +62,8 @@ test("clicking a span posts its code location; trace rows and Jaeger post their 
 
 test("without a Jaeger URL there is no Jaeger button", async () => {
   const page = await harness.open("trace");
-  await send(page, { type: "traces", report: { ...fixture("trace-report"), jaeger_url: null } });
+  const report = fixture("trace-report");
+  await send(page, { type: "traces", report: { ...report, jaeger_url: null, trace: { ...report.trace, jaeger_url: null } } });
   await page.locator(".span-row").first().waitFor();
   assert.equal(await page.getByRole("button", { name: "Open in Jaeger" }).count(), 0);
   await page.close();
@@ -68,7 +71,7 @@ test("without a Jaeger URL there is no Jaeger button", async () => {
 
 test("a malformed trace report names the bad field", async () => {
   const page = await harness.open("trace");
-  await send(page, { type: "traces", report: { edges: [], traces: [{ trace_id: "xyz" }] } });
+  await send(page, { type: "traces", report: { version: 1, services: [], nodes: [], edges: [], traces: [{ trace_id: "xyz" }] } });
   await page.locator(".notice.error").waitFor();
   assert.match((await page.locator(".notice.error").textContent())!, /traceReport\.traces\[0\]\.trace_id is not 32 lowercase hex digits/);
   await page.close();

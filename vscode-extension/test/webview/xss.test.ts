@@ -53,14 +53,20 @@ test("trace view: payloads in services, spans, attributes and paths stay inert",
   report.edges[0].caller = SVG;
   report.edges[1].caller = SVG;
   report.traces[0].root_name = SCRIPT;
-  report.trace.spans[0].name = IMG;
-  report.trace.spans[0].service = SCRIPT;
-  report.trace.spans[0].attributes = [
-    { key: IMG, value: { stringValue: SCRIPT } },
-    { key: "code.file.path", value: { stringValue: JS_URL } },
-    { key: "code.line.number", value: { intValue: "7" } },
+  report.nodes[0].name = SVG;
+  report.trace.rows[0].name = IMG;
+  report.trace.rows[0].service = SCRIPT;
+  report.trace.rows[0].attributes = [
+    [IMG, SCRIPT],
+    ["code.file.path", JS_URL],
+    ["code.line.number", "7"],
   ];
-  report.trace.spans[0].status = { code: 2, message: IMG };
+  report.trace.rows[0].location = { path: JS_URL, line: 7, function: SVG };
+  report.trace.rows[0].location_text = `${JS_URL}:7`;
+  report.trace.rows[0].error = true;
+  report.trace.rows[0].status_message = IMG;
+  report.edges[0].label = SCRIPT;
+  report.traces[0].duration_text = IMG;
   const url = page.url();
   await send(page, { type: "traces", report });
   await page.locator(".span-row").first().waitFor();

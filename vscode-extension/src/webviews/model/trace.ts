@@ -1,43 +1,43 @@
-// `memlens/traceReport` JSON → the service topology and one trace's waterfall.
+// `memlens/traceReport` JSON: its types and their validation. The server builds every row,
+// position, link and text the view draws (memlens/tracing/trace_view.py documents the
+// contract); this module only checks that the payload is what that contract says.
 //
-// The contract (server → client notification `memlens/traceReport`; the server sends it
-// when traces change and in answer to the `memlens.traces` command, arguments
-// `[{"trace_id"?: hex32}]`):
+// The server sends it when traces change and in answer to the `memlens.traces` command,
+// arguments `[{"trace_id"?: hex32}]`:
 //
 //   {
-//     "services": [str],                      optional; callers/callees of edges are added
-//     "edges":    [ServiceEdge {caller, callee, calls, errors, p50_ms, p95_ms}],
-//     "traces":   [TraceSummary {trace_id (32 lowercase hex), root_service, root_name,
-//                                start_ms (Unix ms), duration_ms, span_count, error_count}],
-//     "trace":    null | {"trace_id", "spans": [span]}       the one trace to draw
-//     "jaeger_url": null | "http(s)://…"      else the memlens.jaeger.url setting is used
+//     "version":  1,
+//     "services": [str],
+//     "nodes":    [{name, column, row}]                      the topology's layout
+//     "edges":    [{caller, callee, calls, errors, p50_ms, p95_ms, label}],
+//     "traces":   [{trace_id (32 lowercase hex), root_service, root_name, start_ms,
+//                   duration_ms, span_count, error_count, duration_text, span_count_text,
+//                   error_count_text, jaeger_url}],
+//     "trace":    null | {trace_id, jaeger_url, total_ms, rows: [row], spans (not drawn)},
+//     "jaeger_url": null | "http(s)://…"
 //   }
 //
-// A span is an OTLP/JSON span (lowercase hex ids) plus its service name:
-//   {traceId (32 hex), spanId (16 hex), parentSpanId ("" or 16 hex), name, service,
-//    startTimeUnixNano, endTimeUnixNano (decimal strings or integers),
-//    attributes: [{key, value: {stringValue|intValue|doubleValue|boolValue}}],
-//    status: {code: 0 unset | 1 ok | 2 error, message?}, location?: CodeLocation}
-// CodeLocation {path (absolute, or relative to the first workspace folder), line (1-based),
-// function} comes from `location`, else the OTel attributes code.file.path/code.filepath,
-// code.line.number/code.lineno, code.function.name/code.function.
-import {
-  ReportError,
-  arrayField,
-  bytesField,
-  field,
-  isRecord,
-  recordAt,
-  stringField,
-} from "./format";
+// A row: {span_id (16 hex), parent_span_id (null | 16 hex), name, service, depth, offset_ms,
+// duration_ms, duration_text, error, status_message (null | str), attributes: [[key, text]],
+// location: null | CodeLocation, location_text}. CodeLocation {path (absolute, or relative
+// to the first workspace folder), line (1-based), function (null | str)}. Every jaeger_url
+// is null or an http(s) URL.
+import { ReportError, arrayField, field, recordAt, stringField } from "./format";
+
+export const TRACE_REPORT_VERSION = 1;
+
+export interface NodePosition {
+  name: string;
+  column: number;
+  row: number;
+}
 
 export interface ServiceEdge {
   caller: string;
   callee: string;
   calls: number;
   errors: number;
-  p50_ms: number;
-  p95_ms: number;
+  label: string;
 }
 
 export interface CodeLocation {
@@ -50,31 +50,33 @@ export interface TraceSummary {
   trace_id: string;
   root_service: string;
   root_name: string;
-  start_ms: number;
-  duration_ms: number;
-  span_count: number;
-  error_count: number;
+  duration_text: string;
+  span_count_text: string;
+  error_count_text: string;
+  jaegerUrl: string | null;
 }
 
-export interface Span {
-  traceId: string;
+export interface WaterfallRow {
   spanId: string;
-  parentSpanId: string | null;
   name: string;
   service: string;
-  startNs: bigint;
-  endNs: bigint;
+  depth: number;
+  offsetMs: number;
+  durationMs: number;
+  durationText: string;
   error: boolean;
   statusMessage: string | null;
   attributes: [string, string][];
   location: CodeLocation | null;
+  locationText: string;
 }
 
 export interface TraceReport {
   services: string[];
+  nodes: NodePosition[];
   edges: ServiceEdge[];
   traces: TraceSummary[];
-  trace: { traceId: string; spans: Span[] } | null;
+  trace: { traceId: string; jaegerUrl: string | null; totalMs: number; rows: WaterfallRow[] } | null;
   jaegerUrl: string | null;
 }
 
@@ -88,15 +90,48 @@ function hexId(record: Record<string, unknown>, key: string, where: string, leng
   return value;
 }
 
+function numberField(record: Record<string, unknown>, key: string, where: string, what: string, integer = false): number {
+  const value = field(record, key, where);
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
+    throw new ReportError(`${where}.${key} is not ${what}: ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+const count = (r: Record<string, unknown>, key: string, where: string) => numberField(r, key, where, "a count", true);
+const ms = (r: Record<string, unknown>, key: string, where: string) => numberField(r, key, where, "a duration in ms");
+
+function booleanField(record: Record<string, unknown>, key: string, where: string): boolean {
+  const value = field(record, key, where);
+  if (typeof value !== "boolean") {
+    throw new ReportError(`${where}.${key} is not true or false`);
+  }
+  return value;
+}
+
+function nullableString(record: Record<string, unknown>, key: string, where: string): string | null {
+  return record[key] === null || record[key] === undefined ? null : stringField(record, key, where);
+}
+
+/** A link the extension may open: http(s) only; anything else is no link. */
+function link(record: Record<string, unknown>, key: string): string | null {
+  const value = record[key];
+  return typeof value === "string" && /^https?:\/\//.test(value) ? value : null;
+}
+
+function nodeAt(raw: unknown, where: string): NodePosition {
+  const n = recordAt(raw, where);
+  return { name: stringField(n, "name", where), column: count(n, "column", where), row: count(n, "row", where) };
+}
+
 function edgeAt(raw: unknown, where: string): ServiceEdge {
   const e = recordAt(raw, where);
   return {
     caller: stringField(e, "caller", where),
     callee: stringField(e, "callee", where),
-    calls: bytesField(e, "calls", where),
-    errors: bytesField(e, "errors", where),
-    p50_ms: bytesField(e, "p50_ms", where),
-    p95_ms: bytesField(e, "p95_ms", where),
+    calls: count(e, "calls", where),
+    errors: count(e, "errors", where),
+    label: stringField(e, "label", where),
   };
 }
 
@@ -106,168 +141,90 @@ function summaryAt(raw: unknown, where: string): TraceSummary {
     trace_id: hexId(t, "trace_id", where, 32),
     root_service: stringField(t, "root_service", where),
     root_name: stringField(t, "root_name", where),
-    start_ms: bytesField(t, "start_ms", where),
-    duration_ms: bytesField(t, "duration_ms", where),
-    span_count: bytesField(t, "span_count", where),
-    error_count: bytesField(t, "error_count", where),
+    duration_text: stringField(t, "duration_text", where),
+    span_count_text: stringField(t, "span_count_text", where),
+    error_count_text: stringField(t, "error_count_text", where),
+    jaegerUrl: link(t, "jaeger_url"),
   };
 }
 
-/** An OTLP/JSON AnyValue as text. */
-function anyValue(value: unknown): string {
-  if (!isRecord(value)) {
-    return JSON.stringify(value) ?? "";
-  }
-  for (const key of ["stringValue", "intValue", "doubleValue", "boolValue"]) {
-    if (key in value) {
-      return String(value[key]);
-    }
-  }
-  return JSON.stringify(value);
-}
-
-function nanos(record: Record<string, unknown>, key: string, where: string): bigint {
-  const value = field(record, key, where);
-  if ((typeof value === "string" && /^\d+$/.test(value)) || (typeof value === "number" && Number.isInteger(value) && value >= 0)) {
-    return BigInt(value);
-  }
-  throw new ReportError(`${where}.${key} is not a count of nanoseconds`);
-}
-
-const PATH_KEYS = ["code.file.path", "code.filepath"];
-const LINE_KEYS = ["code.line.number", "code.lineno"];
-const FUNCTION_KEYS = ["code.function.name", "code.function"];
-
-/** The code location of a span: its `location`, else the OTel `code.*` attributes. */
-function locationOf(span: Record<string, unknown>, attributes: Map<string, string>, where: string): CodeLocation | null {
-  if (isRecord(span.location)) {
-    const at = `${where}.location`;
-    const line = bytesField(span.location, "line", at);
-    const fn = span.location.function;
-    return { path: stringField(span.location, "path", at), line, function: typeof fn === "string" ? fn : null };
-  }
-  const path = PATH_KEYS.map((k) => attributes.get(k)).find((v) => v !== undefined);
-  const line = Number(LINE_KEYS.map((k) => attributes.get(k)).find((v) => v !== undefined));
-  if (path === undefined || !Number.isInteger(line) || line < 1) {
+function locationAt(raw: unknown, where: string): CodeLocation | null {
+  if (raw === null || raw === undefined) {
     return null;
   }
-  return { path, line, function: FUNCTION_KEYS.map((k) => attributes.get(k)).find((v) => v !== undefined) ?? null };
+  const l = recordAt(raw, where);
+  const line = count(l, "line", where);
+  if (line < 1) {
+    throw new ReportError(`${where}.line is not a line number: ${line}`);
+  }
+  return { path: stringField(l, "path", where), line, function: nullableString(l, "function", where) };
 }
 
-function spanAt(raw: unknown, where: string): Span {
-  const s = recordAt(raw, where);
-  const attributes = new Map<string, string>();
-  for (const [i, a] of (Array.isArray(s.attributes) ? s.attributes : []).entries()) {
-    const attribute = recordAt(a, `${where}.attributes[${i}]`);
-    attributes.set(stringField(attribute, "key", `${where}.attributes[${i}]`), anyValue(attribute.value));
-  }
-  const status = isRecord(s.status) ? s.status : {};
-  const parent = typeof s.parentSpanId === "string" && s.parentSpanId !== "" ? hexId(s, "parentSpanId", where, 16) : null;
-  const service = typeof s.service === "string" ? s.service : attributes.get("service.name") ?? "unknown";
+function attributesAt(raw: unknown, where: string): [string, string][] {
+  return (Array.isArray(raw) ? raw : []).map((pair, i) => {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string") {
+      throw new ReportError(`${where}[${i}] is not a [key, text] pair`);
+    }
+    return [pair[0], pair[1]];
+  });
+}
+
+function rowAt(raw: unknown, where: string): WaterfallRow {
+  const r = recordAt(raw, where);
   return {
-    traceId: hexId(s, "traceId", where, 32),
-    spanId: hexId(s, "spanId", where, 16),
-    parentSpanId: parent,
-    name: stringField(s, "name", where),
-    service,
-    startNs: nanos(s, "startTimeUnixNano", where),
-    endNs: nanos(s, "endTimeUnixNano", where),
-    // OTLP status codes: 0 unset, 1 ok, 2 error (also as "STATUS_CODE_ERROR").
-    error: status.code === 2 || status.code === "STATUS_CODE_ERROR",
-    statusMessage: typeof status.message === "string" && status.message ? status.message : null,
-    attributes: [...attributes.entries()],
-    location: locationOf(s, attributes, where),
+    spanId: hexId(r, "span_id", where, 16),
+    name: stringField(r, "name", where),
+    service: stringField(r, "service", where),
+    depth: count(r, "depth", where),
+    offsetMs: ms(r, "offset_ms", where),
+    durationMs: ms(r, "duration_ms", where),
+    durationText: stringField(r, "duration_text", where),
+    error: booleanField(r, "error", where),
+    statusMessage: nullableString(r, "status_message", where),
+    attributes: attributesAt(field(r, "attributes", where), `${where}.attributes`),
+    location: locationAt(r.location, `${where}.location`),
+    locationText: stringField(r, "location_text", where),
   };
 }
 
 /** Validates a `memlens/traceReport` payload; ReportError names the bad field. */
 export function parseTraceReport(raw: unknown): TraceReport {
   const r = recordAt(raw, "traceReport");
+  if (r.version !== TRACE_REPORT_VERSION) {
+    throw new ReportError(`traceReport.version is ${JSON.stringify(r.version)}, not ${TRACE_REPORT_VERSION}: this extension and its memlens server do not match`);
+  }
+  const services = arrayField(r, "services", "traceReport").map((s, i) => {
+    if (typeof s !== "string") {
+      throw new ReportError(`traceReport.services[${i}] is not a string`);
+    }
+    return s;
+  });
+  const nodes = arrayField(r, "nodes", "traceReport").map((n, i) => nodeAt(n, `traceReport.nodes[${i}]`));
   const edges = arrayField(r, "edges", "traceReport").map((e, i) => edgeAt(e, `traceReport.edges[${i}]`));
   const traces = arrayField(r, "traces", "traceReport").map((t, i) => summaryAt(t, `traceReport.traces[${i}]`));
   let trace: TraceReport["trace"] = null;
   if (r.trace !== null && r.trace !== undefined) {
     const t = recordAt(r.trace, "traceReport.trace");
-    const traceId = hexId(t, "trace_id", "traceReport.trace", 32);
-    const spans = arrayField(t, "spans", "traceReport.trace").map((s, i) => spanAt(s, `traceReport.trace.spans[${i}]`));
-    trace = { traceId, spans };
+    trace = {
+      traceId: hexId(t, "trace_id", "traceReport.trace", 32),
+      jaegerUrl: link(t, "jaeger_url"),
+      totalMs: ms(t, "total_ms", "traceReport.trace"),
+      rows: arrayField(t, "rows", "traceReport.trace").map((row, i) => rowAt(row, `traceReport.trace.rows[${i}]`)),
+    };
   }
-  const listed = Array.isArray(r.services) ? r.services.filter((s): s is string => typeof s === "string") : [];
-  const services = [...new Set([...listed, ...edges.flatMap((e) => [e.caller, e.callee])])];
-  const jaeger = r.jaeger_url;
-  return { services, edges, traces, trace, jaegerUrl: typeof jaeger === "string" && /^https?:\/\//.test(jaeger) ? jaeger : null };
+  return { services, nodes, edges, traces, trace, jaegerUrl: link(r, "jaeger_url") };
 }
 
-/** The report with `jaeger_url` set from the setting where the server sent none. */
-export function withJaegerUrl(report: unknown, base: string | null): unknown {
-  return isRecord(report) && !report.jaeger_url && base !== null ? { ...report, jaeger_url: base } : report;
-}
-
-export interface NodePosition {
-  name: string;
-  column: number;
-  row: number;
-}
-
-/** Services in columns by their longest call path from a root (cycles cut). */
-export function layoutTopology(services: string[], edges: ServiceEdge[]): NodePosition[] {
-  const depth = new Map(services.map((s) => [s, 0]));
-  // Bellman-Ford style relaxation, at most |services| rounds, so a cycle cannot loop forever.
-  for (let round = 0; round < services.length; round++) {
-    let changed = false;
-    for (const e of edges) {
-      const next = (depth.get(e.caller) ?? 0) + 1;
-      if (e.caller !== e.callee && next > (depth.get(e.callee) ?? 0) && next < services.length) {
-        depth.set(e.callee, next);
-        changed = true;
-      }
-    }
-    if (!changed) {
-      break;
+/** The Jaeger pages a report links to, by trace id (what `Open in Jaeger` opens). */
+export function jaegerLinks(report: TraceReport): Map<string, string> {
+  const links = new Map<string, string>();
+  for (const { trace_id, jaegerUrl } of report.traces) {
+    if (jaegerUrl !== null) {
+      links.set(trace_id, jaegerUrl);
     }
   }
-  const rows = new Map<number, number>();
-  return services.map((name) => {
-    const column = depth.get(name) ?? 0;
-    const row = rows.get(column) ?? 0;
-    rows.set(column, row + 1);
-    return { name, column, row };
-  });
-}
-
-export interface WaterfallRow {
-  span: Span;
-  depth: number;
-  offsetMs: number;
-  durationMs: number;
-}
-
-/** Spans in tree order (children by start time under their parent), times from the trace start. */
-export function waterfall(spans: Span[]): { rows: WaterfallRow[]; totalMs: number } {
-  if (spans.length === 0) {
-    return { rows: [], totalMs: 0 };
+  if (report.trace?.jaegerUrl) {
+    links.set(report.trace.traceId, report.trace.jaegerUrl);
   }
-  const start = spans.reduce((m, s) => (s.startNs < m ? s.startNs : m), spans[0].startNs);
-  const end = spans.reduce((m, s) => (s.endNs > m ? s.endNs : m), spans[0].endNs);
-  const ids = new Set(spans.map((s) => s.spanId));
-  const children = new Map<string | null, Span[]>();
-  for (const s of spans) {
-    const parent = s.parentSpanId !== null && ids.has(s.parentSpanId) ? s.parentSpanId : null;
-    children.set(parent, [...(children.get(parent) ?? []), s]);
-  }
-  const rows: WaterfallRow[] = [];
-  const seen = new Set<string>();
-  const visit = (parent: string | null, depth: number) => {
-    const kids = (children.get(parent) ?? []).sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : 0));
-    for (const s of kids) {
-      if (seen.has(s.spanId)) {
-        continue;
-      }
-      seen.add(s.spanId);
-      rows.push({ span: s, depth, offsetMs: Number(s.startNs - start) / 1e6, durationMs: Number(s.endNs - s.startNs) / 1e6 });
-      visit(s.spanId, depth + 1);
-    }
-  };
-  visit(null, 0);
-  return { rows, totalMs: Number(end - start) / 1e6 };
+  return links;
 }
