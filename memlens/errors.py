@@ -64,3 +64,7 @@ class SessionLostError(MemlensError):
     """The chat session was closed, or its spill file was found corrupt (exit code 9)."""
 
     exit_code = 9
+
+
+class MalformedReportError(MemlensError):
+    """A worker result a view cannot draw; the message names the bad field."""

@@ -68,3 +68,8 @@ def format_count(count: int) -> str:
         if abs(count) >= divisor:
             return f"{count / divisor:.1f}{suffix}"
     return str(count)
+
+
+def format_percent(fraction: float) -> str:
+    """``0.012`` → ``'1.20%'``: two decimals below 10 %, one from there up."""
+    return f"{_fixed(fraction * 100, 2 if fraction < 0.1 else 1)}%"

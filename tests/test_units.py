@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memlens.units import format_bytes, format_count, format_ms
+from memlens.units import format_bytes, format_count, format_ms, format_percent
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,11 @@ def test_format_count(value: int, text: str) -> None:
 )
 def test_format_ms(value: float, text: str) -> None:
     assert format_ms(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(0.012, "1.20%"), (0.0, "0.00%"), (0.1, "10.0%"), (0.734, "73.4%"), (-0.05, "-5.00%")],
+)
+def test_format_percent(value: float, text: str) -> None:
+    assert format_percent(value) == text

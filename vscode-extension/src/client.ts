@@ -187,12 +187,6 @@ export class MemlensClient implements vscode.Disposable {
     }
   }
 
-  /** Whether the running server offers a command (e.g. `memlens.traces` once tracing lands). */
-  serverHasCommand(command: string): boolean {
-    const provider = this.client?.initializeResult?.capabilities.executeCommandProvider;
-    return provider?.commands.includes(command) ?? false;
-  }
-
   async summary(document: vscode.TextDocument): Promise<DocumentSummary | null> {
     if (!this.client || !this.running || document.languageId !== "python") {
       return null;

@@ -17,17 +17,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   });
   client = memlens;
   status = new StatusBar((document) => memlens.summary(document));
-  views = new Views(
-    context.extensionUri,
-    () => status?.summary?.budget_bytes ?? null,
-    async (traceId) => {
-      if (!memlens.serverHasCommand(TRACES_COMMAND)) {
-        return false;
-      }
-      await vscode.commands.executeCommand(TRACES_COMMAND, { trace_id: traceId });
-      return true;
-    },
-  );
+  views = new Views(context.extensionUri, async (traceId) => {
+    await vscode.commands.executeCommand(TRACES_COMMAND, { trace_id: traceId });
+    return true;
+  });
   context.subscriptions.push(
     output,
     memlens,
@@ -37,9 +30,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("memlens.showMemoryView", () => views?.showMemory()),
     vscode.commands.registerCommand("memlens.showTraces", async () => {
       views?.showTraces();
-      if (memlens.serverHasCommand(TRACES_COMMAND)) {
-        await vscode.commands.executeCommand(TRACES_COMMAND, {});
-      }
+      await vscode.commands.executeCommand(TRACES_COMMAND, {});
     }),
     vscode.commands.registerCommand("memlens.openTrace", (traceId?: unknown) => views?.openTrace(traceId)),
     vscode.workspace.onDidChangeConfiguration(async (e) => {

@@ -11,7 +11,7 @@ export class StatusBar implements vscode.Disposable {
   private state: ServerState = "starting";
   private timer: NodeJS.Timeout | undefined;
   private asked = 0;
-  /** The latest summary of the active file (its budget also feeds the memory view). */
+  /** The latest summary of the active file. */
   summary: DocumentSummary | null = null;
 
   constructor(private readonly fetch: (document: vscode.TextDocument) => Promise<DocumentSummary | null>) {

@@ -11,13 +11,12 @@ export const TRACES_COMMAND = "memlens.traces";
 export class Views implements vscode.Disposable {
   readonly memory: ViewPanel;
   readonly traces: ViewPanel;
-  private memoryReport: unknown;
+  private memoryView: unknown;
   /** The Jaeger pages the trace report shown last links to, by trace id. */
   private jaegerLinks = new Map<string, string>();
 
   constructor(
     extensionUri: vscode.Uri,
-    private readonly budget: () => number | null,
     private readonly requestTrace: (traceId: string) => Promise<boolean>,
   ) {
     const handle = (m: FromWebview) => void this.handle(m);
@@ -25,11 +24,12 @@ export class Views implements vscode.Disposable {
     this.traces = new ViewPanel(extensionUri, { viewType: "memlens.traces", title: "memlens: Traces", script: "trace.js" }, handle);
   }
 
-  showMemory(report?: unknown): void {
-    if (report !== undefined) {
-      this.memoryReport = report;
+  /** Shows a `memlens/memoryReport` payload (the server builds the whole view). */
+  showMemory(view?: unknown): void {
+    if (view !== undefined) {
+      this.memoryView = view;
     }
-    this.memory.show(this.memoryReport === undefined ? undefined : { type: "report", report: this.memoryReport, budgetBytes: this.budget() });
+    this.memory.show(this.memoryView === undefined ? undefined : { type: "report", view: this.memoryView });
   }
 
   /** Shows a `memlens/traceReport` (a malformed one too: the view names its bad field). */

@@ -1,6 +1,7 @@
 """``workspace/executeCommand``: ``memlens.estimate``, ``memlens.profile``,
 ``memlens.compress`` run in the worker with work-done progress, can be cancelled, and send
-their result to the client as a ``memlens/memoryReport`` notification; plus
+the memory view built from their result to the client as a ``memlens/memoryReport``
+notification; plus
 ``memlens.workerStatus``.
 
 Arguments are ``[uri, line]`` (the model load on that line) or ``[{"model": ID, ...}]``.
@@ -17,6 +18,7 @@ from lsprotocol import types
 
 from memlens.errors import MemlensError, UsageError
 from memlens.lsp_server.analysis import ModelLoad
+from memlens.lsp_server.memory_view import build_memory_view
 from memlens.lsp_server.server import MemlensServer  # pygls resolves command annotations
 from memlens.profiler.tensors import StorageDtype
 
@@ -105,9 +107,8 @@ async def run_in_worker(
     kind = report.get("kind", _KINDS[command])
     for model in {params["model"], report.get("model", "")}:  # as written and as resolved
         ls.reports[(kind, model)] = report
-    ls.protocol.notify(
-        REPORT_NOTIFICATION, {"command": command, "arguments": list(arguments), "report": report}
-    )
+    view = build_memory_view(report, ls.settings.budget_bytes)
+    ls.protocol.notify(REPORT_NOTIFICATION, view.to_json())
     return report
 
 

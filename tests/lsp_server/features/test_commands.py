@@ -67,8 +67,10 @@ async def test_estimate_reports_progress_and_notifies(
     [estimate] = result["estimates"]
     assert (estimate["source"], estimate["dtype"]) == ("meta", "bf16")
     assert estimate["params"] == 6_738_415_616
-    report = await asyncio.wait_for(notification, 10)
-    assert report.report.estimates[0].params == 6_738_415_616  # JSON arrives as an object
+    view = await asyncio.wait_for(notification, 10)  # the memory view's payload
+    assert view.title == "Estimate · meta-llama/Llama-2-7b-hf"  # JSON arrives as an object
+    assert sum(row.params.value for row in view.rows) == 6_738_415_616
+    assert view.budget.bytes == 24 * 2**30  # the server's memoryBudget setting
     [reports] = client.progress_reports.values()
     assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].cancellable
     assert isinstance(reports[-1], types.WorkDoneProgressEnd) and reports[-1].message == "done"

@@ -1,9 +1,32 @@
 // DOM helpers for the webviews. Data only ever reaches the page through `textContent`
 // (never innerHTML) and through CSSOM sizes; no attribute takes a URL from data.
 
-declare function acquireVsCodeApi(): { postMessage(message: unknown): void };
+declare function acquireVsCodeApi(): {
+  postMessage(message: unknown): void;
+  getState(): unknown;
+  setState(state: unknown): void;
+};
 
 export const vscode = acquireVsCodeApi();
+
+// A view survives a window reload: the page keeps the last data message it was sent as its
+// webview state, and a restored page (the extension's WebviewPanelSerializer gives it its
+// HTML back) posts that message to itself once the view script has subscribed.
+window.addEventListener("message", (event: MessageEvent<unknown>) => {
+  if (isDataMessage(event.data)) {
+    vscode.setState(event.data);
+  }
+});
+const restored = vscode.getState();
+if (isDataMessage(restored)) {
+  window.postMessage(restored, "*");
+}
+
+/** The extension's `report` / `traces` messages (see src/webviews/messages.ts). */
+function isDataMessage(data: unknown): boolean {
+  const type = typeof data === "object" && data !== null ? (data as { type?: unknown }).type : undefined;
+  return type === "report" || type === "traces";
+}
 
 type Child = Node | string | null | undefined | false;
 

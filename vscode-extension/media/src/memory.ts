@@ -1,52 +1,39 @@
-// The memory view: totals against the budget, stacked bars per layer, a sortable table.
-import { ReportError, formatBytes } from "../../src/webviews/model/format";
-import { Bar, MemoryView, formatCell, memoryView, sortRows } from "../../src/webviews/model/memory";
+// The memory view draws the payload memlens/lsp_server/memory_view.py built: totals against
+// the budget, stacked bars per layer, a table sortable by its cells' raw values.
+import { ReportError } from "../../src/webviews/model/format";
+import { Bar, MemoryView, parseMemoryView } from "../../src/webviews/model/memory";
 import type { ShowReport } from "../../src/webviews/messages";
 import { el, notice, segment, show, vscode } from "./dom";
-
-const LEGEND: Record<string, string> = {
-  weights: "Weights",
-  kv: "KV cache",
-  activations: "Activations",
-  measured: "Measured",
-  before: "Before",
-  after: "After",
-};
+import { sortRows } from "./sort";
 
 let current: MemoryView | null = null;
 let sortKey: string | null = null;
 let descending = true;
 
-function barTotal(bar: Bar): number {
-  return bar.segments.reduce((sum, s) => sum + s.bytes, 0);
-}
-
 function barRow(label: string, bar: Bar, scale: number, className: string): HTMLElement {
-  const total = barTotal(bar);
   const track = el("span", "bar-track");
   for (const s of bar.segments) {
     if (s.bytes > 0) {
-      track.appendChild(segment(`seg-${s.kind}`, s.bytes / scale, `${LEGEND[s.kind]}: ${formatBytes(s.bytes)}`));
+      track.appendChild(segment(`seg-${s.kind}`, s.bytes / scale, `${s.label}: ${s.text}`));
     }
   }
-  return el("div", `bar-row ${className}`, el("span", "bar-label", label), track, el("span", "bar-value", formatBytes(total)));
+  return el("div", `bar-row ${className}`, el("span", "bar-label", label), track, el("span", "bar-value", bar.total_text));
 }
 
 function totalsChart(view: MemoryView): HTMLElement {
-  const scale = Math.max(view.budget ?? 0, ...view.totals.map(barTotal), 1);
+  const scale = Math.max(view.budget?.bytes ?? 0, ...view.totals.map((bar) => bar.total_bytes), 1);
   const chart = el("div", "chart totals", ...view.totals.map((bar) => barRow(bar.label, bar, scale, "total-bar")));
   if (view.budget !== null) {
     const line = el("span", "budget-line");
-    line.style.left = `${(view.budget / scale) * 100}%`;
-    line.title = `Memory budget: ${formatBytes(view.budget)}`;
-    const over = view.totals.some((bar) => barTotal(bar) > (view.budget ?? Infinity));
-    chart.appendChild(el("div", "budget", el("span", "bar-label", "Budget"), el("span", "bar-track budget-track", line), el("span", `bar-value ${over ? "over" : ""}`, formatBytes(view.budget))));
+    line.style.left = `${(view.budget.bytes / scale) * 100}%`;
+    line.title = `Memory budget: ${view.budget.text}`;
+    chart.appendChild(el("div", "budget", el("span", "bar-label", "Budget"), el("span", "bar-track budget-track", line), el("span", `bar-value ${view.budget.exceeded ? "over" : ""}`, view.budget.text)));
   }
   return chart;
 }
 
 function layersChart(view: MemoryView): HTMLElement {
-  const scale = Math.max(...view.layers.flatMap((g) => g.bars.map(barTotal)), 1);
+  const scale = Math.max(...view.layers.flatMap((g) => g.bars.map((bar) => bar.total_bytes)), 1);
   return el(
     "div",
     "chart layers",
@@ -57,28 +44,28 @@ function layersChart(view: MemoryView): HTMLElement {
 }
 
 function legend(view: MemoryView): HTMLElement {
-  const kinds = new Set([...view.totals, ...view.layers.flatMap((g) => g.bars)].flatMap((b) => b.segments.map((s) => s.kind)));
-  return el("div", "legend", ...[...kinds].map((k) => el("span", "legend-item", el("span", `swatch seg-${k}`), LEGEND[k])));
+  return el("div", "legend", ...view.legend.map((item) => el("span", "legend-item", el("span", `swatch seg-${item.kind}`), item.label)));
 }
 
 function table(view: MemoryView): HTMLElement {
-  const rows = sortKey === null ? view.rows : sortRows(view.rows, sortKey, descending);
+  const key = sortKey;
+  const rows = key === null ? view.rows : sortRows(view.rows, (row) => row[key]?.value ?? null, descending);
   const header = el(
     "tr",
     "",
     ...view.columns.map((c) => {
       const button = el("button", "sort", c.title, c.key === sortKey ? (descending ? " ▼" : " ▲") : "");
       button.addEventListener("click", () => {
-        descending = c.key === sortKey ? !descending : c.format !== "text";
+        descending = c.key === sortKey ? !descending : c.numeric;
         sortKey = c.key;
         render();
       });
-      const th = el("th", c.format === "text" ? "" : "num", button);
+      const th = el("th", c.numeric ? "num" : "", button);
       th.setAttribute("aria-sort", c.key === sortKey ? (descending ? "descending" : "ascending") : "none");
       return th;
     }),
   );
-  const body = rows.map((row) => el("tr", "", ...view.columns.map((c) => el("td", c.format === "text" ? "" : "num", formatCell(row[c.key] ?? null, c.format)))));
+  const body = rows.map((row) => el("tr", "", ...view.columns.map((c) => el("td", c.numeric ? "num" : "", row[c.key].text))));
   return el("table", "layers-table", el("thead", "", header), el("tbody", "", ...body));
 }
 
@@ -90,7 +77,7 @@ function render(): void {
   const view = current;
   show(
     el("header", "", el("h1", "", view.title), el("p", "subtitle", view.subtitle)),
-    el("dl", "figures", ...view.figures.flatMap(([k, v]) => [el("dt", "", k), el("dd", "", v)])),
+    el("dl", "figures", ...view.figures.flatMap((f) => [el("dt", "", f.label), el("dd", "", f.text)])),
     legend(view),
     el("h2", "", "Totals"),
     totalsChart(view),
@@ -106,7 +93,7 @@ window.addEventListener("message", (event: MessageEvent<ShowReport>) => {
     return;
   }
   try {
-    current = memoryView(event.data.report, event.data.budgetBytes);
+    current = parseMemoryView(event.data.view);
     sortKey = null;
     render();
   } catch (error) {

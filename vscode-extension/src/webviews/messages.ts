@@ -1,10 +1,9 @@
 // Messages between the extension and its webviews.
 
-/** Extension → memory view. */
+/** Extension → memory view: the `memlens/memoryReport` payload (memory_view.py builds it). */
 export interface ShowReport {
   type: "report";
-  report: unknown;
-  budgetBytes: number | null;
+  view: unknown;
 }
 
 /** Extension → trace view. */

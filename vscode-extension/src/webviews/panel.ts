@@ -1,5 +1,7 @@
 // One webview panel per view, reused: created on first show, revealed afterwards. The
-// latest data waits until the page says it is ready, so nothing posted early is lost.
+// latest data waits until the page says it is ready, so nothing posted early is lost. After
+// a window reload VS Code hands the restored panel to this view's serializer: it gets the
+// same page back (a fresh nonce) and the page draws the data it kept (media/src/dom.ts).
 import * as vscode from "vscode";
 import { newNonce, pageHtml } from "./html";
 import { FromWebview, parseWebviewMessage } from "./messages";
@@ -15,12 +17,17 @@ export class ViewPanel implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
   private ready = false;
   private latest: unknown;
+  private readonly serializer: vscode.Disposable;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly spec: PanelSpec,
     private readonly onMessage: (message: FromWebview) => void,
-  ) {}
+  ) {
+    this.serializer = vscode.window.registerWebviewPanelSerializer(spec.viewType, {
+      deserializeWebviewPanel: async (panel) => this.restore(panel),
+    });
+  }
 
   /** Shows the panel and, when given, replaces the data it draws. */
   show(data?: unknown): void {
@@ -28,21 +35,34 @@ export class ViewPanel implements vscode.Disposable {
       this.latest = data;
     }
     if (this.panel === undefined) {
-      this.panel = this.create();
+      const panel = vscode.window.createWebviewPanel(
+        this.spec.viewType,
+        this.spec.title,
+        { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
+        { ...this.webviewOptions(), retainContextWhenHidden: true },
+      );
+      this.attach(panel);
     } else {
       this.panel.reveal(undefined, true);
     }
     this.flush();
   }
 
-  private create(): vscode.WebviewPanel {
+  /** Takes over a panel VS Code restored after a reload (a second one replaces the first). */
+  restore(panel: vscode.WebviewPanel): void {
+    this.panel?.dispose();
+    panel.webview.options = this.webviewOptions();
+    this.attach(panel);
+  }
+
+  private webviewOptions(): vscode.WebviewOptions {
+    return { enableScripts: true, localResourceRoots: [vscode.Uri.joinPath(this.extensionUri, "media")] };
+  }
+
+  private attach(panel: vscode.WebviewPanel): void {
+    this.panel = panel;
+    this.ready = false;
     const media = vscode.Uri.joinPath(this.extensionUri, "media");
-    const panel = vscode.window.createWebviewPanel(
-      this.spec.viewType,
-      this.spec.title,
-      { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true },
-      { enableScripts: true, localResourceRoots: [media], retainContextWhenHidden: true },
-    );
     const webview = panel.webview;
     webview.html = pageHtml({
       title: this.spec.title,
@@ -61,10 +81,11 @@ export class ViewPanel implements vscode.Disposable {
       }
     });
     panel.onDidDispose(() => {
-      this.panel = undefined;
-      this.ready = false;
+      if (this.panel === panel) {
+        this.panel = undefined;
+        this.ready = false;
+      }
     });
-    return panel;
   }
 
   private flush(): void {
@@ -74,6 +95,7 @@ export class ViewPanel implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.serializer.dispose();
     this.panel?.dispose();
   }
 }

@@ -75,4 +75,17 @@ describe("memlens in code-server (trusted workspace)", { timeout: 15 * 60_000 },
     assert.match((await view.locator(".notice").textContent())!, /memlens run/);
     await bench.shot("07-trace-view");
   });
+
+  it("shows the same trace and memory views again after a window reload", async () => {
+    await bench.runCommand("Developer: Reload Window");
+    // the trace view was in front: VS Code restores it at once, drawing the report it kept
+    const traces = await bench.webview("No traces yet");
+    assert.match((await traces.locator(".notice").textContent())!, /memlens run/);
+    // the memory view restores when its tab is shown again
+    await bench.page.locator(".tab").filter({ hasText: "memlens: Memory" }).click();
+    const memory = await bench.webview("Compress · meta-llama/Llama-2-7b-hf");
+    assert.deepEqual(await memory.locator(".total-bar .bar-label").allTextContents(), ["Before", "After"]);
+    assert.match((await memory.locator(".figures").textContent())!, /Saved/);
+    await bench.shot("08-views-after-reload");
+  });
 });

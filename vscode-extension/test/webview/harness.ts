@@ -1,6 +1,6 @@
 // Serves a webview's real HTML (pageHtml, its CSP and nonce) and media/ over HTTP on
 // 127.0.0.1 and opens it in Debian's Chromium through Playwright. `acquireVsCodeApi` is
-// stubbed to record posted messages; `window.__xss` records any payload that ran.
+// stubbed to record posted messages and keep its state (setState) across page reloads; `window.__xss` records any payload that ran.
 import { readFile } from "node:fs/promises";
 import { AddressInfo } from "node:net";
 import { createServer, Server } from "node:http";
@@ -66,7 +66,16 @@ export class Harness {
       w.__xss = [];
       w.__violations = [];
       document.addEventListener("securitypolicyviolation", (e) => w.__violations.push(e.violatedDirective));
-      w.acquireVsCodeApi = () => ({ postMessage: (m: unknown) => w.__posted.push(m) });
+      w.__state = JSON.parse(sessionStorage.getItem("vscodeState") ?? "null");
+      w.acquireVsCodeApi = () => ({
+        postMessage: (m: unknown) => w.__posted.push(m),
+        getState: () => w.__state,
+        // kept across reloads of this page, as VS Code keeps a webview's state
+        setState: (state: unknown) => {
+          w.__state = state;
+          sessionStorage.setItem("vscodeState", JSON.stringify(state));
+        },
+      });
     });
     await page.goto(`${this.origin}/${view}.html`);
     await page.waitForFunction(() => (window as any).__posted.some((m: any) => m.type === "ready"));

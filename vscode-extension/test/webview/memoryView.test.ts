@@ -15,7 +15,8 @@ test("a profile report draws totals, a budget line, stacked bars per layer and a
   await page.locator(".notice h2").filter({ hasText: "No memory report yet" }).waitFor();
   const message = fixture("report-profile");
   const layers = message.report.estimate.layers;
-  await send(page, { type: "report", report: message, budgetBytes: 24 * GIB });
+  assert.equal(message.budget_bytes, 24 * GIB);
+  await send(page, { type: "report", view: message.view });
   await page.locator("h1").filter({ hasText: "Profile · Qwen/Qwen2.5-0.5B" }).waitFor();
   assert.equal(await page.locator(".layer-group").count(), layers.length);
   assert.equal(await page.locator(".layers-table tbody tr").count(), layers.length);
@@ -36,7 +37,7 @@ test("a profile report draws totals, a budget line, stacked bars per layer and a
 
 test("the table sorts by a column and toggles the direction", async () => {
   const page = await harness.open("memory");
-  await send(page, { type: "report", report: fixture("report-profile"), budgetBytes: null });
+  await send(page, { type: "report", view: fixture("report-profile").view });
   const firstName = () => page.locator(".layers-table tbody tr td").first().textContent();
   await page.getByRole("button", { name: "Weights" }).click();
   assert.equal(await firstName(), "model.embed_tokens");
@@ -49,7 +50,7 @@ test("the table sorts by a column and toggles the direction", async () => {
 
 test("a measured profile shows measured bars beside the estimate", async () => {
   const page = await harness.open("memory");
-  await send(page, { type: "report", report: fixture("report-profile-measured"), budgetBytes: null });
+  await send(page, { type: "report", view: fixture("report-profile-measured").view });
   await page.locator("h1").filter({ hasText: "Profile · tiny-llama" }).waitFor();
   assert.deepEqual(await page.locator(".totals .bar-label").allTextContents(), ["Estimate (fp32, exact, meta)", "Measured weights", "Measured peak"]);
   const measuredBar = page.locator(".layer-group").nth(1).locator(".bar-measured");
@@ -62,7 +63,7 @@ test("a measured profile shows measured bars beside the estimate", async () => {
 
 test("a compress report shows before beside after, and quality as not measured", async () => {
   const page = await harness.open("memory");
-  await send(page, { type: "report", report: fixture("report-compress"), budgetBytes: null });
+  await send(page, { type: "report", view: fixture("report-compress").view });
   await page.locator("h1").filter({ hasText: "Compress · Qwen/Qwen2.5-0.5B" }).waitFor();
   assert.deepEqual(await page.locator(".totals .bar-label").allTextContents(), ["Before", "After"]);
   assert.equal(await page.locator(".layer-group").nth(1).locator(".seg-before, .seg-after").count(), 2);
@@ -73,9 +74,11 @@ test("a compress report shows before beside after, and quality as not measured",
 
 test("a malformed report shows which field is wrong instead of a chart", async () => {
   const page = await harness.open("memory");
-  await send(page, { type: "report", report: { report: { kind: "profile", model: "m", estimate: { layers: 3 } } }, budgetBytes: null });
+  const view = structuredClone(fixture("report-profile").view);
+  delete view.layers[1].bars[0].segments[2].kind;
+  await send(page, { type: "report", view });
   const error = page.locator(".notice.error");
   await error.waitFor();
-  assert.match((await error.textContent())!, /cannot be drawn.*report\.estimate\.dtype is missing/);
+  assert.match((await error.textContent())!, /cannot be drawn.*view\.layers\[1\]\.bars\[0\]\.segments\[2\]\.kind is missing/);
   await page.close();
 });

@@ -29,13 +29,18 @@ async function assertInert(page: Page): Promise<void> {
 
 test("memory view: payloads in model, layer names and notes render as text", async () => {
   const page = await harness.open("memory");
-  const message = structuredClone(fixture("report-profile"));
-  message.report.model = SCRIPT;
-  message.report.estimate.layers[0].name = IMG;
-  message.report.estimate.layers[1].name = JS_URL;
-  message.report.estimate.layers[2].kind = SVG;
-  message.report.notes = [SCRIPT, IMG];
-  await send(page, { type: "report", report: message, budgetBytes: 1 });
+  const view = structuredClone(fixture("report-profile").view);
+  view.title = `Profile · ${SCRIPT}`;
+  view.layers[0].name = IMG;
+  view.rows[0].name = { value: IMG, text: IMG };
+  view.rows[1].name = { value: JS_URL, text: JS_URL };
+  view.rows[2].kind = { value: SVG, text: SVG };
+  view.totals[0].label = SVG;
+  view.totals[0].segments[0].text = SCRIPT;
+  view.figures[0].text = IMG;
+  view.budget.text = SCRIPT;
+  view.notes = [SCRIPT, IMG];
+  await send(page, { type: "report", view });
   await page.locator("h1").waitFor();
   assert.equal(await page.locator("h1").textContent(), `Profile · ${SCRIPT}`);
   assert.equal(await page.locator(".layer-group").first().locator(".bar-label").first().textContent(), IMG);

@@ -21,10 +21,6 @@ export function formatMs(ms: number): string {
   return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
 }
 
-export function formatPercent(fraction: number): string {
-  return `${(fraction * 100).toFixed(fraction < 0.1 ? 2 : 1)}%`;
-}
-
 /** A data error: the message names the field so that whoever sent it can fix it. */
 export class ReportError extends Error {}
 
@@ -43,17 +39,6 @@ export function bytesField(record: Record<string, unknown>, key: string, where: 
   const value = field(record, key, where);
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
     throw new ReportError(`${where}.${key} is not a byte count: ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-export function optionalNumber(record: Record<string, unknown>, key: string, where: string): number | null {
-  const value = record[key];
-  if (value === undefined || value === null) {
-    return null;
-  }
-  if (typeof value !== "number" || !Number.isFinite(value)) {
-    throw new ReportError(`${where}.${key} is not a number: ${JSON.stringify(value)}`);
   }
   return value;
 }
@@ -79,8 +64,4 @@ export function recordAt(value: unknown, where: string): Record<string, unknown>
     throw new ReportError(`${where} is not an object`);
   }
   return value;
-}
-
-export function stringList(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
 }

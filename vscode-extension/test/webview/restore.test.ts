@@ -1,0 +1,33 @@
+// Both views keep the last data message as their webview state (media/src/dom.ts) and draw
+// it again when the page is reloaded, as VS Code reloads a restored panel.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { fixture } from "../fixtures";
+import { Harness, send } from "./harness";
+
+let harness: Harness;
+before(async () => {
+  harness = await Harness.start();
+});
+after(async () => harness?.stop());
+
+test("a reloaded memory view draws the report it showed before", async () => {
+  const page = await harness.open("memory");
+  await send(page, { type: "report", view: fixture("report-compress").view });
+  await page.locator("h1").filter({ hasText: "Compress · Qwen/Qwen2.5-0.5B" }).waitFor();
+  await page.reload();
+  await page.locator("h1").filter({ hasText: "Compress · Qwen/Qwen2.5-0.5B" }).waitFor();
+  assert.deepEqual(await page.locator(".totals .bar-label").allTextContents(), ["Before", "After"]);
+  await page.close();
+});
+
+test("a reloaded trace view draws the traces it showed before", async () => {
+  const page = await harness.open("trace");
+  await send(page, { type: "traces", report: fixture("trace-report") });
+  await page.locator(".span-row").first().waitFor();
+  const spans = await page.locator(".span-row").count();
+  await page.reload();
+  await page.locator(".span-row").first().waitFor();
+  assert.equal(await page.locator(".span-row").count(), spans);
+  await page.close();
+});
