@@ -9,6 +9,7 @@ export interface DocumentSummary {
   weight_bytes: number;
   label: string | null;
   budget_bytes: number;
+  budget_label: string;
   over_budget: boolean;
 }
 
@@ -29,7 +30,6 @@ export function statusView(
   state: ServerState,
   trusted: boolean,
   summary: DocumentSummary | null,
-  budgetText: (bytes: number) => string,
 ): StatusView {
   const mode = trusted ? "" : " (restricted: static hints only)";
   const lines = [`memlens language server: ${state}${mode}`];
@@ -40,7 +40,7 @@ export function statusView(
     lines.push(
       `This file: ${summary.label} of weights (${summary.estimated} of ${summary.loads} ` +
         `model loads estimated)`,
-      `Budget: ${budgetText(summary.budget_bytes)}${summary.over_budget ? " — over budget" : ""}`,
+      `Budget: ${summary.budget_label}${summary.over_budget ? " — over budget" : ""}`,
     );
     warning = summary.over_budget;
   }

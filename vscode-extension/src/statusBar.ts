@@ -1,6 +1,5 @@
 // The status-bar item: server state and the active Python file's total estimate.
 import * as vscode from "vscode";
-import { formatBytes } from "./webviews/model/format";
 import { DocumentSummary, ServerState, statusView } from "./status";
 
 const REFRESH_DELAY_MS = 400;
@@ -53,7 +52,7 @@ export class StatusBar implements vscode.Disposable {
   }
 
   private render(): void {
-    const view = statusView(this.state, vscode.workspace.isTrusted, this.summary, formatBytes);
+    const view = statusView(this.state, vscode.workspace.isTrusted, this.summary);
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;
     this.item.backgroundColor = view.warning ? new vscode.ThemeColor("statusBarItem.warningBackground") : undefined;

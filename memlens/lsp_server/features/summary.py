@@ -1,7 +1,7 @@
 """``memlens/documentSummary``: one document's total for the editor's status bar.
 
 Params ``{"uri"}``; result ``{"loads", "estimated", "weight_bytes", "label",
-"budget_bytes", "over_budget"}``. ``weight_bytes`` sums the model loads the server could
+"budget_bytes", "budget_label", "over_budget"}``. ``weight_bytes`` sums the model loads the server could
 estimate (their weights at the load's dtype); without loads, the ``nn.Module`` classes'
 totals. ``label`` is null when nothing in the document has an estimate.
 """
@@ -43,6 +43,7 @@ def document_summary(ls: MemlensServer, uri: str) -> dict[str, Any]:
         "weight_bytes": total,
         "label": label,
         "budget_bytes": budget,
+        "budget_label": format_bytes(budget),
         "over_budget": total > budget,
     }
 

@@ -21,6 +21,7 @@ async def test_summary_sums_the_model_loads(client: LanguageClient, workspace: P
     assert summary.label == "≈ 25.1 GiB"
     assert 25 * GIB < summary.weight_bytes < 25.2 * GIB
     assert summary.budget_bytes == 24 * GIB and summary.over_budget is True
+    assert summary.budget_label == "24.0 GiB"
 
 
 async def test_summary_of_module_classes_only(client: LanguageClient, workspace: Path) -> None:

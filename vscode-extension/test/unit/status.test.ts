@@ -2,12 +2,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { loadLineNear } from "../../src/lensTarget";
 import { statusView } from "../../src/status";
-import { formatBytes } from "../../src/webviews/model/format";
 
-const summary = { loads: 2, estimated: 1, weight_bytes: 26_953_646_080, label: "≈ 25.1 GiB", budget_bytes: 24 * 2 ** 30, over_budget: true };
+const summary = { loads: 2, estimated: 1, weight_bytes: 26_953_646_080, label: "≈ 25.1 GiB", budget_bytes: 24 * 2 ** 30, budget_label: "24.0 GiB", over_budget: true };
 
 test("running with a summary shows the file's total and warns over budget", () => {
-  const view = statusView("running", true, summary, formatBytes);
+  const view = statusView("running", true, summary);
   assert.equal(view.text, "$(pulse) memlens ≈ 25.1 GiB");
   assert.equal(view.warning, true);
   assert.match(view.tooltip, /1 of 2 model loads estimated/);
@@ -15,11 +14,11 @@ test("running with a summary shows the file's total and warns over budget", () =
 });
 
 test("other states show the state; untrusted says so", () => {
-  assert.equal(statusView("starting", true, summary, formatBytes).text, "$(sync~spin) memlens");
-  const failed = statusView("failed", false, null, formatBytes);
+  assert.equal(statusView("starting", true, summary).text, "$(sync~spin) memlens");
+  const failed = statusView("failed", false, null);
   assert.equal(failed.warning, true);
   assert.match(failed.tooltip, /failed \(restricted: static hints only\)/);
-  assert.equal(statusView("running", true, { ...summary, label: null, over_budget: false }, formatBytes).text, "$(pulse) memlens");
+  assert.equal(statusView("running", true, { ...summary, label: null, over_budget: false }).text, "$(pulse) memlens");
 });
 
 test("palette commands pick the profile lens nearest the cursor", () => {

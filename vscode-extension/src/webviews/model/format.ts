@@ -1,25 +1,4 @@
-// Sizes are bytes until they are shown; shown with binary units, as memlens.units does.
-
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-
-/** `1536` → `"1.5 KiB"` (same text as memlens.units.format_bytes). */
-export function formatBytes(bytes: number): string {
-  if (bytes < 0) {
-    return "-" + formatBytes(-bytes);
-  }
-  let value = bytes;
-  for (const unit of UNITS) {
-    if (value < 1024 || unit === UNITS[UNITS.length - 1]) {
-      return unit === "B" ? `${Math.round(bytes)} B` : `${value.toFixed(1)} ${unit}`;
-    }
-    value /= 1024;
-  }
-  throw new Error("unreachable");
-}
-
-export function formatMs(ms: number): string {
-  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
-}
+// Field readers for the payloads the server sends: each error names the bad field.
 
 /** A data error: the message names the field so that whoever sent it can fix it. */
 export class ReportError extends Error {}
