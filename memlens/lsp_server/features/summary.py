@@ -1,9 +1,10 @@
 """``memlens/documentSummary``: one document's total for the editor's status bar.
 
 Params ``{"uri"}``; result ``{"loads", "estimated", "weight_bytes", "label",
-"budget_bytes", "budget_label", "over_budget"}``. ``weight_bytes`` sums the model loads the server could
-estimate (their weights at the load's dtype); without loads, the ``nn.Module`` classes'
-totals. ``label`` is null when nothing in the document has an estimate.
+"budget_bytes", "budget_label", "over_budget"}``. ``weight_bytes`` sums the model loads
+the server could estimate (their weights at the load's dtype); without loads, the
+``nn.Module`` classes' totals. ``label`` is null when nothing in the document has an
+estimate; ``budget_label`` is the budget as the status bar shows it.
 """
 
 from __future__ import annotations
