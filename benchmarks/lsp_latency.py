@@ -9,7 +9,8 @@ versions dropped); the server's RSS; and whether the server process imported tor
 Goals: start-up < 1 s, inlay hints p95 < 20 ms, diagnostics within 300 ms of the last
 keystroke, RSS < 120 MB, no torch in the server.
 
-Run: make bench-lsp   (writes benchmarks/results/lsp_latency.json)
+Run: .venv/bin/python benchmarks/lsp_latency.py   (writes benchmarks/results/lsp_latency.json;
+`make bench` runs it with the other benchmarks)
 """
 
 from __future__ import annotations
