@@ -12,8 +12,8 @@ import torch
 
 from memlens.cli.main import main
 from memlens.engine.tokens import BYTE_TOKENIZER
-from tests.profiler.tiny_configs import build_model
 from tests.support.byte_model import BYTE_MODEL_CONFIG
+from tests.support.tiny_configs import build_model
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.profiler.tiny_configs import NEOX_CONFIG
+from tests.support.tiny_configs import NEOX_CONFIG
 
 
 def memlens(*args: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ import torch
 
 from memlens.engine.decoding import DecodeStats, Sampling, generate, pick_tokens, stream
 from memlens.errors import UsageError
-from tests.profiler.tiny_configs import build_model, tiny_config
+from tests.support.tiny_configs import build_model, tiny_config
 
 PROMPT = torch.randint(3, 200, (2, 9), generator=torch.Generator().manual_seed(4))
 

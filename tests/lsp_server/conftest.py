@@ -12,8 +12,8 @@ import pytest
 import pytest_lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from tests.profiler.tiny_configs import build_model, tiny_config
 from tests.support.lsp_client import SERVER_ENV, session
+from tests.support.tiny_configs import build_model, tiny_config
 
 BUDGET = "24GiB"
 

@@ -15,7 +15,7 @@ from memlens.errors import ConfigError, UnsupportedArchitectureError
 from memlens.profiler.architectures import ArchitectureSpec, describe, supported_model_types
 from memlens.profiler.meta import build_meta_model, exact_spec
 from memlens.profiler.tensors import StorageDtype
-from tests.profiler.tiny_configs import TINY_CONFIGS, tiny_config
+from tests.support.tiny_configs import TINY_CONFIGS, tiny_config
 
 GROUP_SIZES = (32, 64, 128)
 

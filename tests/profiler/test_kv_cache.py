@@ -10,7 +10,7 @@ from transformers import DynamicCache
 from memlens.profiler.architectures import describe
 from memlens.profiler.estimate import analytic_estimate, kv_cache_bytes
 from memlens.profiler.tensors import StorageDtype
-from tests.profiler.tiny_configs import DECODER_CONFIGS, build_tiny_model, tiny_config
+from tests.support.tiny_configs import DECODER_CONFIGS, build_tiny_model, tiny_config
 
 BATCH = 2
 PROMPT = 12  # longer than the tiny sliding windows (8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from memlens.profiler.estimate import analytic_estimate
 from memlens.profiler.layer_groups import format_indices, group_layers
 from memlens.profiler.tensors import StorageDtype
-from tests.profiler.tiny_configs import tiny_config
+from tests.support.tiny_configs import tiny_config
 
 
 def test_format_indices() -> None:

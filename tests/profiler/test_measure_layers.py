@@ -6,7 +6,7 @@ import torch
 
 from memlens.engine import Int4WeightConfig, compress_
 from memlens.profiler.measure import block_names, measure_layers, module_bytes
-from tests.profiler.tiny_configs import build_model, tiny_config
+from tests.support.tiny_configs import build_model, tiny_config
 
 
 def test_blocks_cover_every_tensor_once_and_outputs_have_the_run_shape() -> None:

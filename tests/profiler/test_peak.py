@@ -13,7 +13,7 @@ from memlens.profiler.architectures import describe
 from memlens.profiler.estimate import generate_peak_bytes
 from memlens.profiler.measure import measure_peak, module_bytes
 from memlens.profiler.tensors import StorageDtype
-from tests.profiler.tiny_configs import build_model
+from tests.support.tiny_configs import build_model
 
 _IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
 _DECODER = {

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from memlens.engine.tokens import BYTE_TOKENIZER
-from tests.profiler.tiny_configs import build_model
+from tests.support.tiny_configs import build_model
 
 BYTE_MODEL_CONFIG = {
     "model_type": "llama",

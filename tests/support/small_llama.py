@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.profiler.tiny_configs import build_model
+from tests.support.tiny_configs import build_model
 
 SMALL_LLAMA_CONFIG = {
     "model_type": "llama",

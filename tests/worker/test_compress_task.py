@@ -13,8 +13,8 @@ import pytest
 from memlens.errors import UsageError
 from memlens.worker.methods import RequestContext
 from memlens.worker.tasks.compress import compress
-from tests.profiler.tiny_configs import build_model
 from tests.support.byte_model import BYTE_MODEL_CONFIG
+from tests.support.tiny_configs import build_model
 
 
 def _context(sent: list[dict[str, Any]]) -> RequestContext:

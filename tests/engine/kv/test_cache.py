@@ -21,8 +21,8 @@ from memlens.kernels.formats import (
     quantize_groups,
     quantize_token_groups,
 )
-from tests.profiler.tiny_configs import build_model
 from tests.support.byte_model import BYTE_MODEL_CONFIG
+from tests.support.tiny_configs import build_model
 
 STORAGES = ["int8", "int4", "int4:g32:r0", "fp", "int8,sinks:4+window:40", "int4,h2o:0.5"]
 

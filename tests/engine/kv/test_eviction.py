@@ -13,8 +13,8 @@ from memlens.engine.kv.cache import CompressedKVCache, CompressedKVLayer, track_
 from memlens.engine.kv.config import HeavyHitterEviction, KVCacheConfig, parse_kv
 from memlens.engine.kv.eviction import accumulate_attention
 from memlens.errors import UsageError
-from tests.profiler.tiny_configs import build_model
 from tests.support.byte_model import BYTE_MODEL_CONFIG
+from tests.support.tiny_configs import build_model
 
 
 def _positions(start: int, end: int, heads: int = 2, dim: int = 16) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 
 from memlens.engine.measure.quality import mean_cosine, perplexity
 from memlens.errors import UsageError
-from tests.profiler.tiny_configs import build_model, tiny_config
+from tests.support.tiny_configs import build_model, tiny_config
 
 IDS = torch.randint(3, 200, (64,), generator=torch.Generator().manual_seed(8))
 

@@ -14,7 +14,7 @@ from memlens.engine.weights.checkpoint import load_compressed, save_compressed
 from memlens.engine.weights.config import CONFIG_VERSION, LowRankWeightConfig, MixedWeightConfig
 from memlens.engine.weights.layers import Int4Linear, Int8Linear, LowRankLinear
 from memlens.errors import ConfigError
-from tests.profiler.tiny_configs import build_model
+from tests.support.tiny_configs import build_model
 
 
 def _model(model_type: str, tied: bool) -> torch.nn.Module:

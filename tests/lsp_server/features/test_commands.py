@@ -17,8 +17,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
-from tests.profiler.tiny_configs import NEOX_CONFIG
 from tests.support.lsp_client import open_document
+from tests.support.tiny_configs import NEOX_CONFIG
 
 LOADS = """\
 import torch
