@@ -68,14 +68,26 @@ def code_location_of(attributes: dict[str, Any]) -> tuple[str | None, int | None
     function = attributes.get("code.function.name", attributes.get("code.function"))
     return (
         str(path) if path is not None else None,
-        int(line) if isinstance(line, int | float | str) and _is_line(str(line)) else None,
+        _line_number(line),
         str(function) if function is not None else None,
     )
 
 
-def _is_line(text: str) -> bool:
-    """Whether ``text`` is a line number SQLite can hold (a longer one is no real line)."""
-    return text.isascii() and text.isdigit() and int(text) < 2**31
+def _line_number(value: object) -> int | None:
+    """A line number however an exporter sent it (``14``, ``14.0``, ``" 14"``): a whole
+    number from 1 that SQLite's integer column holds; None for anything else (``0.5``,
+    ``"²"``, 30 digits, a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    if isinstance(value, str) and "_" in value:  # float() reads "1_4"; no exporter writes it
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        return None
+    if not number.is_integer() or not 1 <= number < 2**31:
+        return None
+    return int(number)
 
 
 class SpanRow(NamedTuple):

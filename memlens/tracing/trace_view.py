@@ -60,8 +60,6 @@ VERSION = 1
 DEFAULT_WINDOW_S = 3600.0
 """The service graph covers the last hour of spans unless asked otherwise."""
 
-_LINE_KEYS = ("code.line.number", "code.lineno")
-
 
 def _any_value(value: Any) -> dict[str, Any]:
     """A Python attribute value as an OTLP/JSON ``AnyValue`` (ints as decimal strings, as
@@ -116,26 +114,9 @@ def _display(value: Any) -> str:
     return json.dumps(_any_value(value), separators=(",", ":"), ensure_ascii=False)
 
 
-def _line_number(value: Any) -> int | None:
-    """A line attribute the store does not take (``14.0``, ``" 14"``) that still names a
-    line: a whole number from 1."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    if isinstance(value, str) and "_" in value:  # float() takes "1_4"; no line reads so
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return int(number) if number.is_integer() and number >= 1 else None
-
-
 def _location(span: SpanRecord) -> dict[str, Any] | None:
     """``{path, line, function}`` from the span's ``code.*`` attributes, or None."""
     path, line, function = code_location_of(span.attributes)
-    if line is None:
-        key = next((k for k in _LINE_KEYS if k in span.attributes), None)
-        line = _line_number(span.attributes[key]) if key is not None else None
     if path is None or line is None:
         return None
     return {"path": path, "line": line, "function": function}

@@ -13,6 +13,14 @@ def test_code_location_prefers_current_attributes() -> None:
     assert code_location_of({"code.lineno": "x"}) == (None, None, None)
 
 
+def test_a_line_number_is_a_whole_number_from_one_however_sent() -> None:
+    """The store's code index, the CLI waterfall and the trace view read lines one way."""
+    for sent in (14, 14.0, "14", " 14 "):
+        assert code_location_of({"code.lineno": sent})[1] == 14
+    for refused in (0, -2, 0.5, "²", "1_4", True, 10**30, "1" * 30, float("nan"), None):
+        assert code_location_of({"code.lineno": refused})[1] is None
+
+
 def test_a_span_row_names_the_store_columns_in_order() -> None:
     span = SpanRecord(
         "ab" * 16,

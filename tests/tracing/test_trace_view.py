@@ -134,7 +134,8 @@ def test_attribute_values_show_as_text(tmp_path: Path) -> None:
 def test_code_locations_as_the_view_read_them(
     tmp_path: Path, attributes: dict[str, object], location: dict[str, object] | None
 ) -> None:
-    """The rules the webview's locationOf had: a whole line number from 1, however sent."""
+    """One rule for every code location (records.code_location_of), the one the webview's
+    locationOf had: a whole line number from 1, however sent."""
     with TraceStore(tmp_path / "traces.db") as store:
         store.insert([span(9, None, "batch", 1, 0, 1, **attributes)])
         (row,) = trace_report(store, T, now_ns=NOW_NS)["trace"]["rows"]
