@@ -88,10 +88,14 @@ def _exit_code_rows() -> dict[int, str]:
 
 
 def _error_classes() -> list[type[MemlensError]]:
+    """The error classes that set an exit code of their own (the others exit with their
+    base class's, as the table says)."""
     return [
         value
         for value in vars(memlens.errors).values()
-        if isinstance(value, type) and issubclass(value, MemlensError)
+        if isinstance(value, type)
+        and issubclass(value, MemlensError)
+        and "exit_code" in vars(value)
     ]
 
 

@@ -19,7 +19,6 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   status = new StatusBar((document) => memlens.summary(document));
   views = new Views(context.extensionUri, async (traceId) => {
     await vscode.commands.executeCommand(TRACES_COMMAND, { trace_id: traceId });
-    return true;
   });
   context.subscriptions.push(
     output,

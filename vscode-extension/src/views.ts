@@ -17,7 +17,7 @@ export class Views implements vscode.Disposable {
 
   constructor(
     extensionUri: vscode.Uri,
-    private readonly requestTrace: (traceId: string) => Promise<boolean>,
+    private readonly requestTrace: (traceId: string) => Promise<void>,
   ) {
     const handle = (m: FromWebview) => void this.handle(m);
     this.memory = new ViewPanel(extensionUri, { viewType: "memlens.memory", title: "memlens: Memory", script: "memory.js" }, handle);
@@ -53,9 +53,7 @@ export class Views implements vscode.Disposable {
   async openTrace(traceId?: unknown): Promise<void> {
     const id = typeof traceId === "object" && traceId !== null ? (traceId as { trace_id?: unknown }).trace_id : traceId;
     if (typeof id === "string" && /^[0-9a-f]{32}$/.test(id)) {
-      if (!(await this.requestTrace(id))) {
-        void vscode.window.showWarningMessage("memlens: this memlens server does not serve traces yet; open a trace report file instead.");
-      }
+      await this.requestTrace(id);
       return;
     }
     const [file] = (await vscode.window.showOpenDialog({ filters: { "Trace report": ["json"] }, title: "Open a memlens trace report" })) ?? [];
