@@ -5,7 +5,7 @@ import { ReportError } from "./webviews/model/format";
 import { jaegerLinks, parseTraceReport } from "./webviews/model/trace";
 import { ViewPanel } from "./webviews/panel";
 
-/** The server command the tracing issue adds: `[{"trace_id"?}]` → a `memlens/traceReport`. */
+/** The server command that answers `[{"trace_id"?}]` with a `memlens/traceReport`. */
 export const TRACES_COMMAND = "memlens.traces";
 
 export class Views implements vscode.Disposable {
