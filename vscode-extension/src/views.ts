@@ -1,7 +1,7 @@
 // The memory and trace views, and what their messages do in the editor.
 import * as vscode from "vscode";
 import { FromWebview } from "./webviews/messages";
-import { ReportError } from "./webviews/model/format";
+import { ReportError, isRecord } from "./webviews/model/format";
 import { jaegerLinks, parseTraceReport } from "./webviews/model/trace";
 import { ViewPanel } from "./webviews/panel";
 
@@ -20,8 +20,16 @@ export class Views implements vscode.Disposable {
     private readonly requestTrace: (traceId: string) => Promise<void>,
   ) {
     const handle = (m: FromWebview) => void this.handle(m);
-    this.memory = new ViewPanel(extensionUri, { viewType: "memlens.memory", title: "memlens: Memory", script: "memory.js" }, handle);
-    this.traces = new ViewPanel(extensionUri, { viewType: "memlens.traces", title: "memlens: Traces", script: "trace.js" }, handle);
+    this.memory = new ViewPanel(extensionUri, { viewType: "memlens.memory", title: "memlens: Memory", script: "memory.js" }, handle, (kept) => {
+      if (isRecord(kept) && kept.type === "report") {
+        this.memoryView = kept.view;
+      }
+    });
+    this.traces = new ViewPanel(extensionUri, { viewType: "memlens.traces", title: "memlens: Traces", script: "trace.js" }, handle, (kept) => {
+      if (isRecord(kept) && kept.type === "traces") {
+        this.rememberLinks(kept.report);
+      }
+    });
   }
 
   /** Shows a `memlens/memoryReport` payload (the server builds the whole view). */
@@ -38,6 +46,12 @@ export class Views implements vscode.Disposable {
       this.traces.show();
       return;
     }
+    this.rememberLinks(report);
+    this.traces.show({ type: "traces", report });
+  }
+
+  /** Keeps the Jaeger links of the report the trace view draws ("Open in Jaeger" opens only these). */
+  private rememberLinks(report: unknown): void {
     try {
       this.jaegerLinks = jaegerLinks(parseTraceReport(report));
     } catch (error) {
@@ -46,7 +60,6 @@ export class Views implements vscode.Disposable {
       }
       this.jaegerLinks = new Map();
     }
-    this.traces.show({ type: "traces", report });
   }
 
   /** `memlens: Open trace`: a trace id (lenses, the trace list) or a trace report file. */

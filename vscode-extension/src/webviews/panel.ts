@@ -23,9 +23,11 @@ export class ViewPanel implements vscode.Disposable {
     private readonly extensionUri: vscode.Uri,
     private readonly spec: PanelSpec,
     private readonly onMessage: (message: FromWebview) => void,
+    /** Told the data message a restored page kept (its webview state), if any. */
+    private readonly onRestore: (kept: unknown) => void = () => undefined,
   ) {
     this.serializer = vscode.window.registerWebviewPanelSerializer(spec.viewType, {
-      deserializeWebviewPanel: async (panel) => this.restore(panel),
+      deserializeWebviewPanel: async (panel, kept: unknown) => this.restore(panel, kept),
     });
   }
 
@@ -48,11 +50,16 @@ export class ViewPanel implements vscode.Disposable {
     this.flush();
   }
 
-  /** Takes over a panel VS Code restored after a reload (a second one replaces the first). */
-  restore(panel: vscode.WebviewPanel): void {
+  /** Takes over a panel VS Code restored after a reload (a second one replaces the first);
+   * `kept` is what its page drew last, which it draws again by itself. */
+  restore(panel: vscode.WebviewPanel, kept: unknown): void {
     this.panel?.dispose();
     panel.webview.options = this.webviewOptions();
     this.attach(panel);
+    if (kept !== undefined && kept !== null) {
+      this.latest = kept;
+      this.onRestore(kept);
+    }
   }
 
   private webviewOptions(): vscode.WebviewOptions {
