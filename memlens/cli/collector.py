@@ -35,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--retention-every", type=float, default=60.0, help="seconds between retention runs"
     )
     parser.add_argument(
-        "--forward", metavar="URL", help="also send every request to this OTLP/HTTP traces URL"
+        "--forward",
+        metavar="URL",
+        help="also send traces and metrics to this OTLP/HTTP endpoint (base or /v1/traces URL)",
     )
     parser.add_argument("--forward-retries", type=int, default=5, help="tries per request")
 

@@ -1,7 +1,7 @@
 """The OTLP/HTTP collector: ``POST /v1/traces`` and ``POST /v1/metrics`` (protobuf or JSON,
-gzip or not) into the SQLite trace store; traces optionally forwarded to an upstream OTLP
-endpoint. Of metrics it keeps the memory gauges ``memlens run`` sends
-(:mod:`memlens.tracing.otlp_metrics`).
+gzip or not) into the SQLite trace store; both optionally forwarded, as received, to an
+upstream OTLP/HTTP endpoint. Of metrics it stores the memory gauges ``memlens run`` sends
+(:mod:`memlens.tracing.otlp_metrics`) and forwards the whole request.
 
 Replies follow the OTLP/HTTP spec: 200 with an ``ExportTraceServiceResponse`` in the
 request's content type once the spans (or samples) are committed to the database (so an acknowledged
@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
 from pathlib import Path
 
+from google.protobuf.message import Message as ProtoMessage
 from google.rpc.status_pb2 import Status
 
 from memlens.tracing.otlp import (
@@ -45,7 +46,7 @@ from memlens.tracing.otlp_metrics import decode_metrics_request, samples_from_re
 from memlens.tracing.records import MemorySample, SpanRow
 from memlens.tracing.store import TraceStore
 
-__all__ = ["DEFAULT_DB", "DEFAULT_PORT", "Collector", "CollectorConfig"]
+__all__ = ["DEFAULT_DB", "DEFAULT_PORT", "Collector", "CollectorConfig", "forward_urls"]
 
 _log = logging.getLogger(__name__)
 
@@ -85,12 +86,25 @@ class CollectorConfig:
     """Log pages (4 KiB) left after a checkpoint that make the next one wait for the writer
     and empty the log, so that it cannot grow without bound under sustained load."""
     forward_url: str | None = None
-    """Upstream OTLP/HTTP traces URL (e.g. ``http://jaeger:4318/v1/traces``) or None."""
+    """Upstream OTLP/HTTP endpoint, its base (``http://otel:4318``) or its traces URL
+    (``http://otel:4318/v1/traces``), or None; see :func:`forward_urls`."""
     forward_retries: int = 5
     """Attempts per forwarded request, with exponential backoff from 0.5 s."""
     forward_queue: int = 1024
     """Requests waiting to be forwarded; a request that finds it full is not forwarded
     (with a warning)."""
+
+
+_TRACES = "/v1/traces"
+_METRICS = "/v1/metrics"
+
+
+def forward_urls(url: str) -> dict[str, str]:
+    """Where the collector forwards each OTLP path, given ``--forward URL``: the base of
+    ``url`` (``url`` less a final ``/v1/traces``, as OTLP exporters append it) plus the
+    path, so traces go to ``BASE/v1/traces`` and metrics to ``BASE/v1/metrics``."""
+    base = url.removesuffix(_TRACES).rstrip("/")
+    return {_TRACES: base + _TRACES, _METRICS: base + _METRICS}
 
 
 @dataclass
@@ -101,7 +115,8 @@ class _Batch:
     """Fills ``spans``/``samples``/``forward`` from ``body``; raises BadPayloadError."""
     body: bytes
     content_type: str
-    forwarding: bool
+    forward_url: str | None
+    """Where to forward the request once stored; None when not forwarding."""
     spans: list[SpanRow] = field(default_factory=list)
     samples: list[MemorySample] = field(default_factory=list)
     forward: bytes | None = None
@@ -110,21 +125,28 @@ class _Batch:
     error: BaseException | None = None
 
 
-def _traces(batch: _Batch) -> None:
-    request = decode_request(batch.body, batch.content_type)
-    if batch.forwarding:
+def _as_protobuf(batch: _Batch, request: ProtoMessage) -> None:
+    """Keep the request as protobuf for the upstream, when forwarding."""
+    if batch.forward_url is not None:
         protobuf = batch.content_type == PROTOBUF
         batch.forward = batch.body if protobuf else request.SerializeToString()
+
+
+def _traces(batch: _Batch) -> None:
+    request = decode_request(batch.body, batch.content_type)
+    _as_protobuf(batch, request)
     batch.spans = span_rows(request)
 
 
 def _metrics(batch: _Batch) -> None:
-    batch.samples = samples_from_request(decode_metrics_request(batch.body, batch.content_type))
+    request = decode_metrics_request(batch.body, batch.content_type)
+    _as_protobuf(batch, request)
+    batch.samples = samples_from_request(request)
 
 
 _ENDPOINTS: dict[str, Callable[[_Batch], None]] = {
-    "/v1/traces": _traces,
-    "/v1/metrics": _metrics,
+    _TRACES: _traces,
+    _METRICS: _metrics,
 }
 """OTLP/HTTP path → decoder of its body, run by the writer."""
 
@@ -136,7 +158,11 @@ class Collector:
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
         self._queue: queue.Queue[_Batch | None] = queue.Queue(config.queue_requests)
-        self._forward: queue.Queue[bytes | None] = queue.Queue(config.forward_queue)
+        self._forward: queue.Queue[tuple[str, bytes] | None] = queue.Queue(config.forward_queue)
+        self.forward_urls = forward_urls(config.forward_url) if config.forward_url else {}
+        """OTLP path → upstream URL; empty when not forwarding."""
+        self._refusals: set[tuple[str, int]] = set()
+        """(upstream URL, HTTP status) already logged as a warning."""
         # the store first: a collector that cannot open it never answers on the port (the
         # language server takes an answer for a running collector)
         TraceStore(config.db_path).close()  # the schema; the writer opens its own connection
@@ -193,13 +219,11 @@ class Collector:
         batch.done.wait()
         if batch.error is not None:
             raise batch.error
-        if batch.forward is not None:
+        if batch.forward is not None and batch.forward_url is not None:
             try:
-                self._forward.put_nowait(batch.forward)
+                self._forward.put_nowait((batch.forward_url, batch.forward))
             except queue.Full:
-                _log.warning(
-                    "forward queue full; dropping a request for %s", self.config.forward_url
-                )
+                _log.warning("forward queue full; dropping a request for %s", batch.forward_url)
         return True
 
     # -- threads --------------------------------------------------------------------------
@@ -282,9 +306,8 @@ class Collector:
             _log.exception("checkpointing the trace store failed")
 
     def _forward_loop(self) -> None:
-        url = self.config.forward_url
-        assert url is not None
-        while (body := self._forward.get()) is not None:
+        while (item := self._forward.get()) is not None:
+            url, body = item
             delay = 0.5
             for attempt in range(1, self.config.forward_retries + 1):
                 request = urllib.request.Request(
@@ -296,16 +319,24 @@ class Collector:
                     break
                 except urllib.error.HTTPError as exc:
                     if exc.code not in (429, 502, 503, 504):
-                        _log.warning("upstream %s refused spans: HTTP %d", url, exc.code)
+                        self._refused(url, exc.code)
                         break
                     reason = f"HTTP {exc.code}"
                 except OSError as exc:
                     reason = str(exc)
                 if attempt == self.config.forward_retries:
-                    _log.warning("dropping spans after %d tries to %s: %s", attempt, url, reason)
+                    _log.warning("dropping a request after %d tries to %s: %s", attempt, url, reason)
                 else:
                     time.sleep(delay)  # backoff between retries, not synchronisation
                     delay *= 2
+
+
+    def _refused(self, url: str, status: int) -> None:
+        """Log a refusal as a warning the first time (an upstream that takes no metrics, a
+        Jaeger, refuses every one of them), then at debug level."""
+        level = logging.DEBUG if (url, status) in self._refusals else logging.WARNING
+        self._refusals.add((url, status))
+        _log.log(level, "upstream %s refused a request: HTTP %d", url, status)
 
 
 def _write(store: TraceStore, batches: list[_Batch]) -> None:
@@ -421,13 +452,14 @@ class _OtlpRequestHandler(BaseHTTPRequestHandler):
         """Read, check and store the request's body; _Refused when it is not stored."""
         collector = self.server.collector
         config = collector.config
-        decode = _ENDPOINTS.get(self.path.split("?")[0])
+        path = self.path.split("?")[0]
+        decode = _ENDPOINTS.get(path)
         if decode is None:
             raise _Refused(404, f"no OTLP endpoint at {self.path}; use /v1/traces or /v1/metrics")
         body = _request_body(self.headers, self.rfile, config.max_body_bytes)
         encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
         body = _decoded_body(body, content_type, encoding, config.max_body_bytes)
-        batch = _Batch(decode, body, content_type, config.forward_url is not None)
+        batch = _Batch(decode, body, content_type, collector.forward_urls.get(path))
         try:
             accepted = collector.ingest(batch)
         except BadPayloadError as exc:

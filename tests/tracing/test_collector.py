@@ -38,7 +38,13 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from memlens.tracing.collector import Collector, CollectorConfig, _Batch, _traces
+from memlens.tracing.collector import (
+    Collector,
+    CollectorConfig,
+    _Batch,
+    _traces,
+    forward_urls,
+)
 from memlens.tracing.otlp import PROTOBUF as PROTOBUF_CT
 from memlens.tracing.store import TraceStore, TraceStoreError
 from tests.support.collector_process import RunningCollector, start_collector, stop_collector
@@ -308,6 +314,64 @@ def test_forwarding_sends_every_request_upstream(tmp_path: Path) -> None:
     assert len(_span_ids(tmp_path / "upstream.db")) == 6
 
 
+def _samples(db: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT service, pid, time_ns, rss_bytes, cuda_allocated_bytes FROM memory_samples "
+            "ORDER BY pid, time_ns"
+        ).fetchall()
+
+
+@pytest.mark.parametrize("given", ["base URL", "traces URL"])
+def test_forwarding_sends_memory_metrics_upstream_too(tmp_path: Path, given: str) -> None:
+    # regression: --forward sent traces upstream and kept memory metrics local
+    upstream = start_collector(tmp_path / "upstream.db")
+    target = upstream.endpoint if given == "base URL" else upstream.url
+    forwarder = start_collector(tmp_path / "local.db", "--forward", target)
+    metrics_url = forwarder.endpoint + "/v1/metrics"
+    try:
+        with httpx.Client() as client:
+            replies = [
+                client.post(metrics_url, content=_metrics_request(7, [10, 30], 4), headers=PROTOBUF),
+                client.post(
+                    metrics_url,
+                    content=gzip.compress(_metrics_request(8, [5])),
+                    headers={**PROTOBUF, "Content-Encoding": "gzip"},
+                ),
+                client.post(
+                    forwarder.url, content=_request(3, seed=4).SerializeToString(), headers=PROTOBUF
+                ),
+            ]
+        assert [r.status_code for r in replies] == [200, 200, 200]
+        stop_collector(forwarder)  # drains the forward queue before it exits
+        assert forwarder.process.returncode == 0
+    finally:
+        stop_collector(forwarder)
+        stop_collector(upstream)
+    assert _samples(tmp_path / "upstream.db") == _samples(tmp_path / "local.db")
+    assert [row[1:4] for row in _samples(tmp_path / "upstream.db")] == [
+        (7, 1000, 10),
+        (7, 2000, 30),
+        (8, 1000, 5),
+    ]
+    assert _span_ids(tmp_path / "upstream.db") == _span_ids(tmp_path / "local.db")
+    assert len(_span_ids(tmp_path / "upstream.db")) == 3
+
+
+@pytest.mark.parametrize(
+    ("url", "traces", "metrics"),
+    [
+        ("http://otel:4318", "http://otel:4318/v1/traces", "http://otel:4318/v1/metrics"),
+        ("http://otel:4318/", "http://otel:4318/v1/traces", "http://otel:4318/v1/metrics"),
+        ("http://otel:4318/v1/traces", "http://otel:4318/v1/traces", "http://otel:4318/v1/metrics"),
+        ("https://o/otlp/v1/traces", "https://o/otlp/v1/traces", "https://o/otlp/v1/metrics"),
+        ("https://o/otlp", "https://o/otlp/v1/traces", "https://o/otlp/v1/metrics"),
+    ],
+)
+def test_forward_urls_of_a_base_or_a_traces_url(url: str, traces: str, metrics: str) -> None:
+    assert forward_urls(url) == {"/v1/traces": traces, "/v1/metrics": metrics}
+
+
 def test_collector_applies_retention_by_span_count(tmp_path: Path) -> None:
     running = start_collector(tmp_path / "traces.db", "--max-spans", "5", "--retention-every", "0")
     try:
@@ -466,8 +530,8 @@ def test_a_batch_the_database_refuses_fails_alone(tmp_path: Path) -> None:
     stored and only the refused one carries the error (both used to get a 500)."""
     config = CollectorConfig(db_path=tmp_path / "traces.db", port=0)
     collector = Collector(config)
-    good = _Batch(_traces, _request(2, seed=8).SerializeToString(), PROTOBUF_CT, False)
-    bad = _Batch(_traces, _request(1, seed=9).SerializeToString(), PROTOBUF_CT, False)
+    good = _Batch(_traces, _request(2, seed=8).SerializeToString(), PROTOBUF_CT, None)
+    bad = _Batch(_traces, _request(1, seed=9).SerializeToString(), PROTOBUF_CT, None)
     for batch in (good, bad):
         batch.decode(batch)
     bad.spans = [(*bad.spans[0][:6], 2**64, *bad.spans[0][7:])]  # type: ignore[list-item]
@@ -485,7 +549,7 @@ def test_a_request_that_arrives_while_stopping_is_refused_not_stranded(tmp_path:
     collector = Collector(CollectorConfig(db_path=tmp_path / "traces.db", port=0))
     collector.start()
     collector.stop()
-    batch = _Batch(_traces, _request(1, seed=10).SerializeToString(), PROTOBUF_CT, False)
+    batch = _Batch(_traces, _request(1, seed=10).SerializeToString(), PROTOBUF_CT, None)
     answers: list[bool] = []
     late = threading.Thread(target=lambda: answers.append(collector.ingest(batch)), daemon=True)
     late.start()
