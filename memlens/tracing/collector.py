@@ -325,11 +325,12 @@ class Collector:
                 except OSError as exc:
                     reason = str(exc)
                 if attempt == self.config.forward_retries:
-                    _log.warning("dropping a request after %d tries to %s: %s", attempt, url, reason)
+                    _log.warning(
+                        "gave up on a request after %d tries to %s: %s", attempt, url, reason
+                    )
                 else:
                     time.sleep(delay)  # backoff between retries, not synchronisation
                     delay *= 2
-
 
     def _refused(self, url: str, status: int) -> None:
         """Log a refusal as a warning the first time (an upstream that takes no metrics, a

@@ -34,11 +34,11 @@ from memlens.errors import UsageError
 
 __all__ = [
     "KNOWN_FLAGS",
-    "Level2TraceState",
     "MAX_TRACESTATE_LENGTH",
     "MAX_TRACESTATE_MEMBERS",
     "TRACEPARENT",
     "TRACESTATE",
+    "Level2TraceState",
     "TraceParent",
     "W3CTraceContextPropagator",
     "format_traceparent",

@@ -332,7 +332,7 @@ def test_forwarding_sends_memory_metrics_upstream_too(tmp_path: Path, given: str
     try:
         with httpx.Client() as client:
             replies = [
-                client.post(metrics_url, content=_metrics_request(7, [10, 30], 4), headers=PROTOBUF),
+                client.post(metrics_url, content=_metrics_request(7, [10, 30]), headers=PROTOBUF),
                 client.post(
                     metrics_url,
                     content=gzip.compress(_metrics_request(8, [5])),

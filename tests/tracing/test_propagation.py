@@ -358,9 +358,7 @@ def test_tracestate_is_kept_only_when_valid(
 def test_duplicate_key_keeps_the_first_entry_where_opentelemetry_drops_the_header() -> None:
     # was ("a=1,a=2", []) above: Level 2 lets the duplicate go, not the whole header
     ctx = W3CTraceContextPropagator().extract({"traceparent": VALID, "tracestate": "a=1,a=2"})
-    assert list(trace.get_current_span(ctx).get_span_context().trace_state.items()) == [
-        ("a", "1")
-    ]
+    assert list(trace.get_current_span(ctx).get_span_context().trace_state.items()) == [("a", "1")]
     theirs = TraceContextTextMapPropagator().extract(
         {"traceparent": VALID, "tracestate": "a=1,a=2"}
     )
