@@ -6,6 +6,9 @@ left to the service) whose ``PeriodicExportingMetricReader`` thread reads, every
 ``MEMLENS_MEMORY_INTERVAL_S`` seconds (default 1), the gauges
 
 - ``process.memory.usage``: resident set size, bytes;
+- ``memlens.process.memory.peak``: the most resident memory since the process started,
+  bytes, as the operating system keeps it (:func:`peak_rss_bytes`): a spike that comes and
+  goes between two readings still shows;
 - ``memlens.cuda.memory.allocated`` / ``memlens.cuda.memory.reserved``: torch's CUDA caching
   allocator, bytes summed over devices, only once the service has initialised CUDA;
 
@@ -35,13 +38,14 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-from memlens.tracing.otlp_metrics import CUDA_ALLOCATED, CUDA_RESERVED, RSS
+from memlens.tracing.otlp_metrics import CUDA_ALLOCATED, CUDA_RESERVED, PEAK_RSS, RSS
 
 __all__ = [
     "DEFAULT_INTERVAL_S",
     "INTERVAL_ENV",
     "entry_point",
     "interval_from_env",
+    "peak_rss_bytes",
     "start_memory_metrics",
 ]
 
@@ -135,6 +139,45 @@ def _rss_reader() -> Callable[[CallbackOptions], Iterable[Observation]]:
     return read
 
 
+def _vm_hwm_bytes(status: str) -> int | None:
+    """``VmHWM`` (the resident high-water mark, in kB meaning KiB) of a Linux
+    ``/proc/PID/status`` text, in bytes; None when absent."""
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
+def peak_rss_bytes() -> int | None:
+    """The most resident memory this process has had since it started, bytes, as the
+    operating system counts it; None where it keeps no such count.
+
+    Linux: ``VmHWM`` from ``/proc/self/status``, the high-water mark of this program's
+    memory. Not ``getrusage().ru_maxrss``: Linux carries that across ``exec`` from the
+    image before it, and a child started with ``vfork`` (as ``subprocess`` does) would
+    report its parent's peak. macOS and the BSDs: ``ru_maxrss`` (bytes on macOS, KiB
+    elsewhere). Windows: the peak working set."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/self/status") as status:
+                return _vm_hwm_bytes(status.read())
+        except OSError:
+            return None
+    if sys.platform == "win32":
+        import psutil
+
+        return int(getattr(psutil.Process().memory_info(), "peak_wset", 0)) or None
+    import resource
+
+    peak = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _read_peak_rss(options: CallbackOptions) -> Iterable[Observation]:
+    peak = peak_rss_bytes()
+    return [] if peak is None else [Observation(peak)]
+
+
 def _cuda_reader(stat: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
     def read(options: CallbackOptions) -> Iterable[Observation]:
         torch = sys.modules.get("torch")  # never import torch for the service
@@ -201,6 +244,12 @@ def start_memory_metrics(resource: Resource, interval_s: float) -> MeterProvider
     meter = provider.get_meter("memlens.memory")
     meter.create_observable_gauge(
         RSS, callbacks=[_rss_reader()], unit="By", description="resident set size"
+    )
+    meter.create_observable_gauge(
+        PEAK_RSS,
+        callbacks=[_read_peak_rss],
+        unit="By",
+        description="peak resident set size since the process started, as the OS counts it",
     )
     meter.create_observable_gauge(
         CUDA_ALLOCATED,

@@ -23,6 +23,7 @@ __all__ = [
     "CUDA_ALLOCATED",
     "CUDA_RESERVED",
     "ENTRY_POINT",
+    "PEAK_RSS",
     "RSS",
     "decode_metrics_request",
     "samples_from_request",
@@ -30,13 +31,16 @@ __all__ = [
 
 RSS = "process.memory.usage"
 """Gauge: the process's resident set size, bytes (OpenTelemetry's process semconv name)."""
+PEAK_RSS = "memlens.process.memory.peak"
+"""Gauge: the process's peak resident set size since it started, bytes, as the operating
+system reports it (OpenTelemetry's process semantic conventions have no name for it)."""
 CUDA_ALLOCATED = "memlens.cuda.memory.allocated"
 """Gauge: bytes held by tensors in torch's CUDA caching allocator."""
 CUDA_RESERVED = "memlens.cuda.memory.reserved"
 """Gauge: bytes the CUDA caching allocator holds from the driver."""
 ENTRY_POINT = "memlens.entry_point"
 """Resource attribute: absolute path of the script ``memlens run`` launched."""
-_FIELDS = {RSS: 0, CUDA_ALLOCATED: 1, CUDA_RESERVED: 2}
+_FIELDS = {RSS: 0, CUDA_ALLOCATED: 1, CUDA_RESERVED: 2, PEAK_RSS: 3}
 _MAX_BYTES = 2**63 - 1
 """Largest byte count the store holds (SQLite integers are signed 64-bit)."""
 
@@ -81,9 +85,9 @@ def samples_from_request(request: ExportMetricsServiceRequest) -> list[MemorySam
                     if which is None:
                         continue
                     check_times(point.time_unix_nano)
-                    values = by_time.setdefault(point.time_unix_nano, [None, None, None])
+                    values = by_time.setdefault(point.time_unix_nano, [None] * len(_FIELDS))
                     values[column] = _bytes(point, which, metric.name)
-        for time_ns, (rss, allocated, reserved) in sorted(by_time.items()):
+        for time_ns, (rss, allocated, reserved, peak) in sorted(by_time.items()):
             if rss is None:
                 continue
             samples.append(
@@ -95,6 +99,7 @@ def samples_from_request(request: ExportMetricsServiceRequest) -> list[MemorySam
                     rss_bytes=rss,
                     cuda_allocated_bytes=allocated,
                     cuda_reserved_bytes=reserved,
+                    peak_rss_bytes=peak,
                 )
             )
     return samples

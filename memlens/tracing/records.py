@@ -156,6 +156,10 @@ class MemorySample:
     """Bytes held by tensors in torch's CUDA caching allocator; None without CUDA."""
     cuda_reserved_bytes: int | None = None
     """Bytes the CUDA caching allocator holds from the driver; None without CUDA."""
+    peak_rss_bytes: int | None = None
+    """The most resident memory the process has had since it started, bytes, as the
+    operating system counts it (Linux ``VmHWM``): it catches a spike shorter than the
+    sampling interval. None where the process did not report it."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,9 @@ class MemoryPeak:
     """Absolute path of the script ``memlens run`` launched, or None if unknown."""
     pid: int
     peak_rss_bytes: int
-    """Largest sampled resident set size, bytes."""
+    """The most resident memory the process had, bytes: the operating system's high-water
+    mark where the process reported it (a spike between two samples counts), never less
+    than the largest sample."""
     latest_rss_bytes: int
     """Resident set size at the latest sample, bytes."""
     latest_ns: int

@@ -21,10 +21,10 @@ from memlens.tracing.records import MemoryPeak, MemorySample, SpanRecord, SpanRo
 
 __all__ = ["TraceStore", "TraceStoreError"]
 
-_SCHEMA_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
-"""Version 1 (spans only, a WITHOUT ROWID table) is read as is and migrated on the first
-writable open."""
+_SCHEMA_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
+"""Version 1 (spans only, a WITHOUT ROWID table) and version 2 (samples without the OS's
+peak) are read as they are and migrated on the first writable open."""
 _SPANS = """
 CREATE TABLE IF NOT EXISTS spans (
     trace_id TEXT NOT NULL,
@@ -65,7 +65,8 @@ CREATE TABLE IF NOT EXISTS memory_samples (
     rss_bytes INTEGER NOT NULL,
     cuda_allocated_bytes INTEGER,
     cuda_reserved_bytes INTEGER,
-    received_ns INTEGER NOT NULL
+    received_ns INTEGER NOT NULL,
+    peak_rss_bytes INTEGER
 );
 CREATE INDEX IF NOT EXISTS memory_process ON memory_samples (service, pid, time_ns);
 CREATE INDEX IF NOT EXISTS memory_received ON memory_samples (received_ns);
@@ -79,6 +80,7 @@ DROP INDEX IF EXISTS spans_received;
 DROP INDEX IF EXISTS spans_code;
 ALTER TABLE spans RENAME TO spans_v1;
 """
+_MIGRATE_FROM_2 = "ALTER TABLE memory_samples ADD COLUMN peak_rss_bytes INTEGER;"
 _COLUMNS = ", ".join(SpanRow._fields)
 """The columns of ``spans`` but ``received_ns``, in the order of a :class:`SpanRow`."""
 
@@ -134,6 +136,7 @@ class TraceStore:
                 f"{', '.join(map(str, _READABLE_VERSIONS))}; delete the file to start over"
             )
         self._has_samples = version >= 2
+        self._has_peaks = version >= 3
 
     def _version(self) -> int | None:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -145,9 +148,11 @@ class TraceStore:
         try:
             db.execute(_META)
             version = self._version()
-            if version in (None, 1):
+            if version in (None, 1, 2):
                 # not executescript: it would commit the transaction first
-                script = (_MIGRATE_FROM_1 if version == 1 else "") + _SPANS + _SAMPLES
+                script = {None: "", 1: _MIGRATE_FROM_1, 2: _MIGRATE_FROM_2}[version]
+                if version != 2:
+                    script += _SPANS + _SAMPLES
                 for statement in script.split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -224,11 +229,12 @@ class TraceStore:
                 m.cuda_allocated_bytes,
                 m.cuda_reserved_bytes,
                 now,
+                m.peak_rss_bytes,
             )
             for m in samples
         ]
         with self._transaction() as db:
-            db.executemany("INSERT INTO memory_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO memory_samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
 
     def retain(
@@ -282,9 +288,11 @@ class TraceStore:
         ``since_ns`` (all when None), the most recently sampled process first."""
         if not self._has_samples:
             return []
+        # the OS's high-water mark where the process sent it (a version 2 store has none)
+        peak = "MAX(MAX(rss_bytes), COALESCE(MAX(peak_rss_bytes), 0))"
         groups = self._db.execute(
-            "SELECT service, pid, MAX(rss_bytes), MAX(time_ns) FROM memory_samples "
-            "WHERE time_ns >= ? GROUP BY service, pid",
+            f"SELECT service, pid, {peak if self._has_peaks else 'MAX(rss_bytes)'}, "
+            "MAX(time_ns) FROM memory_samples WHERE time_ns >= ? GROUP BY service, pid",
             (since_ns if since_ns is not None else -(2**63),),
         ).fetchall()
         peaks = []

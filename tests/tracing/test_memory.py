@@ -20,6 +20,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from memlens.tracing.memory import (
     DEFAULT_INTERVAL_S,
     _BackingOffExporter,
+    _vm_hwm_bytes,
     entry_point,
     interval_from_env,
 )
@@ -112,6 +113,62 @@ def test_memlens_run_samples_memory_into_the_store(
         assert peak.peak_rss_bytes > 96 * 1024 * 1024
         assert peak.latest_rss_bytes < peak.peak_rss_bytes - 48 * 1024 * 1024
         assert 0 < peak.latest_ns <= latest
+
+
+SPIKE = textwrap.dedent(
+    """
+    import os, time
+    time.sleep(0.3)
+    spike = bytearray(256 * 1024 * 1024)  # touched, then freed long before any reading
+    del spike
+    print(os.getpid(), flush=True)
+    time.sleep(0.5)
+    """
+)
+"""A service whose memory spikes by 256 MiB for a few milliseconds, well inside one
+sampling interval."""
+
+
+def test_a_spike_shorter_than_the_interval_is_caught_by_the_os_peak(
+    collector: RunningCollector, tmp_path: Path
+) -> None:
+    # regression: the peak was the largest sample, and a spike between samples was missed
+    (tmp_path / "spike.py").write_text(SPIKE)
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "memlens", "run", "--memory-interval", "5"),
+            *("--endpoint", collector.endpoint, "--", sys.executable, "spike.py"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    pid = int(result.stdout.split()[0])
+    stop_collector(collector)
+    with sqlite3.connect(collector.db) as conn:
+        (sampled, os_peak) = conn.execute(
+            "SELECT MAX(rss_bytes), MAX(peak_rss_bytes) FROM memory_samples WHERE pid = ?",
+            (pid,),
+        ).fetchone()
+    with TraceStore(collector.db, readonly=True) as store:
+        (peak,) = store.memory_peaks()
+    # the readings (the one at exit) never saw the spike; the OS's high-water mark did
+    assert sampled < os_peak - 200 * 1024 * 1024
+    assert peak.peak_rss_bytes == os_peak > 256 * 1024 * 1024
+    assert peak.latest_rss_bytes == sampled
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("Name:\tpython\nVmPeak:\t  900 kB\nVmHWM:\t  2048 kB\nVmRSS:\t 1024 kB\n", 2048 * 1024),
+        ("Name:\tpython\n", None),
+    ],
+)
+def test_vm_hwm_is_read_in_kib(status: str, expected: int | None) -> None:
+    assert _vm_hwm_bytes(status) == expected
 
 
 def test_no_memory_sends_no_metrics(collector: RunningCollector, tmp_path: Path) -> None:

@@ -106,13 +106,13 @@ def test_a_version_1_store_is_read_as_is_and_migrated_by_a_writer(tmp_path: Path
         store.insert_samples([_sample(1, time_ns=10, rss=5)])
         assert store.count() == 2 and len(store.memory_peaks()) == 1
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM meta").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM meta").fetchone() == ("3",)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert "spans_v1" not in tables and {"spans_code", "memory_samples"} <= tables
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = '3'")
-    with pytest.raises(TraceStoreError, match="schema 3"):
+        conn.execute("UPDATE meta SET value = '4'")
+    with pytest.raises(TraceStoreError, match="schema 4"):
         TraceStore(path, readonly=True)
 
 
@@ -150,3 +150,54 @@ def test_memory_peaks_per_process_newest_first(tmp_path: Path) -> None:
         assert [p.pid for p in store.memory_peaks()] == [2, 3]  # the last two inserted
         assert store.retain(max_age_s=0) == 3  # the span and both samples
         assert store.memory_peaks() == [] and store.count() == 0
+
+
+_V2_SAMPLES = """
+CREATE TABLE memory_samples (
+    service TEXT NOT NULL, pid INTEGER NOT NULL, entry_point TEXT, time_ns INTEGER NOT NULL,
+    rss_bytes INTEGER NOT NULL, cuda_allocated_bytes INTEGER, cuda_reserved_bytes INTEGER,
+    received_ns INTEGER NOT NULL
+);
+UPDATE meta SET value = '2';
+INSERT INTO memory_samples VALUES ('svc', 1, '/srv/svc.py', 100, 40, NULL, NULL, 5);
+"""
+
+
+def test_a_version_2_store_is_read_as_is_and_gains_the_os_peak_when_migrated(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v2.db"
+    with TraceStore(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE memory_samples")
+        conn.executescript(_V2_SAMPLES)
+    with TraceStore(path, readonly=True) as old:
+        assert old.memory_peaks() == [MemoryPeak("svc", "/srv/svc.py", 1, 40, 40, 100)]
+    with TraceStore(path) as store:  # migrates: the old sample stays, new ones carry a peak
+        store.insert_samples([MemorySample("svc", 1, "/srv/svc.py", 200, 30, peak_rss_bytes=90)])
+        assert store.memory_peaks() == [MemoryPeak("svc", "/srv/svc.py", 1, 90, 30, 200)]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta").fetchone() == ("3",)
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_memory_peak_is_the_os_high_water_mark_when_sent_else_the_largest_sample(
+    tmp_path: Path,
+) -> None:
+    # regression: a spike between two samples was missed (the peak was the largest sample)
+    with TraceStore(tmp_path / "t.db") as store:
+        store.insert_samples(
+            [
+                MemorySample("svc", 1, None, 100, 50, peak_rss_bytes=60),
+                MemorySample("svc", 1, None, 200, 40, peak_rss_bytes=500),  # spike in between
+                MemorySample("svc", 1, None, 300, 45, peak_rss_bytes=500),
+                MemorySample("old", 2, None, 100, 70),  # a process that sends no peak
+                MemorySample("odd", 3, None, 100, 80, peak_rss_bytes=20),  # peak below a sample
+            ]
+        )
+        assert sorted(store.memory_peaks(), key=lambda p: p.pid) == [
+            MemoryPeak("svc", None, 1, 500, 45, 300),
+            MemoryPeak("old", None, 2, 70, 70, 100),
+            MemoryPeak("odd", None, 3, 80, 80, 100),
+        ]
