@@ -1,5 +1,7 @@
-"""The ``run-memory`` diagnostic: a service started with ``memlens run`` sampled more
-resident memory than ``memlens.memoryBudget``. It sits on the script's ``if __name__ ==
+"""The ``run-memory`` diagnostic: a service started with ``memlens run`` had more resident
+memory than ``memlens.memoryBudget``. The peak is the operating system's high-water mark
+the process reports beside its samples (:attr:`MemoryPeak.peak_rss_bytes`), so a spike
+shorter than the sampling interval counts. It sits on the script's ``if __name__ ==
 "__main__":`` line (else its first line) and names the process's peak and latest sample;
 only the newest process of each script counts, so a restart that fits clears it. It
 refreshes with the trace store (the server refreshes diagnostics when traces change)."""
