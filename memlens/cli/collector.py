@@ -40,11 +40,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also send traces and metrics to this OTLP/HTTP endpoint (base or /v1/traces URL)",
     )
     parser.add_argument("--forward-retries", type=int, default=5, help="tries per request")
+    parser.add_argument(
+        "--parent-pid",
+        type=int,
+        metavar="PID",
+        help="stop (storing what was acknowledged) when process PID is gone",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM; prints ``listening on URL`` once the port is bound."""
+    """Serve until SIGINT/SIGTERM (or ``--parent-pid``'s process is gone); prints
+    ``listening on URL`` once the port is bound."""
     from memlens.tracing.collector import Collector, CollectorConfig
+    from memlens.tracing.parent_watch import watch_parent
 
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port (0-65535)")
@@ -68,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
         forward_url=args.forward,
         forward_retries=args.forward_retries,
     )
+    stop = threading.Event()
+    if args.parent_pid is not None:
+        watch_parent(args.parent_pid, stop.set)
     try:
         collector = Collector(config)
     except OSError as exc:
@@ -75,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
             f"cannot listen on {args.host}:{args.port} ({exc.strerror}); "
             "is another collector running? pass --port"
         ) from exc
-    stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()

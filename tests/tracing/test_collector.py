@@ -280,7 +280,13 @@ def test_collector_refuses_a_file_that_is_not_a_trace_database(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(
-    "args", [["--port", "70000"], ["--forward", "ftp://x"], ["--max-samples", "0"]]
+    "args",
+    [
+        ["--port", "70000"],
+        ["--forward", "ftp://x"],
+        ["--max-samples", "0"],
+        ["--parent-pid", "999999999"],
+    ],
 )
 def test_collector_cli_rejects_bad_options(args: list[str], tmp_path: Path) -> None:
     result = subprocess.run(

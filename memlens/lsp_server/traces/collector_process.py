@@ -1,12 +1,14 @@
 """The local collector the language server starts when tracing is on and nothing listens
 on ``memlens.collector.port``: ``python -m memlens collector`` writing the workspace's
 store, its output in ``.memlens/collector.log`` beside it. The server stops what it
-started, and never a collector someone else runs."""
+started, and never a collector someone else runs; a collector whose server died without
+stopping it (``kill -9``, a crash) stops itself (``--parent-pid``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -59,6 +61,7 @@ class CollectorProcess:
                 [
                     *(sys.executable, "-m", "memlens", "collector"),
                     *("--db", str(self.db), "--port", str(self.port), "--host", HOST),
+                    *("--parent-pid", str(os.getpid())),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=output,
