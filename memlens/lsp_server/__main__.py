@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -29,6 +30,10 @@ def start_server(argv: list[str] | None = None) -> None:
         format="memlens-lsp: %(levelname)s: %(message)s",
     )
     server = create_server()
+    # What start-up made (the LSP types, pygls, memlens's tables) lives as long as the
+    # process: the collector's full passes need not walk it again and again.
+    gc.freeze()
+    server.gc_pauses.install()
     if args.tcp:
         server.start_tcp("127.0.0.1", args.tcp)
     else:

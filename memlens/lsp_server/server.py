@@ -30,6 +30,7 @@ from memlens.lsp_server.analysis import (
     analyze,
     split_lines,
 )
+from memlens.lsp_server.gc_pauses import GcPauses
 from memlens.lsp_server.settings import Settings
 from memlens.lsp_server.traces import TraceWatch
 from memlens.lsp_server.version_results import DocumentResults, VersionResults
@@ -91,6 +92,8 @@ class MemlensServer(LanguageServer):
         """Open documents' parsed chunks, bounded; a closed document releases its own."""
         self.results = VersionResults()
         """Answers computed once per document version."""
+        self.gc_pauses = GcPauses()
+        """Timed once :meth:`GcPauses.install` is called (``python -m memlens.lsp_server``)."""
         self._debounce: dict[str, asyncio.TimerHandle] = {}
         self.progress_requests: dict[str, Any] = {}
         """Running commands' JSON-RPC request ids by their work-done progress token."""
@@ -130,6 +133,17 @@ class MemlensServer(LanguageServer):
         self.results.release(uri)
         if (handle := self._debounce.pop(uri, None)) is not None:
             handle.cancel()
+
+    def held_documents(self) -> set[str]:
+        """The documents the server holds state for (analyses, lines, parsed chunks,
+        per-version answers): the open ones at most."""
+        return (
+            set(self._analyses)
+            | set(self._lines)
+            | set(self._dirs)
+            | self.parse_cache.documents()
+            | self.results.documents()
+        )
 
     def document_dir(self, uri: str) -> Path | None:
         """The folder of a ``file:`` document, for relative model paths."""

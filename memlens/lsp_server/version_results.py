@@ -70,5 +70,6 @@ class VersionResults:
         """Drop a closed document's results."""
         self._documents.pop(uri, None)
 
-    def __len__(self) -> int:
-        return len(self._documents)
+    def documents(self) -> set[str]:
+        """The documents with results."""
+        return set(self._documents)

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 MAX_ENTRIES = 4096
-MAX_SOURCE_BYTES = 4 * 2**20
+MAX_SOURCE_BYTES = 2**20
 
 ChunkKey = tuple[int, str]
 """(first line, text) of one top-level chunk: the same text at another line parses to
@@ -82,6 +82,10 @@ class ParseCache:
         keys = self._by_document.get(document, set())
         held = sum(self._entries[(document, key)][1] for key in keys)
         return ParseCacheSize(len(keys), held, 1 if keys else 0)
+
+    def documents(self) -> set[str]:
+        """The documents with cached chunks."""
+        return set(self._by_document)
 
     def _remove(self, document: str, key: ChunkKey) -> None:
         found = self._entries.pop((document, key), None)
