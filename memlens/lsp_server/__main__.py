@@ -6,13 +6,21 @@ import argparse
 import gc
 import logging
 import sys
+from typing import TYPE_CHECKING
 
-from memlens.lsp_server.features import register_all
-from memlens.lsp_server.server import MemlensServer
+from memlens.lsp_server.attrs_code_cache import cached_attrs_methods
+
+if TYPE_CHECKING:
+    from memlens.lsp_server.server import MemlensServer
 
 
 def create_server() -> MemlensServer:
-    """A server with every feature registered."""
+    """A server with every feature registered (pygls and the LSP types are imported here,
+    with attrs's generated methods from the code cache)."""
+    with cached_attrs_methods():
+        from memlens.lsp_server.features import register_all
+        from memlens.lsp_server.server import MemlensServer
+
     server = MemlensServer()
     register_all(server)
     return server

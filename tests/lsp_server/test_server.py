@@ -44,7 +44,9 @@ def _generated_model(i: int) -> str:
         "        super().__init__()\n"
         f"        self.up = nn.Linear(HIDDEN, {b + 2} * HIDDEN)\n"
         "        self.norm = nn.LayerNorm(HIDDEN)\n"
-        f"        self.blocks = nn.ModuleList([nn.Linear(HIDDEN, HIDDEN) for _ in range({b + 1})])\n"
+        "        self.blocks = nn.ModuleList(\n"
+        f"            [nn.Linear(HIDDEN, HIDDEN) for _ in range({b + 1})]\n"
+        "        )\n"
         "\n\n"
         for b in range(20)
     )
