@@ -53,7 +53,14 @@ SCREEN = types.Range(types.Position(0, 0), types.Position(80, 0))
 KEYSTROKES = 15
 KEYSTROKE_GAP_S = 0.03
 RESULTS = Path(__file__).parent / "results" / "lsp_latency.json"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "MEMLENS_OFFLINE": "1"}
+ENV = {
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+    "HF_HUB_OFFLINE": "1",
+    "MEMLENS_OFFLINE": "1",
+    "PYTHONPYCACHEPREFIX": tempfile.mkdtemp(prefix="memlens-bench-pyc-"),
+}
+"""The servers run as installed: with bytecode caches (kept out of the source tree), which
+the first start writes."""
 
 _BLOCK = """\
 class Block{i}(nn.Module):

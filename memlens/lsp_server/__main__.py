@@ -21,8 +21,8 @@ def create_server() -> MemlensServer:
         from memlens.lsp_server.features import register_all
         from memlens.lsp_server.server import MemlensServer
 
-    server = MemlensServer()
-    register_all(server)
+        server = MemlensServer()
+        register_all(server)
     return server
 
 

@@ -19,7 +19,6 @@ from lsprotocol import types
 
 from memlens.errors import MemlensError, UsageError
 from memlens.lsp_server.analysis import ModelLoad
-from memlens.lsp_server.memory_view import build_memory_view
 from memlens.lsp_server.server import MemlensServer  # pygls resolves command annotations
 from memlens.profiler.tensors import StorageDtype
 
@@ -108,6 +107,8 @@ async def run_in_worker(
     kind = report.get("kind", _KINDS[command])
     for model in {params["model"], report.get("model", "")}:  # as written and as resolved
         ls.reports[(kind, model)] = report
+    from memlens.lsp_server.memory_view import build_memory_view  # not needed to start
+
     view = build_memory_view(report, ls.settings.budget_bytes)
     ls.protocol.notify(REPORT_NOTIFICATION, view.to_json())
     return report
