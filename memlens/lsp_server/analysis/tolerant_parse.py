@@ -108,7 +108,8 @@ def _chunks(lines: list[str]) -> list[tuple[int, int]]:
         )
         if opens_statement:
             starts.append(number)
-        if line[:1] not in ("", " ", "\t", "#"):
+        if not in_string and line[:1] not in ("", " ", "\t", "#") and not _CONTINUES.match(line):
+            # a ``)`` closing a multi-line ``@decorator(`` keeps it waiting for its def
             previous_decorator = line.startswith("@")
         if len(_TRIPLE_QUOTE.findall(line)) % 2:
             in_string = not in_string
