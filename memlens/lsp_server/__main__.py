@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
+from typing import TYPE_CHECKING
 
-from memlens.lsp_server.features import register_all
-from memlens.lsp_server.server import MemlensServer
+from memlens.lsp_server.attrs_code_cache import cached_attrs_methods
+
+if TYPE_CHECKING:
+    from memlens.lsp_server.server import MemlensServer
 
 
 def create_server() -> MemlensServer:
-    """A server with every feature registered."""
-    server = MemlensServer()
-    register_all(server)
+    """A server with every feature registered (pygls and the LSP types are imported here,
+    with attrs's generated methods from the code cache)."""
+    with cached_attrs_methods():
+        from memlens.lsp_server.features import register_all
+        from memlens.lsp_server.server import MemlensServer
+
+        server = MemlensServer()
+        register_all(server)
     return server
 
 
@@ -29,6 +38,10 @@ def start_server(argv: list[str] | None = None) -> None:
         format="memlens-lsp: %(levelname)s: %(message)s",
     )
     server = create_server()
+    # What start-up made (the LSP types, pygls, memlens's tables) lives as long as the
+    # process: the collector's full passes need not walk it again and again.
+    gc.freeze()
+    server.gc_pauses.install()
     if args.tcp:
         server.start_tcp("127.0.0.1", args.tcp)
     else:

@@ -6,6 +6,7 @@ fills the server's hook lists (diagnostics providers, what runs when traces chan
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -23,13 +24,16 @@ from memlens.lsp_server.analysis import (
     Estimator,
     LoadEstimate,
     ModelLoad,
+    ParseCache,
     Position,
     Span,
     analyze,
     split_lines,
 )
+from memlens.lsp_server.gc_pauses import GcPauses
 from memlens.lsp_server.settings import Settings
 from memlens.lsp_server.traces import TraceWatch
+from memlens.lsp_server.version_results import DocumentResults, VersionResults
 from memlens.lsp_server.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,13 @@ class MemlensServer(LanguageServer):
         """Latest worker results by (command kind, model), shown in hovers."""
         self._analyses: dict[str, Analysis] = {}
         self._lines: dict[str, tuple[int | None, list[str]]] = {}
+        self._dirs: dict[str, Path | None] = {}
+        self.parse_cache = ParseCache()
+        """Open documents' parsed chunks, bounded; a closed document releases its own."""
+        self.results = VersionResults()
+        """Answers computed once per document version."""
+        self.gc_pauses = GcPauses()
+        """Timed once :meth:`GcPauses.install` is called (``python -m memlens.lsp_server``)."""
         self._debounce: dict[str, asyncio.TimerHandle] = {}
         self.progress_requests: dict[str, Any] = {}
         """Running commands' JSON-RPC request ids by their work-done progress token."""
@@ -105,21 +116,41 @@ class MemlensServer(LanguageServer):
         cached = self._analyses.get(uri)
         if cached is not None and cached.version == document.version:
             return cached
-        analysis = analyze(document.source, document.version)
+        analysis = analyze(document.source, document.version, self.parse_cache, uri)
         self._analyses[uri] = analysis
         return analysis
+
+    def version_results(self, uri: str) -> DocumentResults:
+        """The answers computed for the document's current version."""
+        return self.results.of(uri, self.workspace.get_text_document(uri).version)
 
     def forget(self, uri: str) -> None:
         """Drop a closed document's state."""
         self._analyses.pop(uri, None)
         self._lines.pop(uri, None)
+        self._dirs.pop(uri, None)
+        self.parse_cache.release(uri)
+        self.results.release(uri)
         if (handle := self._debounce.pop(uri, None)) is not None:
             handle.cancel()
 
+    def held_documents(self) -> set[str]:
+        """The documents the server holds state for (analyses, lines, parsed chunks,
+        per-version answers): the open ones at most."""
+        return (
+            set(self._analyses)
+            | set(self._lines)
+            | set(self._dirs)
+            | self.parse_cache.documents()
+            | self.results.documents()
+        )
+
     def document_dir(self, uri: str) -> Path | None:
         """The folder of a ``file:`` document, for relative model paths."""
-        path = to_fs_path(uri)
-        return Path(path).parent if path else None
+        if uri not in self._dirs:
+            path = to_fs_path(uri)
+            self._dirs[uri] = Path(path).parent if path else None
+        return self._dirs[uri]
 
     def load_estimate(self, uri: str, load: ModelLoad, dtype: str | None = None) -> LoadEstimate:
         """The analytic estimate of one load, optionally at another dtype."""
@@ -127,10 +158,10 @@ class MemlensServer(LanguageServer):
 
     def target_load(self, uri: str, target: str, before: Position) -> ModelLoad | None:
         """The last load assigned to ``target`` before ``before``."""
-        loads = [
-            ld for ld in self.analysis(uri).loads if ld.target == target and ld.span.start < before
-        ]
-        return loads[-1] if loads else None
+        by_target = self.version_results(uri).get("loads by target", lambda: _by_target(self, uri))
+        loads = by_target.get(target, [])
+        index = bisect.bisect_left([ld.span.start for ld in loads], before)
+        return loads[index - 1] if index else None
 
     # -- positions ---------------------------------------------------------------------
     def lines(self, uri: str) -> list[str]:
@@ -145,9 +176,11 @@ class MemlensServer(LanguageServer):
     def to_lsp(self, uri: str, position: Position) -> types.Position:
         """A code-point position → the client's position encoding."""
         lines = self.lines(uri)
-        text = lines[position.line] if position.line < len(lines) else ""
+        prefix = (lines[position.line] if position.line < len(lines) else "")[: position.col]
+        if prefix.isascii():  # one unit per character in every encoding
+            return types.Position(position.line, len(prefix))
         codec = self.workspace.position_codec
-        return types.Position(position.line, codec.client_num_units(text[: position.col]))
+        return types.Position(position.line, codec.client_num_units(prefix))
 
     def to_lsp_range(self, uri: str, span: Span) -> types.Range:
         """A span → an LSP range in the client's encoding."""
@@ -169,8 +202,14 @@ class MemlensServer(LanguageServer):
         self._debounce[uri] = loop.call_later(DIAGNOSTICS_DEBOUNCE_S, self._publish, uri)
 
     def diagnostics(self, uri: str) -> list[types.Diagnostic]:
-        """All memlens diagnostics of a document's current version."""
-        return [found for provider in self.diagnostics_providers for found in provider(self, uri)]
+        """All memlens diagnostics of a document's current version (computed once per
+        version)."""
+        return self.version_results(uri).get(
+            "diagnostics",
+            lambda: [
+                found for provider in self.diagnostics_providers for found in provider(self, uri)
+            ],
+        )
 
     def _publish(self, uri: str) -> None:
         self._debounce.pop(uri, None)
@@ -191,7 +230,9 @@ class MemlensServer(LanguageServer):
 
     def refresh_views(self) -> None:
         """After a settings change: ask the client to re-request hints, lenses and
-        diagnostics (where it supports refresh), or push diagnostics again."""
+        diagnostics (where it supports refresh), or push diagnostics again. The answers
+        computed per document version are recomputed."""
+        self.results.invalidate()
         workspace = self.client_capabilities.workspace
         if workspace and workspace.inlay_hint and workspace.inlay_hint.refresh_support:
             self.workspace_inlay_hint_refresh(None)
@@ -247,3 +288,12 @@ class MemlensServer(LanguageServer):
     def report_worker_crash(self, reason: str) -> None:
         """Tell the user the worker died; it restarts on the next request."""
         self.show_warning(reason)
+
+
+def _by_target(ls: MemlensServer, uri: str) -> dict[str, list[ModelLoad]]:
+    """The document's loads by the name they are assigned to, in source order."""
+    by_target: dict[str, list[ModelLoad]] = {}
+    for load in ls.analysis(uri).loads:
+        if load.target is not None:
+            by_target.setdefault(load.target, []).append(load)
+    return by_target

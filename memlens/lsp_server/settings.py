@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from memlens.errors import UsageError
-from memlens.profiler.machine import default_budget
 from memlens.tracing import jaeger
 from memlens.units import parse_size
 
@@ -18,6 +17,8 @@ log = logging.getLogger(__name__)
 
 @functools.cache
 def _machine_budget() -> int:
+    from memlens.profiler.machine import default_budget  # psutil: only if no budget is set
+
     return default_budget()
 
 

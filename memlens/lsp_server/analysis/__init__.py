@@ -18,6 +18,7 @@ from memlens.lsp_server.analysis.findings import (
     SyntaxProblem,
 )
 from memlens.lsp_server.analysis.module_sizes import ClassTotal, class_totals, layer_bytes
+from memlens.lsp_server.analysis.parse_cache import ParseCache, ParseCacheSize
 from memlens.lsp_server.analysis.tolerant_parse import parse_tolerant, split_lines
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "LoadEstimate",
     "ModelLoad",
     "ModuleClass",
+    "ParseCache",
+    "ParseCacheSize",
     "Position",
     "Span",
     "SubmoduleUse",

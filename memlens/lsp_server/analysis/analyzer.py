@@ -29,6 +29,7 @@ from memlens.lsp_server.analysis.findings import (
     SyntaxProblem,
 )
 from memlens.lsp_server.analysis.layer_params import LAYERS, PARAMETERLESS
+from memlens.lsp_server.analysis.parse_cache import ParseCache
 from memlens.lsp_server.analysis.source_index import canonical_name, index_source
 from memlens.lsp_server.analysis.static_values import (
     UNKNOWN,
@@ -366,9 +367,12 @@ def _import_line(tree: ast.Module, lines: list[str]) -> int:
     return leading
 
 
-def analyze(text: str, version: int | None = None) -> Analysis:
-    """All findings of one document version; never raises on any input text."""
-    parsed = parse_tolerant(text)
+def analyze(
+    text: str, version: int | None = None, cache: ParseCache | None = None, document: str = ""
+) -> Analysis:
+    """All findings of one document version; never raises on any input text. ``cache``
+    keeps ``document``'s parsed chunks for its next version."""
+    parsed = parse_tolerant(text, cache, document)
     analyzer = _Analyzer(parsed.lines, parsed.tree)
     analyzer.run()
     problems = tuple(

@@ -6,8 +6,8 @@ keeping every other line where it was, and the text is parsed again. Each blanke
 region is reported.
 
 Typing changes one top-level statement at a time, so a text is first parsed as its
-top-level chunks, each cached by its text and first line: an edit inside one function
-re-parses that function only.
+top-level chunks; with a :class:`ParseCache` each is cached by its document, text and
+first line, and an edit inside one function re-parses that function only.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-from collections import OrderedDict
 from dataclasses import dataclass
+
+from memlens.lsp_server.analysis.parse_cache import ChunkKey, ParseCache
 
 _HEADER = re.compile(r"^(?P<indent>[ \t]*)(async[ \t]+def|def|class)\b")
 MAX_REPAIRS = 32
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _CONTINUES = re.compile(r"^(else|elif|except|finally|case)\b|^[)\]}]")
 _TRIPLE_QUOTE = re.compile(r'"""|\'\'\'')
-_CHUNK_CACHE: OrderedDict[tuple[int, str], list[ast.stmt]] = OrderedDict()
-CHUNK_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,8 @@ def _chunks(lines: list[str]) -> list[tuple[int, int]]:
         )
         if opens_statement:
             starts.append(number)
-        if line[:1] not in ("", " ", "\t", "#"):
+        if not in_string and line[:1] not in ("", " ", "\t", "#") and not _CONTINUES.match(line):
+            # a ``)`` closing a multi-line ``@decorator(`` keeps it waiting for its def
             previous_decorator = line.startswith("@")
         if len(_TRIPLE_QUOTE.findall(line)) % 2:
             in_string = not in_string
@@ -118,33 +118,45 @@ def _chunks(lines: list[str]) -> list[tuple[int, int]]:
     return [(start, end - 1) for start, end in zip(starts, [*starts[1:], len(lines)], strict=True)]
 
 
-def _parse_chunked(lines: list[str]) -> ast.Module | None:
-    """The module parsed chunk by chunk through the cache; None if any chunk fails."""
+def _parse_chunk(start: int, text: str) -> list[ast.stmt] | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse("\n" * start + text).body  # absolute line numbers
+    except SyntaxError:
+        return None
+
+
+def _parse_chunked(lines: list[str], cache: ParseCache | None, document: str) -> ast.Module | None:
+    """The module parsed chunk by chunk (through the cache, if any); None if any chunk
+    fails. Afterwards the cache holds only chunks of this text for ``document``."""
     body: list[ast.stmt] = []
+    used: set[ChunkKey] = set()
+    failed = False
     for start, end in _chunks(lines):
         key = (start, "\n".join(lines[start : end + 1]))
-        statements = _CHUNK_CACHE.get(key)
+        statements = cache.get(document, key) if cache is not None else None
         if statements is None:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    statements = ast.parse("\n" * start + key[1]).body  # absolute line numbers
-            except SyntaxError:
-                return None
-            _CHUNK_CACHE[key] = statements
-            if len(_CHUNK_CACHE) > CHUNK_CACHE_SIZE:
-                _CHUNK_CACHE.popitem(last=False)
-        else:
-            _CHUNK_CACHE.move_to_end(key)
+            statements = _parse_chunk(*key)
+            if statements is None:
+                failed = True
+                break
+            if cache is not None:
+                cache.put(document, key, statements)
+        used.add(key)
         body.extend(statements)
-    return ast.Module(body=body, type_ignores=[])
+    if cache is not None:
+        cache.retain(document, used)
+    return None if failed else ast.Module(body=body, type_ignores=[])
 
 
-def parse_tolerant(text: str) -> ParsedSource:
-    """Parse ``text``, blanking unparsable blocks until the rest parses."""
+def parse_tolerant(text: str, cache: ParseCache | None = None, document: str = "") -> ParsedSource:
+    """Parse ``text``, blanking unparsable blocks until the rest parses; with a ``cache``,
+    the unchanged chunks of ``document``'s previous parse are reused (and only the
+    chunks of this parse stay cached for it)."""
     original = split_lines(text)
     lines = split_lines(text.replace("\x00", " "))
-    if (chunked := _parse_chunked(lines)) is not None:
+    if (chunked := _parse_chunked(lines, cache, document)) is not None:
         return ParsedSource(chunked, original, ())
     blanked: list[tuple[int, int, str]] = []
     for _ in range(MAX_REPAIRS):

@@ -2,7 +2,8 @@
 ``memlens.compress`` run in the worker with work-done progress, can be cancelled, and send
 the memory view built from their result to the client as a ``memlens/memoryReport``
 notification; plus
-``memlens.workerStatus``.
+``memlens.workerStatus`` and ``memlens.serverStatus`` (what the server holds: open
+documents, the parse cache's size and bounds, the longest garbage-collector pause).
 
 Arguments are ``[uri, line]`` (the model load on that line) or ``[{"model": ID, ...}]``.
 """
@@ -18,7 +19,6 @@ from lsprotocol import types
 
 from memlens.errors import MemlensError, UsageError
 from memlens.lsp_server.analysis import ModelLoad
-from memlens.lsp_server.memory_view import build_memory_view
 from memlens.lsp_server.server import MemlensServer  # pygls resolves command annotations
 from memlens.profiler.tensors import StorageDtype
 
@@ -107,6 +107,8 @@ async def run_in_worker(
     kind = report.get("kind", _KINDS[command])
     for model in {params["model"], report.get("model", "")}:  # as written and as resolved
         ls.reports[(kind, model)] = report
+    from memlens.lsp_server.memory_view import build_memory_view  # not needed to start
+
     view = build_memory_view(report, ls.settings.budget_bytes)
     ls.protocol.notify(REPORT_NOTIFICATION, view.to_json())
     return report
@@ -131,6 +133,24 @@ def register(server: MemlensServer) -> None:
             "restarts": ls.worker.restarts,
             "trusted": ls.settings.trusted,
             "server_imports_torch": "torch" in sys.modules,
+        }
+
+    @server.command("memlens.serverStatus")
+    def server_status(ls: MemlensServer, *args: Any) -> dict[str, Any]:
+        cache = ls.parse_cache.size()
+        return {
+            "open_documents": len(ls.workspace.text_documents),
+            "held_documents": len(ls.held_documents()),
+            "parse_cache": {
+                "entries": cache.entries,
+                "source_bytes": cache.source_bytes,
+                "documents": cache.documents,
+                "max_entries": ls.parse_cache.max_entries,
+                "max_source_bytes": ls.parse_cache.max_source_bytes,
+            },
+            "longest_gc_pause_ms": ls.gc_pauses.longest_s * 1000,
+            "longest_gc_pause_generation": ls.gc_pauses.longest_generation,
+            "gc_passes": ls.gc_pauses.passes,
         }
 
     @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)

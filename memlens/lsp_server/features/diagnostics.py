@@ -8,7 +8,9 @@ support it), one checker per code:
   naming the smallest change that fits (bf16, then memlens INT8, then INT4).
 
 Other features add diagnostics of their own through ``server.diagnostics_providers``
-(``run_memory``); the pull handler here answers with all of them.
+(``run_memory``); the pull handler here answers with all of them, computed once per
+document version: a pull that names the previous result id of an unchanged document gets
+an "unchanged" report.
 """
 
 from __future__ import annotations
@@ -165,5 +167,9 @@ def register(server: MemlensServer) -> None:
     )
     def pull(
         ls: MemlensServer, params: types.DocumentDiagnosticParams
-    ) -> types.FullDocumentDiagnosticReport:
-        return types.FullDocumentDiagnosticReport(items=ls.diagnostics(params.text_document.uri))
+    ) -> types.FullDocumentDiagnosticReport | types.UnchangedDocumentDiagnosticReport:
+        uri = params.text_document.uri
+        result_id = str(ls.version_results(uri).serial)
+        if params.previous_result_id == result_id:
+            return types.UnchangedDocumentDiagnosticReport(result_id=result_id)
+        return types.FullDocumentDiagnosticReport(items=ls.diagnostics(uri), result_id=result_id)

@@ -1,6 +1,7 @@
-"""Inlay hints, for the visible range only: ``≈ 12.6 GiB bf16`` at model loads, dtype
-changes and config constructors; ``45.1M params · 172.0 MiB fp32`` at layer constructors;
-the KV cache a ``generate(max_new_tokens=N)`` adds."""
+"""Inlay hints: ``≈ 12.6 GiB bf16`` at model loads, dtype changes and config
+constructors; ``45.1M params · 172.0 MiB fp32`` at layer constructors; the KV cache a
+``generate(max_new_tokens=N)`` adds. Computed once per document version, answered for the
+requested range."""
 
 from __future__ import annotations
 
@@ -78,13 +79,20 @@ def register(server: MemlensServer) -> None:
         if not ls.settings.hints_enabled:
             return []
         uri = params.text_document.uri
-        visible = Span(ls.from_lsp(uri, params.range.start), ls.from_lsp(uri, params.range.end))
-        return [
-            types.InlayHint(
-                position=ls.to_lsp(uri, position),
-                label=label,
-                kind=types.InlayHintKind.Type,
-                padding_left=True,
-            )
-            for position, label in hint_texts(ls, uri, ls.analysis(uri), visible)
-        ]
+        hints = ls.version_results(uri).get("inlay hints", lambda: _document_hints(ls, uri))
+        start, end = params.range.start, params.range.end
+        return [h for h in hints if start <= h.position <= end]
+
+
+def _document_hints(ls: MemlensServer, uri: str) -> list[types.InlayHint]:
+    """Every hint of the document's current version, in the client's positions."""
+    everything = Span(Position(0, 0), Position(len(ls.lines(uri)), 0))
+    return [
+        types.InlayHint(
+            position=ls.to_lsp(uri, position),
+            label=label,
+            kind=types.InlayHintKind.Type,
+            padding_left=True,
+        )
+        for position, label in hint_texts(ls, uri, ls.analysis(uri), everything)
+    ]

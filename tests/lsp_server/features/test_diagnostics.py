@@ -66,3 +66,45 @@ async def test_remote_code_and_unresolved_ids_are_flagged(
     assert set(codes) == {"remote-code", "unresolved-model"}
     assert codes["remote-code"].severity == types.DiagnosticSeverity.Warning
     assert "hf download" in codes["unresolved-model"].message
+
+
+async def test_a_pull_naming_the_previous_result_of_an_unchanged_document_is_unchanged(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """Diagnostics are computed once per document version: VS Code's next pull names the
+    last result id and gets an "unchanged" report until the text or the settings change."""
+    uri = open_document(client, workspace / "result_ids.py", SERVE)
+    document = types.TextDocumentIdentifier(uri=uri)
+
+    async def pull(previous: str | None) -> types.DocumentDiagnosticReport:
+        report: types.DocumentDiagnosticReport = await client.text_document_diagnostic_async(
+            types.DocumentDiagnosticParams(text_document=document, previous_result_id=previous)
+        )
+        return report
+
+    first = await pull(None)
+    assert first.kind == "full" and first.result_id
+    assert {d.code for d in first.items} == {"over-budget", "fp32-load"}
+    same = await pull(first.result_id)
+    assert same.kind == "unchanged" and same.result_id == first.result_id
+    assert (await pull("some other id")).kind == "full"
+
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangeWholeDocument(
+                    text=SERVE.replace("float32", "bfloat16")
+                )
+            ],
+        )
+    )
+    edited = await pull(first.result_id)
+    assert edited.kind == "full" and edited.result_id != first.result_id
+    assert {d.code for d in edited.items} == set()
+
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"memlens": {"memoryBudget": "4GiB"}})
+    )
+    rebudgeted = await pull(edited.result_id)
+    assert rebudgeted.kind == "full" and {d.code for d in rebudgeted.items} == {"over-budget"}
