@@ -14,13 +14,16 @@ import ast
 import re
 from typing import Any
 
+from memlens.lsp_server.analysis.build_sites import find_builds
 from memlens.lsp_server.analysis.dtype_names import CAST_METHODS, dtype_name, static_dtype
+from memlens.lsp_server.analysis.evaluator import Evaluator, class_size
 from memlens.lsp_server.analysis.findings import (
     Analysis,
     ConfigCall,
     DtypeChange,
     GenerateCall,
     LayerFinding,
+    ModelBuild,
     ModelLoad,
     ModuleClass,
     Position,
@@ -99,6 +102,8 @@ def _times(count: int | None, factor: int | None) -> int | None:
 class _Analyzer:
     def __init__(self, lines: list[str], tree: ast.Module) -> None:
         self.lines = lines
+        self.evaluator = Evaluator(tree)
+        self.builds: list[ModelBuild] = []
         self.index = index_source(tree)
         self.targets = self.index.targets
         self.module_classes = self._module_class_names()
@@ -152,6 +157,8 @@ class _Analyzer:
         )
         known = {k: (None if v is UNKNOWN else v) for k, v in arguments.items()}
         params = signature.count(known) if complete else None
+        if params is None:  # sized by running the class with its defaults, if at all
+            params = self.evaluator.layer_params.get(id(call))
         dtype_keyword = _keyword(call, "dtype")
         dtype = (
             static_dtype(dtype_keyword.value, scope, self.index.aliases)
@@ -168,6 +175,7 @@ class _Analyzer:
         )
 
     def _module_findings(self) -> None:
+        sizes = {name: class_size(self.evaluator, name) for name in sorted(self.module_classes)}
         layers: dict[str, list[LayerFinding]] = {name: [] for name in self.module_classes}
         uses: dict[str, list[SubmoduleUse]] = {name: [] for name in self.module_classes}
         unknown = dict.fromkeys(self.module_classes, 0)
@@ -198,6 +206,7 @@ class _Analyzer:
                         tuple(layers[node.name]),
                         tuple(uses[node.name]),
                         unknown[node.name],
+                        sizes[node.name],
                     )
                 )
 
@@ -211,6 +220,7 @@ class _Analyzer:
         for site in sites:
             self._call(site.call, site.scope.scope())
         self._module_findings()
+        self.builds = find_builds(self.evaluator, self.index, self.span)
 
     def _call(self, call: ast.Call, scope: Scope) -> None:
         name = dotted_name(call.func)
@@ -388,6 +398,7 @@ def analyze(text: str, version: int | None = None) -> Analysis:
         generates=tuple(analyzer.generates),
         dtype_changes=tuple(analyzer.dtype_changes),
         configs=tuple(analyzer.configs),
+        builds=tuple(analyzer.builds),
         batch_sizes=tuple(analyzer.batch_sizes),
         syntax_problems=problems,
         torch_name=next(

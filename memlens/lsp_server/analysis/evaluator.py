@@ -17,10 +17,11 @@ from __future__ import annotations
 import ast
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from memlens.lsp_server.analysis.dtype_names import dtype_name
+from memlens.lsp_server.analysis.findings import ModelSize
 from memlens.lsp_server.analysis.layer_params import LAYERS, PARAMETERLESS
 from memlens.lsp_server.analysis.static_values import dotted_name
 from memlens.profiler.tensors import FLOAT_DTYPES, StorageDtype
@@ -104,20 +105,6 @@ class External:
 @dataclass(frozen=True)
 class Dtype:
     name: str
-
-
-@dataclass(frozen=True)
-class Size:
-    """What an evaluated module builds."""
-
-    params: int
-    bytes: int
-    """Parameters and buffers at their dtypes (tied tensors once)."""
-    unknown: tuple[str, ...]
-    """Parts that may hold parameters but could not be sized (the figures are a floor)."""
-    parts: tuple[tuple[str, int], ...]
-    """Parameters per direct submodule or own parameter, in construction order."""
-    dtype: str
 
 
 class Globals:
@@ -288,8 +275,9 @@ class Evaluator:
         self.globals = Globals(tree, self)
         self.parameters: dict[int, Tensor] = {}
         """Tensors ``nn.Parameter`` made, by identity."""
-        self.layer_params: dict[int, int] = {}
-        """``id(call)`` of each ``torch.nn`` layer constructor run → its parameters."""
+        self.layer_params: dict[int, int | None] = {}
+        """``id(call)`` of each ``torch.nn`` layer constructor run → its parameters (None
+        when two runs disagree)."""
 
     def step(self) -> None:
         self.steps -= 1
@@ -902,7 +890,9 @@ class Evaluator:
         if count is None:
             module.opaque = True
             return module
-        self.layer_params[id(node)] = count
+        seen = self.layer_params.setdefault(id(node), count)
+        if seen != count:
+            self.layer_params[id(node)] = None
         if kind in ("Linear", "Embedding"):
             rows: int = arguments["out_features" if kind == "Linear" else "num_embeddings"]
             cols: int = arguments["in_features" if kind == "Linear" else "embedding_dim"]
@@ -1236,7 +1226,7 @@ _EXPRESSIONS: dict[type[ast.expr], Callable[[Evaluator, Any, dict[str, Any], Glo
 }
 
 
-def module_size(module: Module) -> Size:
+def module_size(module: Module) -> ModelSize:
     """Parameters and bytes of an evaluated module, each tensor once."""
     seen: dict[int, Tensor] = {}
     param_ids: set[int] = set()
@@ -1267,7 +1257,7 @@ def module_size(module: Module) -> Size:
     params = sum(t.numel or 0 for i, t in seen.items() if i in param_ids)
     size = sum((t.numel or 0) * _element_bytes(t.dtype) for t in seen.values())
     dtypes = {t.dtype for i, t in seen.items() if i in param_ids}
-    return Size(
+    return ModelSize(
         params,
         size,
         tuple(unknown),
@@ -1292,10 +1282,11 @@ def _guarded(run: Evaluator, action: Callable[[], Any]) -> Any:
         return UNKNOWN
 
 
-def class_size(run: Evaluator, name: str) -> tuple[Size, str | None] | None:
+def class_size(run: Evaluator, name: str) -> ModelSize | None:
     """What module class ``name`` builds when its ``__init__`` parameters take their
     defaults; a parameter annotated with a config class of the file takes that class's
-    defaults (its name is returned). None when the class is no module class of the file."""
+    defaults (named in ``defaults_of``). None when the class is no module class of the file
+    or the evaluation gave up."""
     cls = run.globals.lookup(name)
     if not isinstance(cls, ClassRef) or not run.is_module_class(cls):
         return None
@@ -1317,7 +1308,8 @@ def class_size(run: Evaluator, name: str) -> tuple[Size, str | None] | None:
     module = _guarded(run, build)
     if not isinstance(module, Module):
         return None
-    return module_size(module), (configs[0] if configs else None)
+    size = module_size(module)
+    return replace(size, defaults_of=configs[0]) if configs else size
 
 
 def _annotated_default(run: Evaluator, argument: ast.arg, cls: ClassRef, configs: list[str]) -> Any:
@@ -1334,7 +1326,9 @@ def _annotated_default(run: Evaluator, argument: ast.arg, cls: ClassRef, configs
     return UNKNOWN
 
 
-def call_size(run: Evaluator, call: ast.Call, local: dict[str, ast.expr | None]) -> Size | None:
+def call_size(
+    run: Evaluator, call: ast.Call, local: dict[str, ast.expr | None]
+) -> ModelSize | None:
     """What a call outside any module class builds (``GPT(GPTConfig(n_layer=24))``,
     ``Transformer.from_name("7B").half()``); ``local`` maps the names the enclosing
     function binds to the expression each is assigned once (None: not known). None when

@@ -1,5 +1,6 @@
 """Inlay hints, for the visible range only: ``≈ 12.6 GiB bf16`` at model loads, dtype
-changes and config constructors; ``45.1M params · 172.0 MiB fp32`` at layer constructors;
+changes and config constructors; ``45.1M params · 172.0 MiB fp32`` at layer constructors
+and at calls that build a module class of the file (``GPT(GPTConfig(n_layer=24))``);
 the KV cache a ``generate(max_new_tokens=N)`` adds."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from lsprotocol import types
 
 from memlens.errors import MemlensError
 from memlens.lsp_server.analysis import Analysis, Position, Span
-from memlens.lsp_server.features.labels import layer_label, load_label
+from memlens.lsp_server.features.labels import build_label, layer_label, load_label
 from memlens.profiler.estimate import analytic_estimate
 from memlens.profiler.tensors import StorageDtype
 from memlens.units import format_bytes, format_count
@@ -63,6 +64,9 @@ def hint_texts(
                 f"{format_bytes(estimate.weight_bytes)} fp32",
             )
         )
+    for build in analysis.builds:
+        if inside(build.span) and (label := build_label(build.size)):
+            hints.append((build.span.end, label))
     for cls in analysis.classes:
         for layer in cls.layers:
             if inside(layer.span) and (label := layer_label(layer)):
