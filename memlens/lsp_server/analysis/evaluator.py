@@ -38,6 +38,10 @@ class _GiveUp(Exception):
     """Raised inside a run when something cannot be modelled; the run's value is unknown."""
 
 
+class _Fails(_GiveUp):
+    """The real code would raise here (a failing ``assert``, a ``raise`` reached): no figure."""
+
+
 class _OutOfBudget(_GiveUp):
     """The evaluation used its step budget (or nested calls too deeply): it ends."""
 
@@ -334,12 +338,15 @@ class Evaluator:
             self._for(node, env, g)
         elif isinstance(node, ast.With):
             self.block(node.body, env, g)
-        elif isinstance(node, ast.Pass | ast.Assert | ast.Import | ast.ImportFrom):
+        elif isinstance(node, ast.Assert):
+            if self.truth(self.expr(node.test, env, g)) is False:
+                raise _Fails("assertion fails")
+        elif isinstance(node, ast.Pass | ast.Import | ast.ImportFrom):
             pass
         elif isinstance(node, ast.FunctionDef):
             env[node.name] = FunctionRef(node, g)
         elif isinstance(node, ast.Raise):
-            raise _GiveUp("raise")
+            raise _Fails("raise")
         else:
             self.unknown_branches([[node]], env)
 
@@ -690,7 +697,10 @@ class Evaluator:
     def unknown_call(self, fn: Any, node: ast.Call) -> Any:
         """The value of a call that cannot be run: a module of unknown size when it may
         build one."""
-        if _may_hold_parameters(fn, self):
+        named = dotted_name(node.func)
+        if _may_hold_parameters(fn, self) or (
+            fn is UNKNOWN and named is not None and _class_like(named.rsplit(".", 1)[-1])
+        ):
             return Module(_call_label(node), opaque=True)
         return UNKNOWN
 
@@ -840,7 +850,7 @@ class Evaluator:
             self.run_function(
                 FunctionRef(init, owner.globals), [module, *args], kwargs, {"__class__": owner}
             )
-        except _OutOfBudget:
+        except (_OutOfBudget, _Fails):
             raise
         except _GiveUp:
             module.opaque = True
@@ -1188,19 +1198,19 @@ def _may_hold_parameters(fn: Any, run: Evaluator) -> bool:
             return last not in PARAMETERLESS
         if name.startswith(("builtins.", "math.", "torch.")):
             return False
-        return last[:1].isupper() and not last.endswith(("Config", "Error", "Exception"))
+        return _class_like(last)
     return False
+
+
+def _class_like(name: str) -> bool:
+    return name[:1].isupper() and not name.endswith(("Config", "Error", "Exception", "Warning"))
 
 
 def _may_build_module(statement: ast.stmt) -> bool:
     for node in ast.walk(statement):
         if isinstance(node, ast.Call):
             last = (dotted_name(node.func) or "").rsplit(".", 1)[-1]
-            if last == "Parameter" or (
-                last[:1].isupper()
-                and last not in PARAMETERLESS
-                and not last.endswith(("Config", "Error", "Exception"))
-            ):
+            if last == "Parameter" or (_class_like(last) and last not in PARAMETERLESS):
                 return True
     return False
 

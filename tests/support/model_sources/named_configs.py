@@ -1,7 +1,6 @@
 """A decoder whose configs are named entries of a dict, completed by ``__post_init__``."""
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
@@ -20,7 +19,7 @@ class ModelArgs:
     n_layer: int = 32
     n_head: int = 32
     dim: int = 4096
-    intermediate_size: Optional[int] = None
+    intermediate_size: int | None = None
     n_local_heads: int = -1
     head_dim: int = 64
     norm_eps: float = 1e-5
@@ -91,7 +90,7 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layer))
         self.norm = RMSNorm(config.dim, eps=config.norm_eps)
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
-        self.freqs_cis: Optional[torch.Tensor] = None
+        self.freqs_cis: torch.Tensor | None = None
         self.max_batch_size = -1
 
     @classmethod
