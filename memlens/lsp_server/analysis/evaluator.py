@@ -1043,7 +1043,7 @@ def _container(kind: str, args: list[Any], kwargs: dict[str, Any]) -> Module:
         for index, value in enumerate(items):
             _add_child(module, str(index), value)
     elif items is not None:
-        module.unknown.append(kind)
+        module.opaque = True
     return module
 
 
