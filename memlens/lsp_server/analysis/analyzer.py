@@ -112,6 +112,8 @@ class _Analyzer:
         self.dtype_changes: list[DtypeChange] = []
         self.configs: list[ConfigCall] = []
         self.batch_sizes: list[int] = []
+        self.chained_casts: dict[int, str] = {}
+        """``id(load call)`` → the dtype a cast chained on it names (``….half()``)."""
         self.classes: list[ModuleClass] = []
 
     def canonical(self, name: str | None) -> str | None:
@@ -218,6 +220,12 @@ class _Analyzer:
             if last.endswith("Config") and last not in _CONFIG_NOT_A_MODEL:
                 self._config(site.call, last, site.scope.scope())
         for site in sites:
+            func = site.call.func
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call):
+                dtype = self._dtype_change(site.call, func.attr, site.scope.scope())
+                if dtype is not None:
+                    self.chained_casts[id(func.value)] = dtype
+        for site in sites:
             self._call(site.call, site.scope.scope())
         self._module_findings()
         self.builds = find_builds(self.evaluator, self.index, self.span)
@@ -294,7 +302,9 @@ class _Analyzer:
         config = None
         if method == "from_config" and isinstance(ref_expr, ast.Name):
             config = next((c.fields for c in self.configs if c.target == ref_expr.id), None)
+            ref_value = self._pretrained_config_id(scope.node(ref_expr.id), scope)
         dtype_kw = _keyword(call, "dtype", "torch_dtype")
+        chained = self.chained_casts.get(id(call))
         device_map = _keyword(call, "device_map")
         device_value = evaluate(device_map.value, scope) if device_map else None
         remote = _keyword(call, "trust_remote_code")
@@ -302,7 +312,8 @@ class _Analyzer:
             span=self.span(call),
             loader=f"{loader}.{method}" if method != "pipeline" else "pipeline",
             model_ref=ref_value if isinstance(ref_value, str) else None,
-            dtype=static_dtype(dtype_kw.value, scope, self.index.aliases) if dtype_kw else None,
+            dtype=chained
+            or (static_dtype(dtype_kw.value, scope, self.index.aliases) if dtype_kw else None),
             dtype_keyword=dtype_kw.arg if dtype_kw else None,
             dtype_span=self.span(dtype_kw.value) if dtype_kw else None,
             insert_at=self._insert_position(call),
@@ -314,6 +325,18 @@ class _Analyzer:
             double_star=any(k.arg is None for k in call.keywords),
             config=config,
         )
+
+    def _pretrained_config_id(self, node: ast.expr | None, scope: Scope) -> Any:
+        """``AutoConfig.from_pretrained(ID)`` (or ``XConfig.from_pretrained``) → ID."""
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "from_pretrained"
+            and (dotted_name(node.func.value) or "").endswith("Config")
+            and node.args
+        ):
+            return UNKNOWN
+        return evaluate(node.args[0], scope)
 
     def _insert_position(self, call: ast.Call) -> Position:
         end = _position(self.lines, call.end_lineno or call.lineno, call.end_col_offset or 1)

@@ -38,6 +38,7 @@ def hint_texts(
         if inside(change.span) and estimate is not None:
             hints.append((change.span.end, load_label(estimate)))
     batch = max(analysis.batch_sizes, default=1)
+    per = f"× batch {batch}" if analysis.batch_sizes else "per sequence"
     for call in analysis.generates:
         source = ls.target_load(uri, call.target, call.span.start) if call.target else None
         if not inside(call.span) or source is None or call.max_new_tokens is None:
@@ -47,7 +48,7 @@ def hint_texts(
             hints.append(
                 (
                     call.span.end,
-                    f"KV +{format_bytes(kv)} for {call.max_new_tokens} new tokens × batch {batch}",
+                    f"KV +{format_bytes(kv)} for {call.max_new_tokens} new tokens {per}",
                 )
             )
     for config in analysis.configs:

@@ -24,7 +24,8 @@ async def test_inlay_hints_at_loads_layers_and_generate(
     )
     labels = {h.position.line: h.label for h in hints}
     assert labels[3] == "≈ 25.1 GiB fp32 · KV 1.0 MiB/token"
-    assert labels[4] == "KV +256.0 MiB for 256 new tokens × batch 1"
+    # the batch is not known: per sequence (issue 13: it said "× batch 1")
+    assert labels[4] == "KV +256.0 MiB for 256 new tokens per sequence"
     assert labels[10] == "45.1M params · 172.0 MiB fp32"
     assert labels[11] == "45.1M params · 172.0 MiB fp32"
     only_line_10 = await client.text_document_inlay_hint_async(
