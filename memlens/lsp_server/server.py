@@ -27,6 +27,7 @@ from memlens.lsp_server.analysis import (
     Span,
     analyze,
     split_lines,
+    workspace_loader,
 )
 from memlens.lsp_server.settings import Settings
 from memlens.lsp_server.traces import TraceWatch
@@ -105,7 +106,10 @@ class MemlensServer(LanguageServer):
         cached = self._analyses.get(uri)
         if cached is not None and cached.version == document.version:
             return cached
-        analysis = analyze(document.source, document.version)
+        path = to_fs_path(uri)
+        root = self.workspace.root_path
+        loader = workspace_loader(Path(path), Path(root) if root else None) if path else None
+        analysis = analyze(document.source, document.version, loader)
         self._analyses[uri] = analysis
         return analysis
 

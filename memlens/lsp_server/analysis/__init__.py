@@ -21,6 +21,7 @@ from memlens.lsp_server.analysis.findings import (
 )
 from memlens.lsp_server.analysis.module_sizes import ClassTotal, class_totals, layer_bytes
 from memlens.lsp_server.analysis.tolerant_parse import parse_tolerant, split_lines
+from memlens.lsp_server.analysis.workspace_modules import workspace_loader
 
 __all__ = [
     "Analysis",
@@ -44,4 +45,5 @@ __all__ = [
     "layer_bytes",
     "parse_tolerant",
     "split_lines",
+    "workspace_loader",
 ]

@@ -41,6 +41,7 @@ from memlens.lsp_server.analysis.static_values import (
     static_int,
 )
 from memlens.lsp_server.analysis.tolerant_parse import parse_tolerant
+from memlens.lsp_server.analysis.workspace_modules import ModuleLoader
 from memlens.profiler.architectures import supported_model_types
 from memlens.profiler.tensors import FLOAT_DTYPES
 
@@ -100,9 +101,9 @@ def _times(count: int | None, factor: int | None) -> int | None:
 
 
 class _Analyzer:
-    def __init__(self, lines: list[str], tree: ast.Module) -> None:
+    def __init__(self, lines: list[str], tree: ast.Module, loader: ModuleLoader | None) -> None:
         self.lines = lines
-        self.evaluator = Evaluator(tree)
+        self.evaluator = Evaluator(tree, loader=loader)
         self.builds: list[ModelBuild] = []
         self.index = index_source(tree)
         self.targets = self.index.targets
@@ -399,10 +400,12 @@ def _import_line(tree: ast.Module, lines: list[str]) -> int:
     return leading
 
 
-def analyze(text: str, version: int | None = None) -> Analysis:
-    """All findings of one document version; never raises on any input text."""
+def analyze(text: str, version: int | None = None, loader: ModuleLoader | None = None) -> Analysis:
+    """All findings of one document version; never raises on any input text. ``loader``
+    gives the workspace modules its imports name (module classes built from them are
+    sized; without it they are unknown parts)."""
     parsed = parse_tolerant(text)
-    analyzer = _Analyzer(parsed.lines, parsed.tree)
+    analyzer = _Analyzer(parsed.lines, parsed.tree, loader)
     analyzer.run()
     problems = tuple(
         SyntaxProblem(

@@ -24,6 +24,7 @@ from memlens.lsp_server.analysis.dtype_names import dtype_name
 from memlens.lsp_server.analysis.findings import ModelSize
 from memlens.lsp_server.analysis.layer_params import LAYERS, PARAMETERLESS
 from memlens.lsp_server.analysis.static_values import dotted_name
+from memlens.lsp_server.analysis.workspace_modules import ModuleLoader
 from memlens.profiler.tensors import FLOAT_DTYPES, StorageDtype
 
 STEP_BUDGET = 200_000
@@ -119,6 +120,12 @@ class Globals:
         self.nodes: dict[str, ast.AST] = {}
         self.values: dict[str, Any] = {}
         self.aliases = _import_aliases(tree)
+        self.from_imports = {
+            alias.asname or alias.name
+            for statement in tree.body
+            if isinstance(statement, ast.ImportFrom)
+            for alias in statement.names
+        }
         counts: dict[str, int] = {}
         for statement in tree.body:
             for name, node in _bindings(statement):
@@ -154,7 +161,12 @@ class Globals:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             return FunctionRef(node, self)
         if isinstance(node, ast.alias):
-            return External(self.aliases[name])
+            full = self.aliases[name]
+            module, _, attribute = full.rpartition(".")
+            imported = self.run.module_globals(module) if name in self.from_imports else None
+            if imported is not None:
+                return imported.lookup(attribute)
+            return External(full)
         if isinstance(node, ast.expr):
             try:
                 return self.run.expr(node, {}, self)
@@ -273,15 +285,30 @@ def _element_bytes(dtype: str) -> int:
 class Evaluator:
     """One evaluation: a step budget shared by everything it runs."""
 
-    def __init__(self, tree: ast.Module, budget: int = STEP_BUDGET) -> None:
+    def __init__(
+        self, tree: ast.Module, budget: int = STEP_BUDGET, loader: ModuleLoader | None = None
+    ) -> None:
         self.steps = budget
         self.depth = 0
+        self.loader = loader
+        self.modules: dict[str, Globals | None] = {}
+        """Workspace modules followed so far (None: not found or not followed)."""
         self.globals = Globals(tree, self)
         self.parameters: dict[int, Tensor] = {}
         """Tensors ``nn.Parameter`` made, by identity."""
         self.layer_params: dict[int, int | None] = {}
         """``id(call)`` of each ``torch.nn`` layer constructor run → its parameters (None
         when two runs disagree)."""
+
+    def module_globals(self, spec: str) -> Globals | None:
+        """The names of a workspace module a ``from … import`` names (``.layers``)."""
+        if self.loader is None or spec.split(".")[0] in ("torch", "transformers", "math"):
+            return None
+        if spec not in self.modules:
+            self.modules[spec] = None  # an import cycle stops here
+            tree = self.loader(spec)
+            self.modules[spec] = Globals(tree, self) if tree is not None else None
+        return self.modules[spec]
 
     def step(self) -> None:
         self.steps -= 1
@@ -564,6 +591,8 @@ class Evaluator:
                 if name in table:
                     return table[name]
             if name in _CASTS or name in ("to", "register_buffer", "register_parameter"):
+                return _Method(obj, name)
+            if name in ("append", "extend") and obj.kind in ("ModuleList", "Sequential"):
                 return _Method(obj, name)
             if obj.cls is not None:
                 found = self.class_attribute(obj.cls, name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from lsprotocol import types
@@ -11,7 +12,7 @@ from memlens.units import format_bytes, format_count
 from tests.support.lsp_client import open_document
 from tests.support.lsp_sources import SERVE
 from tests.support.meta_truth import build_on_meta, run_on_meta, torch_size
-from tests.support.model_sources import DATACLASS_GPT
+from tests.support.model_sources import DATACLASS_GPT, LLAMA_PARTS
 
 
 async def test_code_lenses(client: LanguageClient, workspace: Path) -> None:
@@ -43,3 +44,17 @@ async def test_class_lenses_take_the_config_defaults(
     # sizes given only by arguments without defaults: no lens rather than a guess
     assert "class LayerNorm(nn.Module):" not in titles
     assert "class Block(nn.Module):" not in titles
+
+
+async def test_class_lens_follows_imports_into_the_workspace(
+    client: LanguageClient, workspace: Path
+) -> None:
+    package = workspace / "split_llama"
+    shutil.copytree(LLAMA_PARTS, package, ignore=shutil.ignore_patterns("__pycache__"))
+    text = (package / "model.py").read_text()
+    uri = open_document(client, package / "model.py", text)
+    lenses = await client.text_document_code_lens_async(
+        types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    titles = {text.splitlines()[lens.range.start.line]: lens.command.title for lens in lenses}
+    assert titles["class Llama(nn.Module):"] == "Σ 21.8M params · 83.3 MiB (LlamaArgs defaults)"
