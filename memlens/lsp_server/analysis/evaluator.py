@@ -15,6 +15,7 @@ objects); every operation costs a step and a run stops at its budget, so any tex
 from __future__ import annotations
 
 import ast
+import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,8 @@ from memlens.lsp_server.analysis.layer_params import LAYERS, PARAMETERLESS
 from memlens.lsp_server.analysis.static_values import dotted_name
 from memlens.lsp_server.analysis.workspace_modules import ModuleLoader
 from memlens.profiler.tensors import FLOAT_DTYPES, StorageDtype
+
+logger = logging.getLogger(__name__)
 
 STEP_BUDGET = 200_000
 """Steps (expressions and statements) one evaluation may take before it gives up."""
@@ -215,10 +218,6 @@ def _import_aliases(tree: ast.Module) -> dict[str, str]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _known(value: Any) -> bool:
-    return value is not UNKNOWN
 
 
 _BUILTINS: dict[str, Any] = {
@@ -419,7 +418,7 @@ class Evaluator:
         elif isinstance(target, ast.Subscript):
             container = self.expr(target.value, env, g)
             key = self.expr(target.slice, env, g)
-            if isinstance(container, dict) and _known(key):
+            if isinstance(container, dict) and _hashable(key):
                 container[key] = value
 
     def set_attribute(self, obj: Any, name: str, value: Any, node: ast.expr) -> None:
@@ -953,7 +952,7 @@ class Evaluator:
 
     def iterate(self, value: Any) -> list[Any] | None:
         if isinstance(value, range):
-            if len(value) > self.steps:
+            if abs(value.stop - value.start) // max(abs(value.step), 1) > self.steps:
                 raise _OutOfBudget("budget")
             return list(value)
         if isinstance(value, list | tuple | str):
@@ -1318,6 +1317,9 @@ def _guarded(run: Evaluator, action: Callable[[], Any]) -> Any:
     try:
         return action()
     except (_GiveUp, _Return, RecursionError):
+        return UNKNOWN
+    except (ArithmeticError, TypeError, ValueError) as error:  # a case not modelled: no figure
+        logger.debug("static evaluation gave up: %r", error)
         return UNKNOWN
 
 
