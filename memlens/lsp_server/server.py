@@ -29,6 +29,7 @@ from memlens.lsp_server.analysis import (
     Span,
     analyze,
     split_lines,
+    workspace_loader,
 )
 from memlens.lsp_server.gc_pauses import GcPauses
 from memlens.lsp_server.settings import Settings
@@ -116,7 +117,10 @@ class MemlensServer(LanguageServer):
         cached = self._analyses.get(uri)
         if cached is not None and cached.version == document.version:
             return cached
-        analysis = analyze(document.source, document.version, self.parse_cache, uri)
+        path = to_fs_path(uri)
+        root = self.workspace.root_path
+        loader = workspace_loader(Path(path), Path(root) if root else None) if path else None
+        analysis = analyze(document.source, document.version, loader, self.parse_cache, uri)
         self._analyses[uri] = analysis
         return analysis
 

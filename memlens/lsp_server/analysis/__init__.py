@@ -10,7 +10,9 @@ from memlens.lsp_server.analysis.findings import (
     DtypeChange,
     GenerateCall,
     LayerFinding,
+    ModelBuild,
     ModelLoad,
+    ModelSize,
     ModuleClass,
     Position,
     Span,
@@ -20,6 +22,7 @@ from memlens.lsp_server.analysis.findings import (
 from memlens.lsp_server.analysis.module_sizes import ClassTotal, class_totals, layer_bytes
 from memlens.lsp_server.analysis.parse_cache import ParseCache, ParseCacheSize
 from memlens.lsp_server.analysis.tolerant_parse import parse_tolerant, split_lines
+from memlens.lsp_server.analysis.workspace_modules import workspace_loader
 
 __all__ = [
     "Analysis",
@@ -30,7 +33,9 @@ __all__ = [
     "GenerateCall",
     "LayerFinding",
     "LoadEstimate",
+    "ModelBuild",
     "ModelLoad",
+    "ModelSize",
     "ModuleClass",
     "ParseCache",
     "ParseCacheSize",
@@ -43,4 +48,5 @@ __all__ = [
     "layer_bytes",
     "parse_tolerant",
     "split_lines",
+    "workspace_loader",
 ]

@@ -14,13 +14,16 @@ import ast
 import re
 from typing import Any
 
+from memlens.lsp_server.analysis.build_sites import find_builds
 from memlens.lsp_server.analysis.dtype_names import CAST_METHODS, dtype_name, static_dtype
+from memlens.lsp_server.analysis.evaluator import Evaluator, class_size
 from memlens.lsp_server.analysis.findings import (
     Analysis,
     ConfigCall,
     DtypeChange,
     GenerateCall,
     LayerFinding,
+    ModelBuild,
     ModelLoad,
     ModuleClass,
     Position,
@@ -39,6 +42,7 @@ from memlens.lsp_server.analysis.static_values import (
     static_int,
 )
 from memlens.lsp_server.analysis.tolerant_parse import parse_tolerant
+from memlens.lsp_server.analysis.workspace_modules import ModuleLoader
 from memlens.profiler.architectures import supported_model_types
 from memlens.profiler.tensors import FLOAT_DTYPES
 
@@ -98,8 +102,10 @@ def _times(count: int | None, factor: int | None) -> int | None:
 
 
 class _Analyzer:
-    def __init__(self, lines: list[str], tree: ast.Module) -> None:
+    def __init__(self, lines: list[str], tree: ast.Module, loader: ModuleLoader | None) -> None:
         self.lines = lines
+        self.evaluator = Evaluator(tree, loader=loader)
+        self.builds: list[ModelBuild] = []
         self.index = index_source(tree)
         self.targets = self.index.targets
         self.module_classes = self._module_class_names()
@@ -108,6 +114,8 @@ class _Analyzer:
         self.dtype_changes: list[DtypeChange] = []
         self.configs: list[ConfigCall] = []
         self.batch_sizes: list[int] = []
+        self.chained_casts: dict[int, str] = {}
+        """``id(load call)`` → the dtype a cast chained on it names (``….half()``)."""
         self.classes: list[ModuleClass] = []
 
     def canonical(self, name: str | None) -> str | None:
@@ -153,6 +161,8 @@ class _Analyzer:
         )
         known = {k: (None if v is UNKNOWN else v) for k, v in arguments.items()}
         params = signature.count(known) if complete else None
+        if params is None:  # sized by running the class with its defaults, if at all
+            params = self.evaluator.layer_params.get(id(call))
         dtype_keyword = _keyword(call, "dtype")
         dtype = (
             static_dtype(dtype_keyword.value, scope, self.index.aliases)
@@ -169,6 +179,7 @@ class _Analyzer:
         )
 
     def _module_findings(self) -> None:
+        sizes = {name: class_size(self.evaluator, name) for name in sorted(self.module_classes)}
         layers: dict[str, list[LayerFinding]] = {name: [] for name in self.module_classes}
         uses: dict[str, list[SubmoduleUse]] = {name: [] for name in self.module_classes}
         unknown = dict.fromkeys(self.module_classes, 0)
@@ -199,6 +210,7 @@ class _Analyzer:
                         tuple(layers[node.name]),
                         tuple(uses[node.name]),
                         unknown[node.name],
+                        sizes[node.name],
                     )
                 )
 
@@ -210,8 +222,15 @@ class _Analyzer:
             if last.endswith("Config") and last not in _CONFIG_NOT_A_MODEL:
                 self._config(site.call, last, site.scope.scope())
         for site in sites:
+            func = site.call.func
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call):
+                dtype = self._dtype_change(site.call, func.attr, site.scope.scope())
+                if dtype is not None:
+                    self.chained_casts[id(func.value)] = dtype
+        for site in sites:
             self._call(site.call, site.scope.scope())
         self._module_findings()
+        self.builds = find_builds(self.evaluator, self.index, self.span)
 
     def _call(self, call: ast.Call, scope: Scope) -> None:
         name = dotted_name(call.func)
@@ -285,7 +304,9 @@ class _Analyzer:
         config = None
         if method == "from_config" and isinstance(ref_expr, ast.Name):
             config = next((c.fields for c in self.configs if c.target == ref_expr.id), None)
+            ref_value = self._pretrained_config_id(scope.node(ref_expr.id), scope)
         dtype_kw = _keyword(call, "dtype", "torch_dtype")
+        chained = self.chained_casts.get(id(call))
         device_map = _keyword(call, "device_map")
         device_value = evaluate(device_map.value, scope) if device_map else None
         remote = _keyword(call, "trust_remote_code")
@@ -293,7 +314,8 @@ class _Analyzer:
             span=self.span(call),
             loader=f"{loader}.{method}" if method != "pipeline" else "pipeline",
             model_ref=ref_value if isinstance(ref_value, str) else None,
-            dtype=static_dtype(dtype_kw.value, scope, self.index.aliases) if dtype_kw else None,
+            dtype=chained
+            or (static_dtype(dtype_kw.value, scope, self.index.aliases) if dtype_kw else None),
             dtype_keyword=dtype_kw.arg if dtype_kw else None,
             dtype_span=self.span(dtype_kw.value) if dtype_kw else None,
             insert_at=self._insert_position(call),
@@ -305,6 +327,18 @@ class _Analyzer:
             double_star=any(k.arg is None for k in call.keywords),
             config=config,
         )
+
+    def _pretrained_config_id(self, node: ast.expr | None, scope: Scope) -> Any:
+        """``AutoConfig.from_pretrained(ID)`` (or ``XConfig.from_pretrained``) → ID."""
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "from_pretrained"
+            and (dotted_name(node.func.value) or "").endswith("Config")
+            and node.args
+        ):
+            return UNKNOWN
+        return evaluate(node.args[0], scope)
 
     def _insert_position(self, call: ast.Call) -> Position:
         end = _position(self.lines, call.end_lineno or call.lineno, call.end_col_offset or 1)
@@ -368,12 +402,18 @@ def _import_line(tree: ast.Module, lines: list[str]) -> int:
 
 
 def analyze(
-    text: str, version: int | None = None, cache: ParseCache | None = None, document: str = ""
+    text: str,
+    version: int | None = None,
+    loader: ModuleLoader | None = None,
+    cache: ParseCache | None = None,
+    document: str = "",
 ) -> Analysis:
-    """All findings of one document version; never raises on any input text. ``cache``
-    keeps ``document``'s parsed chunks for its next version."""
+    """All findings of one document version; never raises on any input text. ``loader``
+    gives the workspace modules its imports name (module classes built from them are
+    sized; without it they are unknown parts); ``cache`` keeps ``document``'s parsed
+    chunks for its next version."""
     parsed = parse_tolerant(text, cache, document)
-    analyzer = _Analyzer(parsed.lines, parsed.tree)
+    analyzer = _Analyzer(parsed.lines, parsed.tree, loader)
     analyzer.run()
     problems = tuple(
         SyntaxProblem(
@@ -392,6 +432,7 @@ def analyze(
         generates=tuple(analyzer.generates),
         dtype_changes=tuple(analyzer.dtype_changes),
         configs=tuple(analyzer.configs),
+        builds=tuple(analyzer.builds),
         batch_sizes=tuple(analyzer.batch_sizes),
         syntax_problems=problems,
         torch_name=next(

@@ -86,6 +86,24 @@ class SubmoduleUse:
 
 
 @dataclass(frozen=True)
+class ModelSize:
+    """What running a module's constructor statically builds (tied tensors counted once)."""
+
+    params: int
+    bytes: int
+    """Parameters and buffers at their dtypes."""
+    unknown: tuple[str, ...] = ()
+    """Dotted names of parts that may hold parameters but could not be sized: when any,
+    ``params`` and ``bytes`` are a floor."""
+    parts: tuple[tuple[str, int], ...] = ()
+    """Parameters of each direct submodule or own parameter, in construction order."""
+    dtype: str = "fp32"
+    """The parameters' dtype (``mixed`` when they differ)."""
+    defaults_of: str | None = None
+    """The config class whose defaults ``__init__``'s config parameter took, if any."""
+
+
+@dataclass(frozen=True)
 class ModuleClass:
     """An ``nn.Module`` subclass: its header and what it builds."""
 
@@ -96,6 +114,19 @@ class ModuleClass:
     unknown_parts: int = 0
     """Modules or parameters ``__init__`` creates that memlens cannot count (an
     ``nn.Parameter``, an ``nn.GRU``, a class from another file)."""
+    size: ModelSize | None = None
+    """What ``__init__`` builds with its parameters' defaults (None: not evaluated)."""
+
+
+@dataclass(frozen=True)
+class ModelBuild:
+    """A call outside module constructors that builds a module class of the file
+    (``GPT(GPTConfig(n_layer=24))``, ``Transformer.from_name("7B").half()``)."""
+
+    span: Span
+    module: str
+    size: ModelSize
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +177,7 @@ class Analysis:
     generates: tuple[GenerateCall, ...] = ()
     dtype_changes: tuple[DtypeChange, ...] = ()
     configs: tuple[ConfigCall, ...] = ()
+    builds: tuple[ModelBuild, ...] = ()
     batch_sizes: tuple[int, ...] = ()
     syntax_problems: tuple[SyntaxProblem, ...] = field(default=())
     torch_name: str | None = None

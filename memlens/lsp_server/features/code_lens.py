@@ -12,7 +12,7 @@ from pygls.uris import to_fs_path
 
 from memlens.lsp_server.analysis import Position, Span, class_totals, parse_tolerant
 from memlens.lsp_server.features.commands import runnable
-from memlens.lsp_server.features.labels import class_label
+from memlens.lsp_server.features.labels import class_label, size_label
 from memlens.lsp_server.traces import function_ranges, function_traces, lens_title
 
 OPEN_TRACE_COMMAND = "memlens.openTrace"
@@ -48,11 +48,13 @@ def register(server: MemlensServer) -> None:
         totals = class_totals(analysis.classes)
         for cls in analysis.classes:
             total = totals[cls.name]
-            if total.params or not total.complete:
+            # the evaluator's figure when it ran; else the layers' sum when it is not 0
+            label = size_label(cls.size) if cls.size else class_label(total)
+            if label is not None and (cls.size is not None or total.params):
                 lenses.append(
                     types.CodeLens(
                         range=ls.to_lsp_range(uri, cls.span),
-                        command=types.Command(title=class_label(total), command=""),
+                        command=types.Command(title=label, command=""),
                     )
                 )
         return lenses + trace_lenses(ls, uri)

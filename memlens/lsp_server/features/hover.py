@@ -1,5 +1,6 @@
 """Hover: the per-block memory table of a model load (analytic at once; the worker's
-exact or measured figures once it has them), or a layer's parameter count."""
+exact or measured figures once it has them), the per-submodule table of a call that builds
+a module class of the file, or a layer's parameter count."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from memlens.lsp_server.analysis import ModelLoad, Position
+from memlens.lsp_server.analysis import ModelBuild, ModelLoad, Position
 from memlens.lsp_server.features.labels import layer_label
 from memlens.profiler.estimate import MemoryEstimate, estimate_from_json
 from memlens.profiler.layer_groups import group_layers
@@ -59,6 +60,22 @@ def load_markdown(estimate: MemoryEstimate, budget: int, report: dict[str, Any] 
     return "\n".join(lines)
 
 
+def build_markdown(build: ModelBuild) -> str:
+    """The hover text for a call that builds a module: parameters per direct submodule."""
+    size = build.size
+    lines = [
+        f"**{_escape(build.module)}** · {format_count(size.params)} params · "
+        f"{format_bytes(size.bytes)} {size.dtype} (from the source)",
+        "",
+        "| submodule | params |",
+        "|---|---:|",
+        *(f"| {_escape(name)} | {format_count(count)} |" for name, count in size.parts),
+    ]
+    if size.unknown:
+        lines += ["", "Not counted: " + ", ".join(f"`{name}`" for name in size.unknown)]
+    return "\n".join(lines)
+
+
 def _load_at(ls: MemlensServer, uri: str, position: Position) -> ModelLoad | None:
     return next((ld for ld in ls.analysis(uri).loads if ld.span.contains(position)), None)
 
@@ -86,6 +103,14 @@ def register(server: MemlensServer) -> None:
                 contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),
                 range=ls.to_lsp_range(uri, load.span),
             )
+        for build in ls.analysis(uri).builds:
+            if build.span.contains(position):
+                return types.Hover(
+                    contents=types.MarkupContent(
+                        kind=types.MarkupKind.Markdown, value=build_markdown(build)
+                    ),
+                    range=ls.to_lsp_range(uri, build.span),
+                )
         for cls in ls.analysis(uri).classes:
             for layer in cls.layers:
                 if layer.span.contains(position):

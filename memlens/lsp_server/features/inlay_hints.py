@@ -1,5 +1,6 @@
 """Inlay hints: ``≈ 12.6 GiB bf16`` at model loads, dtype changes and config
-constructors; ``45.1M params · 172.0 MiB fp32`` at layer constructors; the KV cache a
+constructors; ``45.1M params · 172.0 MiB fp32`` at layer constructors and at calls that
+build a module class of the file (``GPT(GPTConfig(n_layer=24))``); the KV cache a
 ``generate(max_new_tokens=N)`` adds. Computed once per document version, answered for the
 requested range."""
 
@@ -11,7 +12,7 @@ from lsprotocol import types
 
 from memlens.errors import MemlensError
 from memlens.lsp_server.analysis import Analysis, Position, Span
-from memlens.lsp_server.features.labels import layer_label, load_label
+from memlens.lsp_server.features.labels import build_label, layer_label, load_label
 from memlens.profiler.estimate import analytic_estimate
 from memlens.profiler.tensors import StorageDtype
 from memlens.units import format_bytes, format_count
@@ -38,6 +39,7 @@ def hint_texts(
         if inside(change.span) and estimate is not None:
             hints.append((change.span.end, load_label(estimate)))
     batch = max(analysis.batch_sizes, default=1)
+    per = f"× batch {batch}" if analysis.batch_sizes else "per sequence"
     for call in analysis.generates:
         source = ls.target_load(uri, call.target, call.span.start) if call.target else None
         if not inside(call.span) or source is None or call.max_new_tokens is None:
@@ -47,7 +49,7 @@ def hint_texts(
             hints.append(
                 (
                     call.span.end,
-                    f"KV +{format_bytes(kv)} for {call.max_new_tokens} new tokens × batch {batch}",
+                    f"KV +{format_bytes(kv)} for {call.max_new_tokens} new tokens {per}",
                 )
             )
     for config in analysis.configs:
@@ -64,6 +66,9 @@ def hint_texts(
                 f"{format_bytes(estimate.weight_bytes)} fp32",
             )
         )
+    for build in analysis.builds:
+        if inside(build.span) and (label := build_label(build.size)):
+            hints.append((build.span.end, label))
     for cls in analysis.classes:
         for layer in cls.layers:
             if inside(layer.span) and (label := layer_label(layer)):

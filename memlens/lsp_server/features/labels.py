@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memlens.lsp_server.analysis import ClassTotal, LayerFinding, layer_bytes
+from memlens.lsp_server.analysis import ClassTotal, LayerFinding, ModelSize, layer_bytes
 from memlens.profiler.estimate import MemoryEstimate
 from memlens.units import format_bytes, format_count
 
@@ -31,3 +31,34 @@ def class_label(total: ClassTotal) -> str:
     """``Σ 6.7B params · 25.1 GiB fp32`` (``≥`` when something could not be counted)."""
     sign = "Σ" if total.complete else "≥"
     return f"{sign} {format_count(total.params)} params · {format_bytes(total.bytes)}"
+
+
+def _unknown_note(size: ModelSize) -> str:
+    count = len(size.unknown)
+    if count == 1:
+        return f" · {size.unknown[0]} unknown"
+    return f" · {count} layers unknown" if count else ""
+
+
+def size_label(size: ModelSize) -> str | None:
+    """``Σ 124.5M params · 474.8 MiB (GPTConfig defaults)``; ``≥ 45.1M params · 172.0 MiB ·
+    2 layers unknown`` for a floor; None when nothing is known (never ``≥ 0``)."""
+    if not size.params:
+        return None
+    sign = "≥" if size.unknown else "Σ"
+    defaults = f" ({size.defaults_of} defaults)" if size.defaults_of else ""
+    return (
+        f"{sign} {format_count(size.params)} params · {format_bytes(size.bytes)}"
+        f"{_unknown_note(size)}{defaults}"
+    )
+
+
+def build_label(size: ModelSize) -> str | None:
+    """``354.9M params · 1.3 GiB fp32`` at a call that builds a module (``≥`` for a floor)."""
+    if not size.params:
+        return None
+    floor = "≥ " if size.unknown else ""
+    return (
+        f"{floor}{format_count(size.params)} params · {format_bytes(size.bytes)} {size.dtype}"
+        f"{_unknown_note(size)}"
+    )

@@ -201,3 +201,23 @@ def test_lines_break_only_where_lsp_breaks_them() -> None:
     analysis = analyze(text)
     assert analysis.syntax_problems == ()
     assert analysis.loads[0].span.start == Position(2, 4)
+
+
+def test_cast_chained_on_a_load_sets_its_dtype() -> None:
+    """Regression: ``from_pretrained("gpt2").half()`` was sized in fp32."""
+    [load] = analyze(
+        "from transformers import AutoModelForCausalLM\n"
+        'm = AutoModelForCausalLM.from_pretrained("gpt2").half()\n'
+    ).loads
+    assert load.model_ref == "gpt2" and load.dtype == "fp16"
+
+
+def test_from_config_of_a_pretrained_config_names_its_model() -> None:
+    """Regression: ``from_config(cfg)`` with ``cfg = AutoConfig.from_pretrained(ID)`` got
+    nothing."""
+    [load] = analyze(
+        "from transformers import AutoConfig, AutoModelForCausalLM\n"
+        'cfg = AutoConfig.from_pretrained("gpt2")\n'
+        "m = AutoModelForCausalLM.from_config(cfg)\n"
+    ).loads
+    assert load.model_ref == "gpt2" and load.loader.endswith("from_config")

@@ -1,0 +1,59 @@
+"""The workspace's own Python modules, for the evaluator to follow ``from .layers import
+Block`` or ``from mypkg.layers import Block``: found under the importing file's folder or
+the workspace root, never elsewhere (site-packages is not followed), read and parsed
+without importing anything."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from pathlib import Path
+
+_MAX_BYTES = 2_000_000
+"""Larger files are not followed (a generated module, data)."""
+
+ModuleLoader = Callable[[str], ast.Module | None]
+"""Import spec (``.layers``, ``mypkg.layers``) → the module's parsed tree, or None."""
+
+
+def workspace_loader(document: Path, root: Path | None) -> ModuleLoader:
+    """A loader for imports of ``document``, inside ``root`` (or the document's folder
+    when there is no workspace root)."""
+    bounds = (root or document.parent).resolve()
+
+    def load(spec: str) -> ast.Module | None:
+        module = spec.lstrip(".")
+        level = len(spec) - len(module)
+        parts = [p for p in module.split(".") if p]
+        if level:
+            base = document.parent
+            for _ in range(level - 1):
+                base = base.parent
+            bases = [base]
+        else:
+            bases = [document.parent, bounds]
+        for base in bases:
+            for candidate in (
+                base.joinpath(*parts).with_suffix(".py"),
+                base.joinpath(*parts, "__init__.py"),
+            ):
+                tree = (
+                    _parse(candidate, bounds) if parts or candidate.name == "__init__.py" else None
+                )
+                if tree is not None:
+                    return tree
+        return None
+
+    return load
+
+
+def _parse(path: Path, bounds: Path) -> ast.Module | None:
+    try:
+        resolved = path.resolve()
+        if not resolved.is_relative_to(bounds) or not resolved.is_file():
+            return None
+        if resolved.stat().st_size > _MAX_BYTES:
+            return None
+        return ast.parse(resolved.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
