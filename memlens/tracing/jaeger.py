@@ -31,16 +31,21 @@ _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _SPAN_ID = re.compile(r"[0-9a-f]{16}")
 _LINKED_TRACE_ID = re.compile(r"[0-9a-f]{16}(?:[0-9a-f]{16})?")
 """Trace ids a Jaeger UI link is made for: 64-bit (Jaeger's own) or 128-bit, lowercase."""
-_SETTING = re.compile(r"https?://\S+")
 
 
 def base_url(setting: object) -> str | None:
     """The ``memlens.jaeger.url`` setting as a base for links: ``http(s)://…`` without
     whitespace once trimmed, trailing slashes stripped; None for anything else, so that a
     bad or empty setting gives no links rather than a broken one."""
-    if not isinstance(setting, str) or not _SETTING.fullmatch(setting.strip()):
+    if not isinstance(setting, str):
         return None
-    return setting.strip().rstrip("/")
+    text = setting.strip()
+    if not text or any(c.isspace() for c in text):
+        return None
+    try:
+        return validate_base_url(text)
+    except UsageError:
+        return None
 
 
 def trace_link(base: str | None, trace_id: str) -> str | None:

@@ -106,6 +106,10 @@ def test_jaeger_links_only_for_http_bases_and_hex_trace_ids() -> None:
     assert base_url("") is None
     assert base_url(None) is None
     assert base_url("http://a b") is None
+    # no host: validate_base_url (which the trace report applies) would refuse these, so a
+    # setting that passed here used to break every trace report instead of giving no links
+    assert base_url("http:///") is None
+    assert base_url("http://?x") is None
     base = base_url(" https://jaeger.example.com/ui// ")
     assert base == "https://jaeger.example.com/ui"
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
