@@ -25,6 +25,7 @@ __all__ = [
     "TraceSummary",
     "WaterfallRow",
     "code_index",
+    "code_location",
     "layout_topology",
     "percentile",
     "recent_traces",
@@ -151,7 +152,8 @@ def recent_traces(store: TraceStore, limit: int = 20) -> list[TraceSummary]:
     return [summarize(store.trace(trace_id)) for trace_id in store.recent_trace_ids(limit)]
 
 
-def _location(span: SpanRecord) -> CodeLocation | None:
+def code_location(span: SpanRecord) -> CodeLocation | None:
+    """Where the span's code is, when its attributes name both file and line."""
     path, line, function = code_location_of(span.attributes)
     return CodeLocation(path, line, function) if path is not None and line is not None else None
 
@@ -200,7 +202,7 @@ def waterfall(spans: Sequence[SpanRecord]) -> list[WaterfallRow]:
             duration_ms=span.duration_ms,
             error=span.is_error,
             orphan=span.parent_span_id is not None and span.parent_span_id not in ids,
-            code=_location(span),
+            code=code_location(span),
         )
         for span, depth in tree_order(spans)
     ]

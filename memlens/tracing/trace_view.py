@@ -40,11 +40,12 @@ import time
 from typing import Any
 
 from memlens.tracing import jaeger
-from memlens.tracing.records import SpanRecord, code_location_of
+from memlens.tracing.records import SpanRecord
 from memlens.tracing.store import TraceStore
 from memlens.tracing.topology import (
     ServiceEdge,
     TraceSummary,
+    code_location,
     layout_topology,
     recent_traces,
     service_graph,
@@ -116,10 +117,8 @@ def _display(value: Any) -> str:
 
 def _location(span: SpanRecord) -> dict[str, Any] | None:
     """``{path, line, function}`` from the span's ``code.*`` attributes, or None."""
-    path, line, function = code_location_of(span.attributes)
-    if path is None or line is None:
-        return None
-    return {"path": path, "line": line, "function": function}
+    location = code_location(span)
+    return dataclasses.asdict(location) if location is not None else None
 
 
 def _edge_json(edge: ServiceEdge) -> dict[str, Any]:
