@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from memlens.errors import MemlensError
-from memlens.tracing.records import SpanRecord, SpanRow, code_location_of
+from memlens.tracing.records import SpanRecord, SpanRow, code_location_of, encode_json
 
 __all__ = [
     "JSON",
@@ -44,9 +44,8 @@ _M = TypeVar("_M", bound=Message)
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _quote: Callable[[str], str] = json.encoder.encode_basestring
-"""A JSON string literal, non-ASCII kept (what ``_encode`` writes for strings); C-coded."""
+"""A JSON string literal, non-ASCII kept (what ``encode_json`` writes for strings); C-coded."""
 
 
 class BadPayloadError(MemlensError):
@@ -199,7 +198,7 @@ def records_from_request(request: ExportTraceServiceRequest) -> list[SpanRecord]
 
 
 def _attrs_json(kvs: Any) -> tuple[str, dict[str, Any] | None]:
-    """The JSON object text of an attribute list (as ``_encode(attributes_of(kvs))`` writes
+    """The JSON object text of an attribute list (as ``encode_json(attributes_of(kvs))`` writes
     it, bar repeated keys, which are kept; readers take the last) and its ``code.*``
     attributes."""
     parts = []
@@ -215,7 +214,7 @@ def _attrs_json(kvs: Any) -> tuple[str, dict[str, Any] | None]:
             text = str(v)
         else:  # an empty string included
             v = _value(value)
-            text = _encode(v)
+            text = encode_json(v)
         parts.append(f"{_quote(key)}:{text}")
         if key.startswith("code."):
             if code is None:
@@ -252,7 +251,7 @@ def span_rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
     for resource_spans in request.resource_spans:
         resource = attributes_of(resource_spans.resource.attributes)
         service = str(resource.get("service.name") or "unknown_service")
-        resource_json = _encode(resource)
+        resource_json = encode_json(resource)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
@@ -282,7 +281,7 @@ def span_rows(request: ExportTraceServiceRequest) -> list[SpanRow]:
                         *(code_location_of(code) if code else _NO_LOCATION),
                         attributes,
                         resource_json,
-                        _encode(
+                        encode_json(
                             [
                                 {
                                     "name": e.name,

@@ -20,11 +20,13 @@ __all__ = [
     "SpanRecord",
     "SpanRow",
     "code_location_of",
+    "encode_json",
     "span_row",
 ]
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-"""One encoder for every row: ``json.dumps`` with options builds a new one per call."""
+encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""How rows hold JSON (compact, non-ASCII kept); one encoder for every row, as
+``json.dumps`` with options builds a new one per call."""
 
 STATUS_ERROR = 2
 """OTLP ``Status.code`` of a failed span."""
@@ -134,9 +136,9 @@ def span_row(span: SpanRecord, resource_json: str | None = None) -> SpanRow:
         path,
         line,
         function,
-        _encode(span.attributes),
-        _encode(span.resource) if resource_json is None else resource_json,
-        _encode(span.events),
+        encode_json(span.attributes),
+        encode_json(span.resource) if resource_json is None else resource_json,
+        encode_json(span.events),
     )
 
 

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from memlens.errors import MemlensError
-from memlens.tracing.records import MemoryPeak, MemorySample, SpanRecord, SpanRow, span_row
+from memlens.tracing.records import (
+    MemoryPeak,
+    MemorySample,
+    SpanRecord,
+    SpanRow,
+    encode_json,
+    span_row,
+)
 
 __all__ = ["TraceStore", "TraceStoreError"]
 
@@ -84,7 +91,6 @@ _MIGRATE_FROM_2 = "ALTER TABLE memory_samples ADD COLUMN peak_rss_bytes INTEGER;
 _COLUMNS = ", ".join(SpanRow._fields)
 """The columns of ``spans`` but ``received_ns``, in the order of a :class:`SpanRow`."""
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 """Encodes the resource that the spans of one request share, once for all of them."""
 
 
@@ -200,7 +206,7 @@ class TraceStore:
         for s in spans:
             resource = resources.get(id(s.resource))
             if resource is None:
-                resource = resources[id(s.resource)] = _encode(s.resource)
+                resource = resources[id(s.resource)] = encode_json(s.resource)
             rows.append(span_row(s, resource))
         return self.insert_rows(rows)
 
