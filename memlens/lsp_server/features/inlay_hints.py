@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from memlens.errors import MemlensError
-from memlens.lsp_server.analysis import Analysis, Position, Span
+from memlens.lsp_server.analysis import Analysis, Position
 from memlens.lsp_server.features.labels import build_label, layer_label, load_label
 from memlens.profiler.estimate import analytic_estimate
 from memlens.profiler.tensors import StorageDtype
@@ -21,28 +21,22 @@ if TYPE_CHECKING:
     from memlens.lsp_server.server import MemlensServer
 
 
-def hint_texts(
-    ls: MemlensServer, uri: str, analysis: Analysis, visible: Span
-) -> list[tuple[Position, str]]:
-    """(position, label) for every hint whose anchor lies in ``visible``."""
+def hint_texts(ls: MemlensServer, uri: str, analysis: Analysis) -> list[tuple[Position, str]]:
+    """(position, label) of every hint in the document."""
     hints: list[tuple[Position, str]] = []
-
-    def inside(span: Span) -> bool:
-        return visible.start <= span.end and span.start <= visible.end
-
     for load in analysis.loads:
-        if inside(load.span) and (estimate := ls.load_estimate(uri, load).estimate):
+        if estimate := ls.load_estimate(uri, load).estimate:
             hints.append((load.span.end, load_label(estimate)))
     for change in analysis.dtype_changes:
         changed = ls.target_load(uri, change.target, change.span.start)
         estimate = ls.load_estimate(uri, changed, change.dtype).estimate if changed else None
-        if inside(change.span) and estimate is not None:
+        if estimate is not None:
             hints.append((change.span.end, load_label(estimate)))
     batch = max(analysis.batch_sizes, default=1)
     per = f"× batch {batch}" if analysis.batch_sizes else "per sequence"
     for call in analysis.generates:
         source = ls.target_load(uri, call.target, call.span.start) if call.target else None
-        if not inside(call.span) or source is None or call.max_new_tokens is None:
+        if source is None or call.max_new_tokens is None:
             continue
         if (estimate := ls.load_estimate(uri, source).estimate) and estimate.kv_bytes_per_token:
             kv = estimate.kv_bytes_per_token * call.max_new_tokens * batch
@@ -53,7 +47,7 @@ def hint_texts(
                 )
             )
     for config in analysis.configs:
-        if not inside(config.span) or any(v is None for v in config.fields.values()):
+        if any(v is None for v in config.fields.values()):
             continue
         try:
             [estimate] = analytic_estimate(config.fields, config.config_class, [StorageDtype.FP32])
@@ -67,11 +61,11 @@ def hint_texts(
             )
         )
     for build in analysis.builds:
-        if inside(build.span) and (label := build_label(build.size)):
+        if label := build_label(build.size):
             hints.append((build.span.end, label))
     for cls in analysis.classes:
         for layer in cls.layers:
-            if inside(layer.span) and (label := layer_label(layer)):
+            if label := layer_label(layer):
                 hints.append((layer.span.end, label))
     return hints
 
@@ -91,7 +85,6 @@ def register(server: MemlensServer) -> None:
 
 def _document_hints(ls: MemlensServer, uri: str) -> list[types.InlayHint]:
     """Every hint of the document's current version, in the client's positions."""
-    everything = Span(Position(0, 0), Position(len(ls.lines(uri)), 0))
     return [
         types.InlayHint(
             position=ls.to_lsp(uri, position),
@@ -99,5 +92,5 @@ def _document_hints(ls: MemlensServer, uri: str) -> list[types.InlayHint]:
             kind=types.InlayHintKind.Type,
             padding_left=True,
         )
-        for position, label in hint_texts(ls, uri, ls.analysis(uri), everything)
+        for position, label in hint_texts(ls, uri, ls.analysis(uri))
     ]
