@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 
 import psutil
@@ -47,8 +48,8 @@ def watch_parent(pid: int, on_gone: Callable[[], None], poll_s: float = POLL_S) 
     was_our_parent = os.getppid() == pid
 
     def watch() -> None:
-        stop = threading.Event()
-        while not stop.wait(poll_s):
+        while True:
+            time.sleep(poll_s)
             if _gone(parent, was_our_parent):
                 _log.warning("process %d, which started this one, is gone; stopping", pid)
                 on_gone()
