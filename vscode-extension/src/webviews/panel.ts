@@ -57,8 +57,7 @@ export class ViewPanel implements vscode.Disposable {
     panel.webview.options = this.webviewOptions();
     this.attach(panel);
     if (kept !== undefined && kept !== null) {
-      this.latest = kept;
-      this.onRestore(kept);
+      this.onRestore(kept); // the page draws `kept` itself (media/src/dom.ts)
     }
   }
 
