@@ -6,6 +6,7 @@ without importing anything."""
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,8 +53,17 @@ def _parse(path: Path, bounds: Path) -> ast.Module | None:
         resolved = path.resolve()
         if not resolved.is_relative_to(bounds) or not resolved.is_file():
             return None
-        if resolved.stat().st_size > _MAX_BYTES:
+        stat = resolved.stat()
+        if stat.st_size > _MAX_BYTES:
             return None
-        return ast.parse(resolved.read_text(encoding="utf-8"))
+        return _parsed(resolved, stat.st_mtime_ns, stat.st_size)
     except (OSError, SyntaxError, ValueError, UnicodeDecodeError, RecursionError):
         return None
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(path: Path, mtime_ns: int, size: int) -> ast.Module:
+    """The tree of one file as it is on disk: every version of the document being typed
+    reuses it until the file itself changes (its modification time or size). Nobody
+    mutates these trees."""
+    return ast.parse(path.read_text(encoding="utf-8"))
