@@ -9,10 +9,22 @@ import ast
 
 from memlens.lsp_server.analysis.source_index import canonical_name
 from memlens.lsp_server.analysis.static_values import Scope, dotted_name, evaluate
-from memlens.profiler.tensors import StorageDtype
+from memlens.profiler.tensors import FLOAT_DTYPES, StorageDtype
 
 _NOT_STORED = {"float64": "fp64", "double": "fp64", "auto": "auto"}
 """Names the source may use that are no storage format of memlens's."""
+_FP64_BYTES = 8
+
+
+def element_bytes(dtype: str) -> int | None:
+    """Bytes per element of a float dtype the analysis names (``fp64`` included: no storage
+    format of memlens's, but a layer may be built in it); None for ``auto`` and ``?``."""
+    if dtype == "fp64":
+        return _FP64_BYTES
+    return StorageDtype(dtype).float_bytes if dtype in _FLOAT_NAMES else None
+
+
+_FLOAT_NAMES = frozenset(d.value for d in FLOAT_DTYPES)
 CAST_METHODS = frozenset({"half", "float", "bfloat16"})
 """``model.half()`` and friends: module methods that cast to the dtype they name."""
 

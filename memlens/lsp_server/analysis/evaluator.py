@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from memlens.lsp_server.analysis.dtype_names import dtype_name
+from memlens.lsp_server.analysis.dtype_names import dtype_name, element_bytes
 from memlens.lsp_server.analysis.findings import ModelSize
 from memlens.lsp_server.analysis.layer_params import LAYERS, PARAMETERLESS
 from memlens.lsp_server.analysis.static_values import dotted_name
 from memlens.lsp_server.analysis.workspace_modules import ModuleLoader
-from memlens.profiler.tensors import FLOAT_DTYPES, StorageDtype
+from memlens.profiler.tensors import FLOAT_DTYPES
 
 logger = logging.getLogger(__name__)
 
@@ -273,12 +273,6 @@ _MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 _DATACLASS = frozenset({"dataclass", "dataclasses.dataclass"})
 _DTYPES = frozenset({*(str(d) for d in FLOAT_DTYPES), "fp64"})
 _CASTS = {"half": "fp16", "bfloat16": "bf16", "float": "fp32", "double": "fp64"}
-
-
-def _element_bytes(dtype: str) -> int:
-    if dtype == "fp64":
-        return 8
-    return StorageDtype(dtype).float_bytes if dtype in FLOAT_DTYPES else 4
 
 
 class Evaluator:
@@ -1293,7 +1287,7 @@ def module_size(module: Module) -> ModelSize:
         counted |= fresh
         parts.append((name, sum(seen[i].numel or 0 for i in fresh)))
     params = sum(t.numel or 0 for i, t in seen.items() if i in param_ids)
-    size = sum((t.numel or 0) * _element_bytes(t.dtype) for t in seen.values())
+    size = sum((t.numel or 0) * (element_bytes(t.dtype) or 4) for t in seen.values())
     dtypes = {t.dtype for i, t in seen.items() if i in param_ids}
     return ModelSize(
         params,

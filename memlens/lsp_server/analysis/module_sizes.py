@@ -5,22 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from memlens.lsp_server.analysis.dtype_names import element_bytes
 from memlens.lsp_server.analysis.findings import LayerFinding, ModuleClass
-from memlens.profiler.tensors import FLOAT_DTYPES, StorageDtype
-
-_FP64_BYTES = 8
-"""float64 is no storage format of memlens's, but a layer may be built in it."""
-
-
-def _element_bytes(dtype: str) -> int | None:
-    if dtype == "fp64":
-        return _FP64_BYTES
-    return StorageDtype(dtype).float_bytes if dtype in FLOAT_DTYPES else None
 
 
 def layer_bytes(layer: LayerFinding) -> int | None:
     """Bytes of all instances of a layer at its dtype (None when anything is unknown)."""
-    element = _element_bytes(layer.dtype)
+    element = element_bytes(layer.dtype)
     if layer.params is None or layer.count is None or element is None:
         return None
     return layer.params * layer.count * element
