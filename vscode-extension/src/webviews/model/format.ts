@@ -30,6 +30,14 @@ export function stringField(record: Record<string, unknown>, key: string, where:
   return value;
 }
 
+export function booleanField(record: Record<string, unknown>, key: string, where: string): boolean {
+  const value = field(record, key, where);
+  if (typeof value !== "boolean") {
+    throw new ReportError(`${where}.${key} is not true or false`);
+  }
+  return value;
+}
+
 export function arrayField(record: Record<string, unknown>, key: string, where: string): unknown[] {
   const value = field(record, key, where);
   if (!Array.isArray(value)) {

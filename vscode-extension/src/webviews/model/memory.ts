@@ -3,6 +3,7 @@
 import {
   ReportError,
   arrayField,
+  booleanField,
   bytesField,
   field,
   recordAt,
@@ -158,10 +159,3 @@ function kindField(record: Record<string, unknown>, where: string): SegmentKind 
   return kind as SegmentKind;
 }
 
-function booleanField(record: Record<string, unknown>, key: string, where: string): boolean {
-  const value = field(record, key, where);
-  if (typeof value !== "boolean") {
-    throw new ReportError(`${where}.${key} is not true or false`);
-  }
-  return value;
-}

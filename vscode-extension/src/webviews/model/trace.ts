@@ -22,7 +22,7 @@
 // location: null | CodeLocation, location_text}. CodeLocation {path (absolute, or relative
 // to the first workspace folder), line (1-based), function (null | str)}. Every jaeger_url
 // is null or an http(s) URL.
-import { ReportError, arrayField, field, recordAt, stringField } from "./format";
+import { ReportError, arrayField, booleanField, field, recordAt, stringField } from "./format";
 
 export const TRACE_REPORT_VERSION = 1;
 
@@ -100,14 +100,6 @@ function numberField(record: Record<string, unknown>, key: string, where: string
 
 const count = (r: Record<string, unknown>, key: string, where: string) => numberField(r, key, where, "a count", true);
 const ms = (r: Record<string, unknown>, key: string, where: string) => numberField(r, key, where, "a duration in ms");
-
-function booleanField(record: Record<string, unknown>, key: string, where: string): boolean {
-  const value = field(record, key, where);
-  if (typeof value !== "boolean") {
-    throw new ReportError(`${where}.${key} is not true or false`);
-  }
-  return value;
-}
 
 function nullableString(record: Record<string, unknown>, key: string, where: string): string | null {
   return record[key] === null || record[key] === undefined ? null : stringField(record, key, where);
