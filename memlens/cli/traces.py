@@ -101,7 +101,7 @@ def _trace(store: TraceStore, args: argparse.Namespace, base: str | None) -> Non
         _emit_json(
             {
                 "trace_id": trace_id,
-                "jaeger_url": jaeger.trace_url(base, trace_id) if base else None,
+                "jaeger_url": jaeger.trace_link(base, trace_id),
                 "spans": [dataclasses.asdict(r) for r in rows],
             }
         )
@@ -137,8 +137,9 @@ def _print_waterfall(trace_id: str, rows: list[WaterfallRow], base: str | None) 
         )
     console = Console()
     console.print(table)
-    if base:
-        console.print(f"Jaeger: {jaeger.trace_url(base, trace_id)}")
+    link = jaeger.trace_link(base, trace_id)
+    if link:
+        console.print(f"Jaeger: {link}")
 
 
 def _code_locations(store: TraceStore, args: argparse.Namespace) -> None:
@@ -183,7 +184,7 @@ def _recent(store: TraceStore, args: argparse.Namespace, base: str | None) -> No
             [
                 {
                     **dataclasses.asdict(t),
-                    "jaeger_url": jaeger.trace_url(base, t.trace_id) if base else None,
+                    "jaeger_url": jaeger.trace_link(base, t.trace_id),
                 }
                 for t in summaries
             ]

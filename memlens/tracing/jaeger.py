@@ -27,10 +27,9 @@ __all__ = [
     "validate_base_url",
 ]
 
-_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 _SPAN_ID = re.compile(r"[0-9a-f]{16}")
-_LINKED_TRACE_ID = re.compile(r"[0-9a-f]{16}(?:[0-9a-f]{16})?")
-"""Trace ids a Jaeger UI link is made for: 64-bit (Jaeger's own) or 128-bit, lowercase."""
+_TRACE_ID = re.compile(r"[0-9a-f]{16}(?:[0-9a-f]{16})?")
+"""Trace ids Jaeger knows: 64-bit (its own clients') or 128-bit (W3C), lowercase hex."""
 
 
 def base_url(setting: object) -> str | None:
@@ -51,7 +50,7 @@ def base_url(setting: object) -> str | None:
 def trace_link(base: str | None, trace_id: str) -> str | None:
     """The Jaeger UI page of one trace, ``{base}/trace/{trace_id}``; None without a base or
     when the id is not 16 or 32 lowercase hex digits."""
-    if base is None or not _LINKED_TRACE_ID.fullmatch(trace_id):
+    if base is None or not _TRACE_ID.fullmatch(trace_id):
         return None
     return f"{base}/trace/{trace_id}"
 
@@ -68,7 +67,7 @@ def trace_url(base: str, trace_id: str, span_id: str | None = None) -> str:
     """``{base}/trace/{trace_id}``, with ``?uiFind={span_id}`` to highlight one span."""
     trace_id = trace_id.lower()
     if not _TRACE_ID.fullmatch(trace_id):
-        raise UsageError(f"trace id {trace_id!r} is not 32 hex digits")
+        raise UsageError(f"trace id {trace_id!r} is not 16 or 32 hex digits")
     url = f"{validate_base_url(base)}/trace/{trace_id}"
     if span_id is not None:
         if not _SPAN_ID.fullmatch(span_id.lower()):
@@ -221,7 +220,7 @@ class JaegerClient:
         """Every span of one trace, by start time; empty when Jaeger does not have it."""
         trace_id = trace_id.lower()
         if not _TRACE_ID.fullmatch(trace_id):
-            raise UsageError(f"trace id {trace_id!r} is not 32 hex digits")
+            raise UsageError(f"trace id {trace_id!r} is not 16 or 32 hex digits")
         data = self._get(f"/api/traces/{trace_id}", missing_ok=True)
         return [] if data is None else spans_of_traces(data)
 

@@ -12,6 +12,7 @@ from memlens.cli.main import main
 from memlens.tracing.records import SpanRecord
 from memlens.tracing.store import TraceStore
 from tests.support.fake_jaeger import TRACE_ID as JAEGER_TRACE
+from tests.support.fake_jaeger import TRACE_ID_64 as JAEGER_TRACE_64
 from tests.support.fake_jaeger import serving
 
 T = "ab" * 16
@@ -147,3 +148,19 @@ def test_traces_trace_falls_back_to_jaeger(db: Path, capsys: pytest.CaptureFixtu
         assert names == ["GET /search", "/demo.Generator/Generate"]
         assert main([*base, "--trace", "ef" * 16]) == 2
         assert "or the Jaeger at" in capsys.readouterr().err
+
+
+def test_traces_trace_links_a_64_bit_jaeger_trace_id(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Jaeger's own clients make 16-hex-digit trace ids: the table and the JSON link them
+    (the link was once built by a check that wanted 32 digits and failed after printing)."""
+    with serving() as jaeger:
+        base = ["traces", "--db", str(db), "--jaeger-url", jaeger + "/jaeger"]
+        assert main([*base, "--trace", JAEGER_TRACE_64]) == 0
+        out = capsys.readouterr().out
+        assert f"trace {JAEGER_TRACE_64}" in out
+        assert f"Jaeger: {jaeger}/jaeger/trace/{JAEGER_TRACE_64}" in out
+        assert main([*base, "--trace", JAEGER_TRACE_64, "--json"]) == 0
+        document = json.loads(capsys.readouterr().out)
+        assert document["jaeger_url"] == f"{jaeger}/jaeger/trace/{JAEGER_TRACE_64}"

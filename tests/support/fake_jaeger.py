@@ -15,6 +15,8 @@ from typing import ClassVar
 
 FIXTURES = Path(__file__).parent / "fixtures" / "jaeger"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACE_ID_64 = "a3ce929d0e0e4736"
+"""A 64-bit trace id, as Jaeger's own clients make them; served with the same spans."""
 
 
 class FakeJaeger(BaseHTTPRequestHandler):
@@ -40,7 +42,7 @@ class FakeJaeger(BaseHTTPRequestHandler):
             self._send(200, b"<!doctype html><title>not jaeger</title>", "text/html")
         elif url.path == "/jaeger/api/services":
             self._send(200, (FIXTURES / "services.json").read_bytes())
-        elif url.path == f"/jaeger/api/traces/{TRACE_ID}":
+        elif url.path in (f"/jaeger/api/traces/{TRACE_ID}", f"/jaeger/api/traces/{TRACE_ID_64}"):
             self._send(200, (FIXTURES / "trace.json").read_bytes())
         elif url.path.startswith("/jaeger/api/traces/"):
             self._send(404, (FIXTURES / "not_found.json").read_bytes())

@@ -89,8 +89,10 @@ def test_clear_errors(jaeger: str) -> None:
         client.search("", 0, 10)
     with pytest.raises(JaegerError, match=r"not what its query API documents.*startTime"):
         client.search("broken", 0, 10)
-    with pytest.raises(UsageError, match="32 hex digits"):
+    with pytest.raises(UsageError, match="16 or 32 hex digits"):
         client.trace("not-a-trace")
+    with pytest.raises(UsageError, match="16 or 32 hex digits"):
+        client.trace("ab" * 12)  # 96 bits: neither Jaeger's 64 nor W3C's 128
     with pytest.raises(UsageError, match="ends before it starts"):
         client.search("gateway", 10, 5)
     with pytest.raises(UsageError, match="limit"):
