@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import re
-import sys
 import time
 from pathlib import Path
 
+from memlens.cli.output import emit_json, plain_table
 from memlens.errors import UsageError
 
 NAME = "topology"
@@ -35,9 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the service edges of spans that started within the window."""
-    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
     from memlens.tracing.store import TraceStore
     from memlens.tracing.topology import service_graph
@@ -47,12 +44,12 @@ def run(args: argparse.Namespace) -> int:
     with TraceStore(args.db, readonly=True) as store:
         edges = service_graph(store.spans_between(end - int(seconds * 1e9), end + 1))
     if args.json:
-        json.dump([dataclasses.asdict(e) for e in edges], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        emit_json([dataclasses.asdict(e) for e in edges])
         return 0
-    table = Table(title=f"service calls in the last {args.since}", box=box.SIMPLE)
-    for column in ("caller", "callee", "calls", "errors", "p50 ms", "p95 ms"):
-        table.add_column(column)
+    table = plain_table(
+        f"service calls in the last {args.since}",
+        ("caller", "callee", "calls", "errors", "p50 ms", "p95 ms"),
+    )
     for e in edges:
         table.add_row(
             e.caller,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from memlens.cli.output import emit_json, plain_table
 from memlens.errors import UsageError
 
 if TYPE_CHECKING:
@@ -51,11 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def _emit_json(payload: Any) -> None:
-    json.dump(payload, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-
-
 def run(args: argparse.Namespace) -> int:
     """Print the table (or JSON) the options ask for."""
     from memlens.tracing import jaeger
@@ -81,7 +75,7 @@ def _report(store: TraceStore, args: argparse.Namespace, base: str | None) -> No
     from memlens.tracing.trace_view import trace_report
 
     trace_id = args.report.strip().lower() or None
-    _emit_json(trace_report(store, trace_id, limit=args.limit, jaeger_url=base))
+    emit_json(trace_report(store, trace_id, limit=args.limit, jaeger_url=base))
 
 
 def _trace(store: TraceStore, args: argparse.Namespace, base: str | None) -> None:
@@ -98,7 +92,7 @@ def _trace(store: TraceStore, args: argparse.Namespace, base: str | None) -> Non
         raise UsageError(f"no trace {args.trace} in {where}; list them with `memlens traces`")
     rows = waterfall(spans)
     if args.json:
-        _emit_json(
+        emit_json(
             {
                 "trace_id": trace_id,
                 "jaeger_url": jaeger.trace_link(base, trace_id),
@@ -110,16 +104,12 @@ def _trace(store: TraceStore, args: argparse.Namespace, base: str | None) -> Non
 
 
 def _print_waterfall(trace_id: str, rows: list[WaterfallRow], base: str | None) -> None:
-    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
     from memlens.tracing import jaeger
 
     total = max((r.offset_ms + r.duration_ms for r in rows), default=0.0) or 1.0
-    table = Table(title=f"trace {trace_id}", box=box.SIMPLE)
-    for column in ("span", "service", "offset ms", "ms", "", "code"):
-        table.add_column(column)
+    table = plain_table(f"trace {trace_id}", ("span", "service", "offset ms", "ms", "", "code"))
     for r in rows:
         lead = round(r.offset_ms / total * 30)
         bar = " " * lead + "█" * max(1, round(r.duration_ms / total * 30))
@@ -144,19 +134,18 @@ def _print_waterfall(trace_id: str, rows: list[WaterfallRow], base: str | None) 
 
 def _code_locations(store: TraceStore, args: argparse.Namespace) -> None:
     """``--code [PATH]``: spans per code location, optionally of one file."""
-    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
     from memlens.tracing.topology import code_index
 
     stats = code_index(store, args.code or None)
     if args.json:
-        _emit_json([dataclasses.asdict(st) for st in stats])
+        emit_json([dataclasses.asdict(st) for st in stats])
         return
-    table = Table(title="spans per code location", box=box.SIMPLE)
-    for column in ("location", "function", "spans", "p50 ms", "p95 ms", "latest trace"):
-        table.add_column(column)
+    table = plain_table(
+        "spans per code location",
+        ("location", "function", "spans", "p50 ms", "p95 ms", "latest trace"),
+    )
     for st in stats:
         table.add_row(
             f"{st.location.path}:{st.location.line}",
@@ -171,16 +160,14 @@ def _code_locations(store: TraceStore, args: argparse.Namespace) -> None:
 
 def _recent(store: TraceStore, args: argparse.Namespace, base: str | None) -> None:
     """No mode option: the most recent traces."""
-    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
     from memlens.tracing import jaeger
     from memlens.tracing.topology import recent_traces
 
     summaries = recent_traces(store, args.limit)
     if args.json:
-        _emit_json(
+        emit_json(
             [
                 {
                     **dataclasses.asdict(t),
@@ -190,9 +177,9 @@ def _recent(store: TraceStore, args: argparse.Namespace, base: str | None) -> No
             ]
         )
         return
-    table = Table(title=f"recent traces in {args.db}", box=box.SIMPLE)
-    for column in ("trace id", "root", "services", "spans", "errors", "ms"):
-        table.add_column(column)
+    table = plain_table(
+        f"recent traces in {args.db}", ("trace id", "root", "services", "spans", "errors", "ms")
+    )
     for t in summaries:
         table.add_row(
             t.trace_id,
