@@ -104,6 +104,7 @@ def _times(count: int | None, factor: int | None) -> int | None:
 class _Analyzer:
     def __init__(self, lines: list[str], tree: ast.Module, loader: ModuleLoader | None) -> None:
         self.lines = lines
+        self.tree = tree
         self.evaluator = Evaluator(tree, loader=loader)
         self.builds: list[ModelBuild] = []
         self.index = index_source(tree)
@@ -230,7 +231,7 @@ class _Analyzer:
         for site in sites:
             self._call(site.call, site.scope.scope())
         self._module_findings()
-        self.builds = find_builds(self.evaluator, self.index, self.span)
+        self.builds = find_builds(self.evaluator, self.tree, self.index, self.span)
 
     def _call(self, call: ast.Call, scope: Scope) -> None:
         name = dotted_name(call.func)
