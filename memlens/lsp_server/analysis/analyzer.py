@@ -306,6 +306,8 @@ class _Analyzer:
         if method == "from_config" and isinstance(ref_expr, ast.Name):
             config = next((c.fields for c in self.configs if c.target == ref_expr.id), None)
             ref_value = self._pretrained_config_id(scope.node(ref_expr.id), scope)
+        elif method == "from_config" and isinstance(ref_expr, ast.Call):
+            ref_value = self._pretrained_config_id(ref_expr, scope)
         dtype_kw = _keyword(call, "dtype", "torch_dtype")
         chained = self.chained_casts.get(id(call))
         device_map = _keyword(call, "device_map")
