@@ -23,6 +23,8 @@ _CAST_CALLS = frozenset({"half", "bfloat16", "float", "to"})
 _FIX_CASTS = {"bf16": "bfloat16", "fp16": "half"}
 """The dtypes quick fixes offer for a build → the cast method whose result sizes them."""
 _SET_DEFAULT = "torch.set_default_dtype"
+_DEFAULT_DTYPES = frozenset({"fp32", "bf16", "fp16", "fp64"})
+"""What ``torch.set_default_dtype`` accepts: floating-point dtypes."""
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
@@ -53,14 +55,19 @@ def _locals(scope: ScopeInfo) -> dict[str, ast.expr | None]:
 
 
 def _set_default(statement: ast.stmt, index: SourceIndex) -> str | None:
-    """The dtype a ``torch.set_default_dtype(torch.bfloat16)`` statement sets (``?`` when
-    not static); None for any other statement."""
+    """The dtype a ``torch.set_default_dtype(torch.bfloat16)`` statement sets; ``?`` when
+    it is not a static float ``torch`` dtype (torch refuses a string or an integer dtype);
+    None for any other statement."""
     if not (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call)):
         return None
     call = statement.value
-    if canonical_name(index.aliases, dotted_name(call.func)) != _SET_DEFAULT or not call.args:
+    if canonical_name(index.aliases, dotted_name(call.func)) != _SET_DEFAULT:
         return None
-    return static_dtype(call.args[0], index.module.scope(), index.aliases)
+    argument = call.args[0] if len(call.args) == 1 and not call.keywords else None
+    if argument is None or isinstance(argument, ast.Constant):
+        return "?"
+    dtype = static_dtype(argument, index.module.scope(), index.aliases)
+    return dtype if dtype in _DEFAULT_DTYPES else "?"
 
 
 def default_dtypes(tree: ast.Module, index: SourceIndex) -> dict[int, str]:

@@ -145,3 +145,16 @@ def test_set_default_dtype_applies_to_builds_after_it() -> None:
     # from_pretrained takes the checkpoint's dtype (transformers 5's "auto"), not the default
     [load] = analyze(text).loads
     assert load.dtype is None
+
+
+def test_a_default_dtype_memlens_cannot_know_hides_the_builds_after_it() -> None:
+    # bad or unknown arguments: torch refuses a string or an integer dtype; a variable or
+    # a missing argument is not static. None of them raises; the builds after them get
+    # no figure (the dtype of every tensor is unknown), those before keep theirs.
+    for argument in ('"bfloat16"', "torch.int8", "dtype", "", "torch.bfloat16, 1"):
+        text = DATACLASS_GPT + (
+            f"\nbefore = GPT(GPTConfig(n_layer=2))\n"
+            f"torch.set_default_dtype({argument})\n"
+            "after = GPT(GPTConfig(n_layer=2))\n"
+        )
+        assert [b.target for b in analyze(text).builds] == [None, "small", "before"], argument
