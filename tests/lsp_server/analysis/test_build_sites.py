@@ -158,3 +158,28 @@ def test_a_default_dtype_memlens_cannot_know_hides_the_builds_after_it() -> None
             "after = GPT(GPTConfig(n_layer=2))\n"
         )
         assert [b.target for b in analyze(text).builds] == [None, "small", "before"], argument
+
+
+_TORCH_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    default=st.sampled_from([None, *_TORCH_DTYPES]),
+    cast=st.sampled_from(["", ".half()", ".bfloat16()", ".float()", ".to(torch.bfloat16)"]),
+    layers=st.integers(0, 3),
+)
+def test_default_dtype_and_casts_agree_with_torch(
+    default: str | None, cast: str, layers: int
+) -> None:
+    call = f"GPT(GPTConfig(n_layer={layers}, n_embd=64, n_head=4)){cast}"
+    setting = f"torch.set_default_dtype(torch.{default})\n" if default else ""
+    text = DATACLASS_GPT + f"\n{setting}probe = {call}\n"
+    [found] = [b for b in analyze(text).builds if b.target == "probe"]
+    previous = torch.get_default_dtype()
+    try:
+        torch.set_default_dtype(_TORCH_DTYPES[default] if default else torch.float32)
+        truth = torch_size(build_on_meta(_GPT_ON_META, call))
+    finally:
+        torch.set_default_dtype(previous)
+    assert (found.size.params, found.size.bytes) == truth
