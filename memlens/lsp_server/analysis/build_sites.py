@@ -76,6 +76,9 @@ def default_dtypes(tree: ast.Module, index: SourceIndex) -> dict[int, str]:
     its block (a function or class defined after it inherits it, as one called after the
     module ran does)."""
     found: dict[int, str] = {}
+    names = (canonical_name(index.aliases, dotted_name(site.call.func)) for site in index.calls)
+    if _SET_DEFAULT not in names:
+        return found
 
     def block(statements: list[ast.stmt], current: str) -> None:
         for statement in statements:
@@ -198,10 +201,9 @@ def find_builds(
                 span(call),
                 module,
                 size,
-                index.targets.get(id(call)),
                 _cast_slot(call, index, scope, span),
+                index.targets.get(id(call)),
                 casts,
-                default,
             )
         )
     return sorted(builds, key=lambda b: b.span.start)

@@ -56,7 +56,6 @@ def build_dtype_edits(
     """Edits that cast what ``build`` makes to ``dtype``: ``.to(torch.bfloat16)`` chained
     on the call (in place of a chained ``.half()``, or the dtype a chained ``.to(...)``
     names), and ``import torch`` when no name is bound to torch."""
-    assert build.cast is not None
     expression, edits = _torch_dtype(ls, uri, dtype)
     new_text = build.cast.template.format(dtype=expression)
     return [*edits, types.TextEdit(range=ls.to_lsp_range(uri, build.cast.span), new_text=new_text)]
@@ -111,8 +110,6 @@ def _engine_actions(
 def _build_actions(
     ls: MemlensServer, uri: str, build: ModelBuild, related: list[types.Diagnostic]
 ) -> list[types.CodeAction]:
-    if build.cast is None:
-        return []
     actions = []
     for dtype in FIX_DTYPES:
         size = build.size_as(dtype)
