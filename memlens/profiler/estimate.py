@@ -296,8 +296,12 @@ def analytic_estimate(
     config: Mapping[str, Any],
     model: str,
     dtypes: Sequence[StorageDtype] = (StorageDtype.BF16,),
+    *,
+    bare: bool = False,
     **options: Any,
 ) -> list[MemoryEstimate]:
     """The analytic estimate of a config dict (pure Python; raises
-    UnsupportedArchitectureError for families without formulas)."""
-    return estimate_from_spec(describe(config, source=model), model, dtypes, **options)
+    UnsupportedArchitectureError for families without formulas); ``bare``: of the bare
+    model ``AutoModel`` builds, without the task head ``architectures`` names."""
+    spec = describe(config, source=model, bare=bare)
+    return estimate_from_spec(spec, model, dtypes, **options)

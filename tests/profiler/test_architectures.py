@@ -196,3 +196,30 @@ def test_mixture_of_experts_reports_active_parameters() -> None:
     [note] = describe(KNOWN["mistralai/Mixtral-8x7B-v0.1"]).notes
     assert "12.9B of 46.7B parameters active per token (2 of 8 experts)" in note
     assert describe(KNOWN["meta-llama/Llama-2-7b-hf"]).notes == ()
+
+
+def _automodel_spec(config: dict[str, Any]) -> ArchitectureSpec:
+    """The exact spec of the class ``AutoModel`` builds for the config's ``model_type``."""
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    bare = MODEL_MAPPING_NAMES[config["model_type"]]
+    spec, _, _ = exact_spec({**config, "architectures": [bare]})
+    return spec
+
+
+@pytest.mark.parametrize(
+    "config",
+    [*(tiny_config(n) for n in sorted(TINY_CONFIGS)), *(KNOWN[i] for i in sorted(KNOWN))],
+    ids=[*sorted(TINY_CONFIGS), *sorted(KNOWN)],
+)
+def test_bare_model_is_what_automodel_builds(config: dict[str, Any]) -> None:
+    """``AutoModel`` builds the bare model whatever head ``architectures`` names
+    (bert-base-uncased names BertForMaskedLM): no LM head, blocks named as in it."""
+    bare = describe(config, bare=True)
+    exact = _automodel_spec(config)
+    assert (bare.params, bare.model_class) == (exact.params, exact.model_class)
+    # the exact spec tells a decoder layer from an encoder layer by the class it knows
+    # (a bare model's class is not one): compare everything but the kinds
+    assert {n: b[1:] for n, b in _by_block(bare).items()} == {
+        n: b[1:] for n, b in _by_block(exact).items()
+    }

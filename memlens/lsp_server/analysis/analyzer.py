@@ -104,6 +104,7 @@ def _times(count: int | None, factor: int | None) -> int | None:
 class _Analyzer:
     def __init__(self, lines: list[str], tree: ast.Module, loader: ModuleLoader | None) -> None:
         self.lines = lines
+        self.tree = tree
         self.evaluator = Evaluator(tree, loader=loader)
         self.builds: list[ModelBuild] = []
         self.index = index_source(tree)
@@ -230,7 +231,7 @@ class _Analyzer:
         for site in sites:
             self._call(site.call, site.scope.scope())
         self._module_findings()
-        self.builds = find_builds(self.evaluator, self.index, self.span)
+        self.builds = find_builds(self.evaluator, self.tree, self.index, self.span)
 
     def _call(self, call: ast.Call, scope: Scope) -> None:
         name = dotted_name(call.func)
@@ -305,6 +306,8 @@ class _Analyzer:
         if method == "from_config" and isinstance(ref_expr, ast.Name):
             config = next((c.fields for c in self.configs if c.target == ref_expr.id), None)
             ref_value = self._pretrained_config_id(scope.node(ref_expr.id), scope)
+        elif method == "from_config" and isinstance(ref_expr, ast.Call):
+            ref_value = self._pretrained_config_id(ref_expr, scope)
         dtype_kw = _keyword(call, "dtype", "torch_dtype")
         chained = self.chained_casts.get(id(call))
         device_map = _keyword(call, "device_map")

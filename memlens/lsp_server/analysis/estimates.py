@@ -51,6 +51,21 @@ def storage_dtype(
     return StorageDtype.FP32, True
 
 
+def builds_bare_model(load: ModelLoad) -> bool:
+    """Whether the load builds a bare model, without the task head the config's
+    ``architectures`` may name: ``AutoModel`` or a class named like ``LlamaModel``/
+    ``BertModel`` (not ``GPT2LMHeadModel``, ``AutoModelForCausalLM``, a pipeline)."""
+    if load.loader == "pipeline":
+        return False
+    name = load.loader.rsplit(".", 2)[-2]
+    return (
+        name.endswith("Model")
+        and "Head" not in name
+        and "For" not in name
+        and name != "PreTrainedModel"
+    )
+
+
 class Estimator:
     """Resolves and estimates model loads for one workspace."""
 
@@ -102,6 +117,7 @@ class Estimator:
         )
         key = (
             load.model_ref,
+            builds_bare_model(load),
             config_key,
             load.dtype,
             load.quantization,
@@ -134,7 +150,9 @@ class Estimator:
             config, model = resolved.config, resolved.model
         dtype, assumed = storage_dtype(load, config, dtype_override)
         try:
-            [estimate] = analytic_estimate(config, model, [dtype], batch=batch)
+            [estimate] = analytic_estimate(
+                config, model, [dtype], bare=builds_bare_model(load), batch=batch
+            )
         except MemlensError as exc:
             return LoadEstimate(None, str(exc))
         return LoadEstimate(estimate, assumed_dtype=assumed)

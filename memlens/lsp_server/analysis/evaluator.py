@@ -292,6 +292,8 @@ class Evaluator:
         self.layer_params: dict[int, int | None] = {}
         """``id(call)`` of each ``torch.nn`` layer constructor run → its parameters (None
         when two runs disagree)."""
+        self.default_dtype = "fp32"
+        """The dtype of float tensors made without one (``torch.set_default_dtype``)."""
 
     def module_globals(self, spec: str) -> Globals | None:
         """The names of a workspace module a ``from … import`` names (``.layers``)."""
@@ -889,7 +891,7 @@ class Evaluator:
         if name.startswith("torch.nn.") and name.count(".") == 2:
             return self.layer(short, args, kwargs, node)
         if name.startswith("torch.") and short in _TENSOR_FACTORIES and name.count(".") == 1:
-            return _tensor(short, args, kwargs)
+            return _tensor(short, args, kwargs, self.default_dtype)
         if name.startswith("math.") and short in ("ceil", "floor", "sqrt", "prod", "log2"):
             return _math(short, args)
         if name.startswith("builtins."):
@@ -897,7 +899,7 @@ class Evaluator:
         return self.unknown_call(External(name), node) if isinstance(node, ast.Call) else UNKNOWN
 
     def layer(self, kind: str, args: list[Any], kwargs: dict[str, Any], node: ast.AST) -> Any:
-        dtype = _dtype_of(kwargs.pop("dtype", "fp32"))
+        dtype = _dtype_of(kwargs.pop("dtype", self.default_dtype))
         kwargs.pop("device", None)
         if kind in ("ModuleList", "Sequential", "ModuleDict"):
             return _container(kind, args, kwargs)
@@ -1069,8 +1071,8 @@ def _container(kind: str, args: list[Any], kwargs: dict[str, Any]) -> Module:
     return module
 
 
-def _tensor(kind: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    dtype = _dtype_of(kwargs.get("dtype", "fp32")) or "fp32"
+def _tensor(kind: str, args: list[Any], kwargs: dict[str, Any], default: str) -> Any:
+    dtype = _dtype_of(kwargs.get("dtype", default)) or default
     if kind == "arange":
         bounds = [a for a in args if _is_int(a)]
         if len(bounds) != len(args) or not 1 <= len(bounds) <= 3:

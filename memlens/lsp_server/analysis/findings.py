@@ -119,6 +119,16 @@ class ModuleClass:
 
 
 @dataclass(frozen=True)
+class DtypeSlot:
+    """Where a dtype goes in a build's source: ``span`` replaced by ``template`` with
+    ``{dtype}`` filled in (``.to({dtype})`` chained at the end, or ``{dtype}`` in place of
+    the dtype a chained ``.to(...)`` names)."""
+
+    span: Span
+    template: str
+
+
+@dataclass(frozen=True)
 class ModelBuild:
     """A call outside module constructors that builds a module class of the file
     (``GPT(GPTConfig(n_layer=24))``, ``Transformer.from_name("7B").half()``)."""
@@ -126,7 +136,16 @@ class ModelBuild:
     span: Span
     module: str
     size: ModelSize
+    cast: DtypeSlot
+    """Where a quick fix writes another dtype."""
     target: str | None = None
+    cast_sizes: tuple[tuple[str, ModelSize], ...] = ()
+    """What the build makes once cast to each quick-fix dtype (``bf16``, ``fp16``), sized
+    by the evaluator from the source as it reads after the fix."""
+
+    def size_as(self, dtype: str) -> ModelSize | None:
+        """The size after a quick fix to ``dtype``; None when not computed."""
+        return next((size for name, size in self.cast_sizes if name == dtype), None)
 
 
 @dataclass(frozen=True)

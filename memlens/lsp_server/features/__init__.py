@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from memlens.lsp_server.features import (
+    build_diagnostics,
     code_actions,
     code_lens,
     commands,
@@ -26,7 +27,8 @@ FEATURES = (
     inlay_hints,
     hover,
     diagnostics,
-    run_memory,  # after diagnostics: a document's loads' diagnostics come first
+    build_diagnostics,  # after diagnostics: a document's loads' diagnostics come first
+    run_memory,
     code_actions,
     code_lens,
     commands,

@@ -1,4 +1,5 @@
-"""Quick fixes that set or replace a load's dtype (adding ``import torch`` when needed)."""
+"""Quick fixes that set or replace the dtype of a load or of a call that builds a module
+class of the file (adding ``import torch`` when needed), or compress a loaded model."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from memlens.lsp_server.analysis import ModelLoad, Position, Span
+from memlens.lsp_server.analysis import ModelBuild, ModelLoad, Position, Span
 from memlens.profiler.tensors import StorageDtype
-from memlens.units import format_bytes
+from memlens.units import format_bytes, format_count
 
 if TYPE_CHECKING:
     from memlens.lsp_server.server import MemlensServer
@@ -18,14 +19,26 @@ FIX_DTYPES = (StorageDtype.BF16, StorageDtype.FP16)
 """The dtypes quick fixes offer, the preferred one first."""
 
 
+def _torch_dtype(
+    ls: MemlensServer, uri: str, dtype: StorageDtype
+) -> tuple[str, list[types.TextEdit]]:
+    """``torch.bfloat16`` as the document spells torch (an alias like ``T`` is used as is),
+    with the edit that adds ``import torch`` when no name is bound to torch."""
+    analysis = ls.analysis(uri)
+    if analysis.torch_name is not None:
+        return f"{analysis.torch_name}.{dtype.torch_name}", []
+    at = ls.to_lsp(uri, Position(analysis.import_line, 0))
+    return f"torch.{dtype.torch_name}", [
+        types.TextEdit(range=types.Range(at, at), new_text="import torch\n")
+    ]
+
+
 def dtype_edits(
     ls: MemlensServer, uri: str, load: ModelLoad, dtype: StorageDtype
 ) -> list[types.TextEdit]:
     """Edits that make ``load`` use ``dtype``: replace its dtype argument or add one, and
-    ``import torch`` when no name is bound to torch (an alias like ``T`` is used as is)."""
-    analysis = ls.analysis(uri)
-    expression = f"{analysis.torch_name or 'torch'}.{dtype.torch_name}"
-    edits: list[types.TextEdit] = []
+    ``import torch`` when no name is bound to torch."""
+    expression, edits = _torch_dtype(ls, uri, dtype)
     if load.dtype_span is not None:
         edits.append(
             types.TextEdit(range=ls.to_lsp_range(uri, load.dtype_span), new_text=expression)
@@ -34,10 +47,18 @@ def dtype_edits(
         at = ls.to_lsp(uri, load.insert_at)
         new_text = f"{load.insert_prefix}dtype={expression}"
         edits.append(types.TextEdit(range=types.Range(at, at), new_text=new_text))
-    if analysis.torch_name is None:
-        at = ls.to_lsp(uri, Position(analysis.import_line, 0))
-        edits.insert(0, types.TextEdit(range=types.Range(at, at), new_text="import torch\n"))
     return edits
+
+
+def build_dtype_edits(
+    ls: MemlensServer, uri: str, build: ModelBuild, dtype: StorageDtype
+) -> list[types.TextEdit]:
+    """Edits that cast what ``build`` makes to ``dtype``: ``.to(torch.bfloat16)`` chained
+    on the call (in place of a chained ``.half()``, or the dtype a chained ``.to(...)``
+    names), and ``import torch`` when no name is bound to torch."""
+    expression, edits = _torch_dtype(ls, uri, dtype)
+    new_text = build.cast.template.format(dtype=expression)
+    return [*edits, types.TextEdit(range=ls.to_lsp_range(uri, build.cast.span), new_text=new_text)]
 
 
 ENGINE_CONFIGS = {"int8": "Int8WeightConfig()", "int4": "Int4WeightConfig(group_size=128)"}
@@ -86,6 +107,31 @@ def _engine_actions(
     return actions
 
 
+def _build_actions(
+    ls: MemlensServer, uri: str, build: ModelBuild, related: list[types.Diagnostic]
+) -> list[types.CodeAction]:
+    actions = []
+    for dtype in FIX_DTYPES:
+        size = build.size_as(dtype)
+        if size is None:
+            continue
+        floor = "≥ " if size.unknown else ""
+        actions.append(
+            types.CodeAction(
+                title=(
+                    f"memlens: cast the built {build.module} to torch.{dtype.torch_name} "
+                    f"({floor}{format_count(size.params)} params · "
+                    f"{floor}{format_bytes(size.bytes)})"
+                ),
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=related or None,
+                is_preferred=dtype == StorageDtype.BF16 and bool(related),
+                edit=types.WorkspaceEdit(changes={uri: build_dtype_edits(ls, uri, build, dtype)}),
+            )
+        )
+    return actions
+
+
 def register(server: MemlensServer) -> None:
     """``textDocument/codeAction``."""
 
@@ -98,10 +144,13 @@ def register(server: MemlensServer) -> None:
         wanted = Span(ls.from_lsp(uri, params.range.start), ls.from_lsp(uri, params.range.end))
         ours = [d for d in params.context.diagnostics if d.source == "memlens"]
         actions: list[types.CodeAction] = []
+        related = [d for d in ours if d.code in ("over-budget", "fp32-load")]
+        for build in ls.analysis(uri).builds:
+            if build.span.start <= wanted.end and wanted.start <= build.span.end:
+                actions.extend(_build_actions(ls, uri, build, related))
         for load in ls.analysis(uri).loads:
             if not (load.span.start <= wanted.end and wanted.start <= load.span.end):
                 continue
-            related = [d for d in ours if d.code in ("over-budget", "fp32-load")]
             actions.extend(_engine_actions(ls, uri, load, related))
             if load.quantization is not None or (load.double_star and load.dtype_span is None):
                 continue  # **kwargs may already carry a dtype: adding one could clash

@@ -2,9 +2,11 @@
 
 Params ``{"uri"}``; result ``{"loads", "estimated", "weight_bytes", "label",
 "budget_bytes", "budget_label", "over_budget"}``. ``weight_bytes`` sums the model loads
-the server could estimate (their weights at the load's dtype); without loads, the
-``nn.Module`` classes' totals. ``label`` is null when nothing in the document has an
-estimate; ``budget_label`` is the budget as the status bar shows it.
+the server could estimate (their weights at the load's dtype) and the calls that build a
+module class of the file (their parameters and buffers); without either, the largest
+``nn.Module`` class's total. ``estimated`` counts the loads and builds summed. ``label``
+is null when nothing in the document has an estimate; ``budget_label`` is the budget as
+the status bar shows it.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ def document_summary(ls: MemlensServer, uri: str) -> dict[str, Any]:
     if uri not in ls.workspace.text_documents:
         raise UsageError(f"{uri} is not open")
     analysis = ls.analysis(uri)
-    estimates = [e for ld in analysis.loads if (e := ls.load_estimate(uri, ld).estimate)]
+    estimates = [
+        *(e.weight_bytes for ld in analysis.loads if (e := ls.load_estimate(uri, ld).estimate)),
+        *(build.size.bytes for build in analysis.builds),
+    ]
     label: str | None
     if estimates:
-        total = sum(e.weight_bytes for e in estimates)
+        total = sum(estimates)
         label = f"≈ {format_bytes(total)}" + (
             f" · {len(estimates)} models" if len(estimates) > 1 else ""
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 from memlens.errors import ConfigError, UnsupportedArchitectureError
 from memlens.profiler.architectures.config_view import ConfigView
-from memlens.profiler.architectures.spec import ArchitectureSpec
+from memlens.profiler.architectures.spec import ArchitectureSpec, base_model
 
 Describer = Callable[[ConfigView], ArchitectureSpec]
 _DESCRIBERS: dict[str, Describer] = {}
@@ -29,8 +29,12 @@ def supported_model_types() -> list[str]:
     return sorted(_DESCRIBERS)
 
 
-def describe(config: Mapping[str, Any], source: str = "config.json") -> ArchitectureSpec:
-    """The analytic ArchitectureSpec of a config dict.
+def describe(
+    config: Mapping[str, Any], source: str = "config.json", *, bare: bool = False
+) -> ArchitectureSpec:
+    """The analytic ArchitectureSpec of a config dict: of the class its ``architectures``
+    names, or with ``bare``, of the bare model ``AutoModel`` builds (no task head,
+    whatever class ``architectures`` names).
 
     Raises UnsupportedArchitectureError when no family describes its ``model_type`` and
     ConfigError when a field the family needs is missing or malformed.
@@ -44,4 +48,6 @@ def describe(config: Mapping[str, Any], source: str = "config.json") -> Architec
             f"no analytic formulas for model_type {view.model_type!r} "
             f"(supported: {', '.join(supported_model_types())})"
         )
-    return describer(view)
+    if not bare:
+        return describer(view)
+    return base_model(describer(ConfigView({**config, "architectures": None}, source)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
@@ -130,6 +130,33 @@ class ArchitectureSpec:
     def attention_layers(self) -> tuple[AttentionSpec, ...]:
         """The attention of every block that keeps a KV cache, in order."""
         return tuple(b.attention for b in self.blocks if b.attention is not None)
+
+
+_HEAD_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+"""How transformers names a causal LM class after its bare model (``LlamaForCausalLM``,
+``GPT2LMHeadModel`` → ``LlamaModel``, ``GPT2Model``)."""
+
+
+def base_model(spec: ArchitectureSpec) -> ArchitectureSpec:
+    """The bare model ``AutoModel`` builds from a causal LM's spec: the LM head dropped and
+    the base model's prefix (``model.``, ``transformer.``) taken off every block name. A
+    spec without an LM head is returned as it is (an encoder's default class is already
+    its bare model)."""
+    kept = tuple(b for b in spec.blocks if b.kind is not BlockKind.LM_HEAD)
+    if len(kept) == len(spec.blocks):
+        return spec
+    prefixes = {b.name.split(".", 1)[0] for b in kept}
+    prefix = f"{prefixes.pop()}." if len(prefixes) == 1 and "." in kept[0].name else ""
+    blocks = tuple(replace(b, name=b.name.removeprefix(prefix)) for b in kept)
+    model_class = next(
+        (
+            spec.model_class.removesuffix(suffix) + "Model"
+            for suffix in _HEAD_SUFFIXES
+            if spec.model_class.endswith(suffix)
+        ),
+        spec.model_class,
+    )
+    return replace(spec, model_class=model_class, blocks=blocks)
 
 
 def lm_head_block(

@@ -10,6 +10,7 @@ from pytest_lsp import LanguageClient
 
 from tests.support.lsp_client import open_document
 from tests.support.lsp_sources import SERVE
+from tests.support.model_sources import NAMED_CONFIGS
 
 GIB = 2**30
 
@@ -32,6 +33,17 @@ async def test_summary_of_module_classes_only(client: LanguageClient, workspace:
     summary = await client.protocol.send_request_async("memlens/documentSummary", {"uri": uri})
     assert summary.loads == 0 and summary.label == "Σ 344.0 MiB"
     assert summary.over_budget is False
+
+
+async def test_summary_sums_the_calls_that_build_a_module(
+    client: LanguageClient, workspace: Path
+) -> None:
+    uri = open_document(client, workspace / "builds.py", NAMED_CONFIGS)
+    summary = await client.protocol.send_request_async("memlens/documentSummary", {"uri": uri})
+    # Transformer.from_name("gqa") in load() and ("7B") at module level, both fp32
+    assert summary.loads == 0 and summary.estimated == 2
+    assert summary.label == "≈ 25.3 GiB · 2 models"
+    assert summary.over_budget is True
 
 
 async def test_summary_of_an_unopened_document_is_an_error(
