@@ -334,6 +334,8 @@ class _Indexer:
         owner: str | None,
         factors: tuple[Factor, ...],
     ) -> None:
+        while isinstance(node, ast.Attribute):  # ``self.config.hidden_size``: no call inside
+            node = node.value
         if isinstance(node, _LEAVES):
             return
         if isinstance(node, ast.NamedExpr):
