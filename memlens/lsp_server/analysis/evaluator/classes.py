@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 _MODULE_BASES = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 _DATACLASS = frozenset({"dataclass", "dataclasses.dataclass"})
 _MAX_BASES_DEPTH = 10
-MODULE_METHODS = frozenset({"half", "bfloat16", "float", "double", "to"})
+_MODULE_METHODS = frozenset({"half", "bfloat16", "float", "double", "to"})
 """Methods of every module the evaluator runs (casts), besides the buffer registries."""
 
 
@@ -216,7 +216,7 @@ def get_attribute(run: Evaluator, obj: Any, name: str) -> Any:
         for table in (obj.params, obj.buffers, obj.children, obj.attrs):
             if name in table:
                 return table[name]
-        if name in MODULE_METHODS or name in ("register_buffer", "register_parameter"):
+        if name in _MODULE_METHODS or name in ("register_buffer", "register_parameter"):
             return Method(obj, name)
         if name in ("append", "extend") and obj.kind in ("ModuleList", "Sequential"):
             return Method(obj, name)

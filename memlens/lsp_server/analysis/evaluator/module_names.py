@@ -22,7 +22,7 @@ from memlens.lsp_server.analysis.evaluator.values import (
 if TYPE_CHECKING:
     from memlens.lsp_server.analysis.evaluator.interpreter import Evaluator
 
-BUILTINS: dict[str, Any] = {
+_BUILTINS: dict[str, Any] = {
     name: External(f"builtins.{name}")
     for name in (
         "int",
@@ -110,7 +110,7 @@ class Globals:
             return self.values[name]
         node = self.names.nodes.get(name)
         if node is None:
-            return BUILTINS.get(name, UNKNOWN)
+            return _BUILTINS.get(name, UNKNOWN)
         if name in self.evaluating:
             return UNKNOWN
         self.evaluating.add(name)

@@ -34,22 +34,7 @@ def module_size(module: Module) -> ModelSize:
     seen: dict[int, Tensor] = {}
     param_ids: set[int] = set()
     unknown: list[str] = []
-
-    def walk(m: Module, prefix: str) -> None:
-        for name, tensor in m.params.items():
-            seen.setdefault(id(tensor), tensor)
-            param_ids.add(id(tensor))
-            if tensor.numel is None:
-                unknown.append(f"{prefix}{name}")
-        for tensor in m.buffers.values():
-            seen.setdefault(id(tensor), tensor)
-        unknown.extend(f"{prefix}{name}" for name in m.unknown)
-        if m.opaque:
-            unknown.append(prefix.rstrip(".") or m.kind)
-        for name, child in m.children.items():
-            walk(child, f"{prefix}{name}.")
-
-    walk(module, "")
+    _walk(module, "", seen, param_ids, unknown)
     counted: set[int] = set()
     parts: list[tuple[str, int]] = []
     for name, child in [*module.params.items(), *module.children.items()]:
@@ -67,6 +52,26 @@ def module_size(module: Module) -> ModelSize:
         tuple(parts),
         dtypes.pop() if len(dtypes) == 1 else "mixed" if dtypes else "fp32",
     )
+
+
+def _walk(
+    module: Module, prefix: str, seen: dict[int, Tensor], param_ids: set[int], unknown: list[str]
+) -> None:
+    """Every tensor under ``module`` by identity (``seen``; parameters in ``param_ids``),
+    and the names of the parts that could not be sized (``unknown``). A function of its
+    own, not a closure: a closure that calls itself is a reference cycle."""
+    for name, tensor in module.params.items():
+        seen.setdefault(id(tensor), tensor)
+        param_ids.add(id(tensor))
+        if tensor.numel is None:
+            unknown.append(f"{prefix}{name}")
+    for tensor in module.buffers.values():
+        seen.setdefault(id(tensor), tensor)
+    unknown.extend(f"{prefix}{name}" for name in module.unknown)
+    if module.opaque:
+        unknown.append(prefix.rstrip(".") or module.kind)
+    for name, child in module.children.items():
+        _walk(child, f"{prefix}{name}.", seen, param_ids, unknown)
 
 
 def _param_ids(module: Module) -> set[int]:
