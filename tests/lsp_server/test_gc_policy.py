@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 
@@ -42,6 +43,24 @@ def test_an_analysis_runs_without_collections_and_what_it_leaves_is_frozen() -> 
     assert gc.isenabled()
     assert gc.get_freeze_count() >= 101
     assert not any(o is kept[0] for o in gc.get_objects())  # out of the collector's view
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+@pytest.mark.usefixtures("collector_state")
+def test_garbage_made_before_an_analysis_is_collected_not_frozen() -> None:
+    policy = GcPolicy()
+    policy.install()
+    gc.collect()
+    gc.disable()  # the cycle must still be there when the analysis starts
+    garbage = weakref.ref(_Cycle())  # only the collector can free it
+    gc.enable()
+    with policy.analysis():
+        pass
+    assert garbage() is None  # freed, not frozen for good
 
 
 @pytest.mark.usefixtures("collector_state")
