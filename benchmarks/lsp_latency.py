@@ -11,7 +11,10 @@ imported torch.
 Over every ``modeling_*.py`` file of the installed transformers, opened one after another
 in one server: the first inlay hints of each newly opened file and its code lenses
 (p50/p95/max and the slowest files), the lenses that claim ``≥ 0``, the server's RSS after
-them and its longest garbage-collector pause (``memlens.serverStatus``).
+them and its longest garbage-collector pause (``memlens.serverStatus``); as a yardstick,
+the same files parsed by ``ast.parse`` in this process (what any Python analysis of a newly
+opened file pays before it can answer). The CPU (model, flags) and the load average are
+recorded: on a shared machine, compare figures of one run with each other.
 
 Goals: start-up ≤ 0.8 s; on the 2,000-line file warm inlay hints p95 ≤ 5 ms and pulled
 diagnostics p50 no slower than ruff's; diagnostics within 300 ms of the last keystroke;
@@ -26,6 +29,7 @@ benchmarks; ``--modeling-files N`` takes the first N transformers files only)
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import json
 import os
@@ -305,6 +309,32 @@ async def pulls_naming_the_previous_result(
     return await timed(SAMPLES, pull)
 
 
+def cpu() -> dict[str, Any]:
+    """The CPU the run had: model, flags, count, and the load average (other users')."""
+    model, flags = "unknown", []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model == "unknown":
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = value.split()
+    except OSError:
+        pass
+    return {"model": model, "flags": flags, "count": os.cpu_count(), "load": os.getloadavg()}
+
+
+def parse_times(files: list[Path]) -> dict[str, float]:
+    """Milliseconds ``ast.parse`` takes on each file (the floor of a first analysis)."""
+    times = {}
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        start = time.perf_counter()
+        ast.parse(text)
+        times[path.name] = (time.perf_counter() - start) * 1000
+    return times
+
+
 def modeling_files() -> list[Path]:
     """Every ``modeling_*.py`` of the installed transformers, by name."""
     import transformers
@@ -345,6 +375,7 @@ async def modeling_run(files: list[Path]) -> dict[str, Any]:
     status = await session.status()
     rss = psutil.Process(session.pid).memory_info().rss
     await session.stop()
+    parsed = parse_times(files)
 
     def slowest(times: dict[str, float]) -> list[tuple[str, float]]:
         return sorted(times.items(), key=lambda item: -item[1])[:5]
@@ -353,6 +384,7 @@ async def modeling_run(files: list[Path]) -> dict[str, Any]:
         "files": len(files),
         "first_hints": {**summary(list(hints.values())), "slowest": slowest(hints)},
         "code_lens": {**summary(list(lenses.values())), "slowest": slowest(lenses)},
+        "ast_parse": {**summary(list(parsed.values())), "slowest": slowest(parsed)},
         "lenses_claiming_zero": len(zero_claims),
         "lenses_claiming_zero_first": zero_claims[:10],
         "rss_bytes": rss,
@@ -421,6 +453,7 @@ def main() -> None:
         "--modeling-files", type=int, metavar="N", help="only the first N transformers files"
     )
     args = parser.parse_args()
+    machine = cpu()
     root = Path(tempfile.mkdtemp(prefix="memlens-bench-"))
     text = generate_source()
     (root / "model.py").write_text(text)
@@ -453,7 +486,11 @@ def main() -> None:
         files_table.add_column(
             name, justify="left" if name in ("request", "slowest files") else "right"
         )
-    for name, goal in (("first_hints", "p95 < 50, max < 250"), ("code_lens", "")):
+    for name, goal in (
+        ("first_hints", "p95 < 50, max < 250"),
+        ("code_lens", ""),
+        ("ast_parse", "yardstick"),
+    ):
         figures = modeling[name]
         files_table.add_row(
             name,
@@ -464,6 +501,13 @@ def main() -> None:
             ", ".join(f"{file} {ms:.0f}" for file, ms in figures["slowest"][:3]),
         )
     console.print(files_table)
+    machine["load_after"] = os.getloadavg()
+    console.print(
+        f"CPU: {machine['model']} × {machine['count']} ({len(machine['flags'])} flags: "
+        f"{' '.join(f for f in machine['flags'] if f.startswith(('avx', 'sse4')))}); "
+        f"load average {machine['load'][0]:.1f} at the start, "
+        f"{machine['load_after'][0]:.1f} at the end"
+    )
     console.print(
         f"start-up to first inlay hints: median {started['p50_ms']:.0f} ms, "
         f"max {started['max_ms']:.0f} ms over {STARTS} starts (goal ≤ 800); "
@@ -483,6 +527,7 @@ def main() -> None:
     RESULTS.write_text(
         json.dumps(
             {
+                "cpu": machine,
                 "lines": text.count("\n"),
                 "startup_to_first_hints_ms": started,
                 "memlens": ours,

@@ -42,6 +42,7 @@ def start_server(argv: list[str] | None = None) -> None:
     # process: the collector's full passes need not walk it again and again.
     gc.freeze()
     server.gc_pauses.install()
+    server.gc_policy.install()
     if args.tcp:
         server.start_tcp("127.0.0.1", args.tcp)
     else:

@@ -32,6 +32,7 @@ from memlens.lsp_server.analysis import (
     workspace_loader,
 )
 from memlens.lsp_server.gc_pauses import GcPauses
+from memlens.lsp_server.gc_policy import GcPolicy
 from memlens.lsp_server.settings import Settings
 from memlens.lsp_server.traces import TraceWatch
 from memlens.lsp_server.version_results import DocumentResults, VersionResults
@@ -95,6 +96,9 @@ class MemlensServer(LanguageServer):
         """Answers computed once per document version."""
         self.gc_pauses = GcPauses()
         """Timed once :meth:`GcPauses.install` is called (``python -m memlens.lsp_server``)."""
+        self.gc_policy = GcPolicy()
+        """Pauses the collector during analyses once installed (``python -m
+        memlens.lsp_server``)."""
         self._debounce: dict[str, asyncio.TimerHandle] = {}
         self.progress_requests: dict[str, Any] = {}
         """Running commands' JSON-RPC request ids by their work-done progress token."""
@@ -120,7 +124,8 @@ class MemlensServer(LanguageServer):
         path = to_fs_path(uri)
         root = self.workspace.root_path
         loader = workspace_loader(Path(path), Path(root) if root else None) if path else None
-        analysis = analyze(document.source, document.version, loader, self.parse_cache, uri)
+        with self.gc_policy.analysis():
+            analysis = analyze(document.source, document.version, loader, self.parse_cache, uri)
         self._analyses[uri] = analysis
         return analysis
 

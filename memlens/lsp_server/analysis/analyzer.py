@@ -417,7 +417,10 @@ def analyze(
     chunks for its next version."""
     parsed = parse_tolerant(text, cache, document)
     analyzer = _Analyzer(parsed.lines, parsed.tree, loader)
-    analyzer.run()
+    try:
+        analyzer.run()
+    finally:
+        analyzer.evaluator.close()
     problems = tuple(
         SyntaxProblem(
             Span(

@@ -14,11 +14,15 @@ from typing import Any
 
 from memlens.errors import MemlensError
 from memlens.lsp_server.analysis.findings import ModelLoad
+from memlens.lsp_server.analysis.lru import Lru
 from memlens.profiler.configs import ResolvedConfig, resolve_config
 from memlens.profiler.estimate import MemoryEstimate, analytic_estimate
 from memlens.profiler.tensors import FLOAT_DTYPES, StorageDtype
 
 CACHE_SECONDS = 30.0
+MAX_CACHED = 1024
+"""Entries each of the estimator's caches keeps (resolved references, estimates): the
+least recently used go first, so a long session does not grow them without bound."""
 _SAVED_DTYPES = {dtype.torch_name: dtype for dtype in FLOAT_DTYPES}
 """A config's ``dtype``/``torch_dtype``, which transformers writes as torch names."""
 
@@ -71,8 +75,10 @@ class Estimator:
 
     def __init__(self, workspace_root: Path | None = None) -> None:
         self.workspace_root = workspace_root
-        self._resolved: dict[tuple[str, str], tuple[float, ResolvedConfig | MemlensError]] = {}
-        self._estimates: dict[tuple[object, ...], tuple[float, LoadEstimate]] = {}
+        self._resolved: Lru[tuple[str, str], tuple[float, ResolvedConfig | MemlensError]] = Lru(
+            MAX_CACHED
+        )
+        self._estimates: Lru[tuple[object, ...], tuple[float, LoadEstimate]] = Lru(MAX_CACHED)
 
     def resolve(self, ref: str, document_dir: Path | None) -> ResolvedConfig:
         """Resolve ``ref`` offline; relative paths try the document's folder first."""
@@ -87,7 +93,7 @@ class Estimator:
             result = self._resolve_uncached(ref, document_dir)
         except MemlensError as exc:
             result = exc
-        self._resolved[key] = (time.monotonic(), result)
+        self._resolved.put(key, (time.monotonic(), result))
         if isinstance(result, MemlensError):
             raise result
         return result
@@ -129,7 +135,7 @@ class Estimator:
         if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[1]
         result = self._estimate_uncached(load, document_dir, dtype_override, batch)
-        self._estimates[key] = (time.monotonic(), result)
+        self._estimates.put(key, (time.monotonic(), result))
         return result
 
     def _estimate_uncached(

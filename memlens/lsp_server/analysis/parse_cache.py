@@ -83,6 +83,10 @@ class ParseCache:
         held = sum(self._entries[(document, key)][1] for key in keys)
         return ParseCacheSize(len(keys), held, 1 if keys else 0)
 
+    def holds(self, document: str) -> bool:
+        """Whether any chunk of ``document`` is cached."""
+        return document in self._by_document
+
     def documents(self) -> set[str]:
         """The documents with cached chunks."""
         return set(self._by_document)

@@ -309,7 +309,8 @@ class _Indexer:
     ) -> None:
         """The expressions directly under a simple statement, an expression or a keyword
         argument (compound statements and comprehensions have handlers of their own)."""
-        for _, value in ast.iter_fields(node):
+        for name in node._fields:
+            value = getattr(node, name, None)
             if isinstance(value, ast.expr):
                 self.expression(value, scope, owner, factors)
             elif isinstance(value, list):
@@ -333,7 +334,9 @@ class _Indexer:
         owner: str | None,
         factors: tuple[Factor, ...],
     ) -> None:
-        if isinstance(node, ast.Lambda):
+        while isinstance(node, ast.Attribute):  # ``self.config.hidden_size``: no call inside
+            node = node.value
+        if isinstance(node, _LEAVES):
             return
         if isinstance(node, ast.NamedExpr):
             self.stores(node.target, scope)
@@ -363,6 +366,8 @@ class _Indexer:
         self.accumulating -= accumulator
 
 
+_LEAVES = (ast.Name, ast.Constant, ast.Lambda)
+"""Expressions with no calls to index under them (a lambda's body runs later, if ever)."""
 _StatementHandler = Callable[[_Indexer, Any, ScopeInfo, str | None, tuple[Factor, ...], bool], None]
 _STATEMENTS: dict[type[ast.stmt], _StatementHandler] = {
     ast.Import: _Indexer._import,

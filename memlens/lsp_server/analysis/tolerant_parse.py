@@ -24,6 +24,7 @@ MAX_REPAIRS = 32
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _CONTINUES = re.compile(r"^(else|elif|except|finally|case)\b|^[)\]}]")
 _TRIPLE_QUOTE = re.compile(r'"""|\'\'\'')
+_NOT_CODE_AT_0 = ("", " ", "\t", "#")
 
 
 @dataclass(frozen=True)
@@ -100,18 +101,15 @@ def _chunks(lines: list[str]) -> list[tuple[int, int]]:
     in_string = False
     previous_decorator = False
     for number, line in enumerate(lines):
-        opens_statement = (
-            not in_string
-            and line[:1] not in ("", " ", "\t", "#")
-            and not _CONTINUES.match(line)
-            and not previous_decorator
+        at_column_0 = (
+            not in_string and line[:1] not in _NOT_CODE_AT_0 and not _CONTINUES.match(line)
         )
-        if opens_statement:
-            starts.append(number)
-        if not in_string and line[:1] not in ("", " ", "\t", "#") and not _CONTINUES.match(line):
+        if at_column_0:
+            if not previous_decorator:
+                starts.append(number)
             # a ``)`` closing a multi-line ``@decorator(`` keeps it waiting for its def
             previous_decorator = line.startswith("@")
-        if len(_TRIPLE_QUOTE.findall(line)) % 2:
+        if ('"""' in line or "'''" in line) and len(_TRIPLE_QUOTE.findall(line)) % 2:
             in_string = not in_string
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
@@ -127,15 +125,47 @@ def _parse_chunk(start: int, text: str) -> list[ast.stmt] | None:
         return None
 
 
+def _parse_whole(lines: list[str], chunks: list[tuple[int, int]]) -> list[list[ast.stmt]] | None:
+    """Each chunk's statements from one parse of the whole text (one parse costs less than
+    one per chunk), the same statements a parse of each chunk alone gives; None when the
+    text does not parse or a statement crosses a chunk's end (a wrong split)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            body = ast.parse("\n".join(lines)).body
+    except SyntaxError:
+        return None
+    parts: list[list[ast.stmt]] = [[] for _ in chunks]
+    index = 0
+    for statement in body:
+        decorators = getattr(statement, "decorator_list", [])
+        first = min([statement.lineno, *(d.lineno for d in decorators)]) - 1
+        last = (statement.end_lineno or statement.lineno) - 1
+        while index < len(chunks) and chunks[index][1] < first:
+            index += 1
+        if index == len(chunks) or not chunks[index][0] <= first <= last <= chunks[index][1]:
+            return None
+        parts[index].append(statement)
+    return parts
+
+
 def _parse_chunked(lines: list[str], cache: ParseCache | None, document: str) -> ast.Module | None:
-    """The module parsed chunk by chunk (through the cache, if any); None if any chunk
-    fails. Afterwards the cache holds only chunks of this text for ``document``."""
+    """The module parsed chunk by chunk (through the cache, if any; a document the cache
+    holds nothing of is parsed whole, then split); None if any chunk fails. Afterwards the
+    cache holds only chunks of this text for ``document``."""
     body: list[ast.stmt] = []
     used: set[ChunkKey] = set()
     failed = False
-    for start, end in _chunks(lines):
+    chunks = _chunks(lines)
+    whole = _parse_whole(lines, chunks) if cache is None or not cache.holds(document) else None
+    if whole is not None and cache is None:
+        return ast.Module(body=[s for part in whole for s in part], type_ignores=[])
+    for number, (start, end) in enumerate(chunks):
         key = (start, "\n".join(lines[start : end + 1]))
-        statements = cache.get(document, key) if cache is not None else None
+        if whole is not None:
+            statements: list[ast.stmt] | None = whole[number]
+        else:
+            statements = cache.get(document, key) if cache is not None else None
         if statements is None:
             statements = _parse_chunk(*key)
             if statements is None:
@@ -143,6 +173,8 @@ def _parse_chunked(lines: list[str], cache: ParseCache | None, document: str) ->
                 break
             if cache is not None:
                 cache.put(document, key, statements)
+        elif whole is not None and cache is not None:
+            cache.put(document, key, statements)
         used.add(key)
         body.extend(statements)
     if cache is not None:

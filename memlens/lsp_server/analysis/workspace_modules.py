@@ -9,6 +9,7 @@ import ast
 import functools
 from collections.abc import Callable
 from pathlib import Path
+from stat import S_ISREG
 
 _MAX_BYTES = 2_000_000
 """Larger files are not followed (a generated module, data)."""
@@ -50,11 +51,11 @@ def workspace_loader(document: Path, root: Path | None) -> ModuleLoader:
 
 def _parse(path: Path, bounds: Path) -> ast.Module | None:
     try:
-        resolved = path.resolve()
-        if not resolved.is_relative_to(bounds) or not resolved.is_file():
+        stat = path.stat()  # most candidates do not exist: one system call says so
+        if not S_ISREG(stat.st_mode) or stat.st_size > _MAX_BYTES:
             return None
-        stat = resolved.stat()
-        if stat.st_size > _MAX_BYTES:
+        resolved = path.resolve()
+        if not resolved.is_relative_to(bounds):
             return None
         return _parsed(resolved, stat.st_mtime_ns, stat.st_size)
     except (OSError, SyntaxError, ValueError, UnicodeDecodeError, RecursionError):

@@ -27,37 +27,41 @@ def register(server: MemlensServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
     def code_lens(ls: MemlensServer, params: types.CodeLensParams) -> list[types.CodeLens]:
         uri = params.text_document.uri
-        analysis = ls.analysis(uri)
-        lenses: list[types.CodeLens] = []
-        if ls.settings.trusted:
-            for load in filter(runnable, analysis.loads):
-                line = load.span.start.line
-                at = ls.to_lsp_range(uri, Span(Position(line, 0), Position(line, 0)))
-                for title, command in (
-                    ("Profile memory", "memlens.profile"),
-                    ("Compress…", "memlens.compress"),
-                ):
-                    lenses.append(
-                        types.CodeLens(
-                            range=at,
-                            command=types.Command(
-                                title=title, command=command, arguments=[uri, line]
-                            ),
-                        )
-                    )
-        totals = class_totals(analysis.classes)
-        for cls in analysis.classes:
-            total = totals[cls.name]
-            # the evaluator's figure when it ran; else the layers' sum when it is not 0
-            label = size_label(cls.size) if cls.size else class_label(total)
-            if label is not None and (cls.size is not None or total.params):
+        return ls.version_results(uri).get("code lenses", lambda: _document_lenses(ls, uri))
+
+
+def _document_lenses(ls: MemlensServer, uri: str) -> list[types.CodeLens]:
+    """Every lens of the document's current version (computed once per version: settings
+    or traces changing recompute it)."""
+    analysis = ls.analysis(uri)
+    lenses: list[types.CodeLens] = []
+    if ls.settings.trusted:
+        for load in filter(runnable, analysis.loads):
+            line = load.span.start.line
+            at = ls.to_lsp_range(uri, Span(Position(line, 0), Position(line, 0)))
+            for title, command in (
+                ("Profile memory", "memlens.profile"),
+                ("Compress…", "memlens.compress"),
+            ):
                 lenses.append(
                     types.CodeLens(
-                        range=ls.to_lsp_range(uri, cls.span),
-                        command=types.Command(title=label, command=""),
+                        range=at,
+                        command=types.Command(title=title, command=command, arguments=[uri, line]),
                     )
                 )
-        return lenses + trace_lenses(ls, uri)
+    totals = class_totals(analysis.classes)
+    for cls in analysis.classes:
+        total = totals[cls.name]
+        # the evaluator's figure when it ran; else the layers' sum when it is not 0
+        label = size_label(cls.size) if cls.size else class_label(total)
+        if label is not None and (cls.size is not None or total.params):
+            lenses.append(
+                types.CodeLens(
+                    range=ls.to_lsp_range(uri, cls.span),
+                    command=types.Command(title=label, command=""),
+                )
+            )
+    return lenses + trace_lenses(ls, uri)
 
 
 def trace_lenses(ls: MemlensServer, uri: str) -> list[types.CodeLens]:

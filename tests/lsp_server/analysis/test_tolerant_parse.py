@@ -40,3 +40,47 @@ def test_chunked_parse_equals_a_whole_parse(source: str, data: st.DataObject) ->
     assert ast.dump(cached.tree, include_attributes=True) == ast.dump(
         whole, include_attributes=True
     )
+
+
+_SPLIT_BY_STATEMENTS = '''\
+"""Docstring."""
+import os; import sys  # two statements on one line
+
+
+@decorator(
+    1,
+)
+def f():
+    return 1
+# a comment at column 0
+class A:
+    x = """
+not a statement at column 0
+"""
+'''
+_WRONG_SPLIT = "x = f(\na)\ny = 2\n"
+"""A continuation line at column 0, which the line-based split takes for a statement
+start: a statement crosses a chunk's end."""
+
+
+def test_a_first_parse_in_one_piece_caches_what_a_parse_per_chunk_caches() -> None:
+    """A document the cache holds nothing of is parsed whole and split into its chunks:
+    the same trees as Python's parse, and the chunks an edit then re-parses one by one."""
+    for text in (_SPLIT_BY_STATEMENTS, _WRONG_SPLIT):
+        cache = ParseCache()
+        first = parse_tolerant(text, cache, "a.py")
+        assert ast.dump(first.tree, include_attributes=True) == ast.dump(
+            ast.parse(text), include_attributes=True
+        )
+        again = parse_tolerant(text, cache, "a.py")  # chunk by chunk, from the cache
+        assert ast.dump(again.tree, include_attributes=True) == ast.dump(
+            first.tree, include_attributes=True
+        )
+    cache = ParseCache()
+    parse_tolerant(_SPLIT_BY_STATEMENTS, cache, "a.py")
+    chunks = cache.size("a.py").entries
+    assert chunks == 4  # the docstring, the imports, f with the comment after it, class A
+    text = _SPLIT_BY_STATEMENTS.replace("return 1", "return 2")
+    edited = parse_tolerant(text, cache, "a.py")
+    assert ast.dump(edited.tree) == ast.dump(ast.parse(text))
+    assert cache.size("a.py").entries == chunks
