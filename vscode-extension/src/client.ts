@@ -1,6 +1,7 @@
 // The language client: finds the interpreter, checks memlens is there, starts
-// `python -m memlens.lsp_server` over stdio, and restarts it on demand.
-import { execFile } from "node:child_process";
+// `python -m memlens.lsp_server` over stdio, and restarts it on demand (a restart always
+// ends with a running server: a server that does not stop in time is killed).
+import { ChildProcess, execFile } from "node:child_process";
 import * as vscode from "vscode";
 import {
   DidChangeConfigurationNotification,
@@ -11,6 +12,7 @@ import {
 } from "vscode-languageclient/node";
 import { Exec, Interpreter, probeMemlens, resolveInterpreter } from "./interpreter";
 import { loadLineNear } from "./lensTarget";
+import { endProcess, startProcess } from "./serverProcess";
 import { serverSettings } from "./settings";
 import { DocumentSummary, ServerState } from "./status";
 
@@ -19,6 +21,10 @@ export const TRACE_NOTIFICATION = "memlens/traceReport";
 export const SUMMARY_REQUEST = "memlens/documentSummary";
 /** Server commands that act on a model load: `[uri, line]` arguments. */
 const LOAD_COMMANDS = new Set(["memlens.estimate", "memlens.profile", "memlens.compress"]);
+/** How long the server gets to answer shutdown/exit before its process is ended. */
+const STOP_TIMEOUT_MS = 3_000;
+/** How long the process then gets after the exit notification, and after SIGTERM. */
+const EXIT_GRACE_MS = 2_000;
 
 export interface ClientEvents {
   state(state: ServerState): void;
@@ -84,7 +90,10 @@ async function loadArguments(command: string): Promise<unknown[] | undefined> {
 
 export class MemlensClient implements vscode.Disposable {
   private client: LanguageClient | undefined;
+  private process: ChildProcess | undefined;
   private interpreter: Interpreter | undefined;
+  /** Starts, stops and restarts run one after another, never interleaved. */
+  private queue: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly output: vscode.LogOutputChannel,
@@ -100,7 +109,30 @@ export class MemlensClient implements vscode.Disposable {
     return serverSettings((key) => config.get(key), vscode.workspace.isTrusted);
   }
 
-  async start(): Promise<void> {
+  private enqueue(step: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(step, step);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  start(): Promise<void> {
+    return this.enqueue(() => this.startNow());
+  }
+
+  stop(): Promise<void> {
+    return this.enqueue(() => this.stopNow());
+  }
+
+  /** Stops the server (killing it if it does not stop in time), then starts it again. */
+  restart(): Promise<void> {
+    return this.enqueue(async () => {
+      this.output.info("memlens: restarting the language server");
+      await this.stopNow();
+      await this.startNow();
+    });
+  }
+
+  private async startNow(): Promise<void> {
     this.events.state("starting");
     try {
       const configured = vscode.workspace.getConfiguration("memlens").get<string>("python");
@@ -125,10 +157,21 @@ export class MemlensClient implements vscode.Disposable {
     }
     // No `transport`: with TransportKind.stdio the client would append `--stdio`, which
     // the server does not take; a plain executable talks stdio anyway.
-    const serverOptions: ServerOptions = {
-      command: this.interpreter.path,
-      args: ["-m", "memlens.lsp_server"],
-      options: { cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath },
+    // The extension starts the process itself so that a stop can always end it.
+    const python = this.interpreter.path;
+    const serverOptions: ServerOptions = async () => {
+      if (this.client !== client) {
+        // a replaced client's automatic restart after a crash starts nothing
+        throw new Error("memlens: this language client was replaced");
+      }
+      const child = await startProcess(
+        python,
+        ["-m", "memlens.lsp_server"],
+        vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+        (level, line) => this.output[level](line),
+      );
+      this.process = child;
+      return { reader: child.stdout!, writer: child.stdin! };
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [
@@ -148,9 +191,12 @@ export class MemlensClient implements vscode.Disposable {
       },
     };
     const client = new LanguageClient("memlens", "memlens", serverOptions, clientOptions);
-    client.onDidChangeState(({ newState }) =>
-      this.events.state(newState === State.Running ? "running" : newState === State.Starting ? "starting" : "stopped"),
-    );
+    client.onDidChangeState(({ newState }) => {
+      if (this.client === client) {
+        // a client being replaced reports nothing: its "stopped" would hide the new one
+        this.events.state(newState === State.Running ? "running" : newState === State.Starting ? "starting" : "stopped");
+      }
+    });
     client.onNotification(REPORT_NOTIFICATION, (params: unknown) => this.events.memoryReport(params));
     client.onNotification(TRACE_NOTIFICATION, (params: unknown) => this.events.traceReport(params));
     this.client = client;
@@ -163,19 +209,22 @@ export class MemlensClient implements vscode.Disposable {
     }
   }
 
-  async stop(): Promise<void> {
+  private async stopNow(): Promise<void> {
     const client = this.client;
+    const child = this.process;
     this.client = undefined;
-    if (client !== undefined && client.state !== State.Stopped) {
-      await client.stop();
+    this.process = undefined;
+    if (client !== undefined && client.state === State.Running) {
+      try {
+        await client.stop(STOP_TIMEOUT_MS);
+      } catch (error) {
+        this.output.warn(`memlens: the language server did not stop in time (${String(error)}); ending its process`);
+      }
+    }
+    if (child !== undefined) {
+      await endProcess(child, EXIT_GRACE_MS);
     }
     this.events.state("stopped");
-  }
-
-  async restart(): Promise<void> {
-    this.output.info("memlens: restarting the language server");
-    await this.stop();
-    await this.start();
   }
 
   /** Sends the current settings (trust can only be lowered this way, so trust changes restart). */
