@@ -23,13 +23,14 @@ VERSION = 1
 
 Number = int | float
 CellValue = str | int | float | None
-SegmentKind = Literal["weights", "kv", "activations", "measured", "before", "after"]
+SegmentKind = Literal["weights", "kv", "activations", "output", "measured", "before", "after"]
 CellFormat = Literal["text", "bytes", "count", "percent"]
 
 _LEGEND: dict[str, str] = {
     "weights": "Weights",
     "kv": "KV cache",
-    "activations": "Activations",
+    "activations": "Prefill activations (estimate)",
+    "output": "Largest block output (measured)",
     "measured": "Measured",
     "before": "Before",
     "after": "After",
@@ -201,9 +202,9 @@ def _string(record: Mapping[str, Any], key: str, where: str) -> str:
 
 def _array(record: Mapping[str, Any], key: str, where: str) -> list[Any]:
     value = _field(record, key, where)
-    if not isinstance(value, list):
+    if not isinstance(value, list | tuple):  # tuples: a MemoryEstimate's own to_json
         raise MalformedReportError(f"{where}.{key} is not a list")
-    return value
+    return list(value)
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -230,6 +231,7 @@ class _EstimateLayer:
 
 @dataclass(frozen=True)
 class _Estimate:
+    model: str
     dtype: str
     total: Number
     weights: Number
@@ -278,7 +280,9 @@ def _parse_estimate(value: Any, where: str) -> _Estimate:
         return given if given is not None else sum(get(layer) for layer in layers)
 
     source = e.get("source")
+    model = e.get("model")
     return _Estimate(
+        model=model if isinstance(model, str) else "",
         dtype=dtype,
         total=_bytes(e, "total_bytes", where),
         weights=total(lambda layer: layer.weights, "weight_bytes"),
@@ -322,13 +326,13 @@ _ESTIMATE_COLUMNS: _Columns = (
     ("params", "Params", "count"),
     ("weights", "Weights", "bytes"),
     ("kv", "KV cache", "bytes"),
-    ("activations", "Activations", "bytes"),
+    ("activations", "Prefill act.", "bytes"),
     ("total", "Total", "bytes"),
 )
 _MEASURED_COLUMNS: _Columns = (
     ("measured", "Measured weights", "bytes"),
     ("measuredKv", "Measured KV", "bytes"),
-    ("measuredActivations", "Measured activations", "bytes"),
+    ("measuredActivations", "Largest output", "bytes"),
 )
 _COMPRESS_COLUMNS: _Columns = (
     ("name", "Layer", "text"),
@@ -420,7 +424,7 @@ def _profile(report: Mapping[str, Any]) -> MemoryView:
             figures.append(Figure("Device", device))
         speed = _optional_number(measured, "decode_tokens_per_s", "report.measured")
         if speed is not None:
-            figures.append(Figure("Decode speed", f"{speed:.1f} tokens/s"))
+            figures.append(Figure("Decode speed", f"{speed:.1f} tokens/s (without profiler hooks)"))
     has_measured = bool(measured_by_name)
     layers = []
     for layer in estimate.layers:
@@ -431,7 +435,7 @@ def _profile(report: Mapping[str, Any]) -> MemoryView:
                     "measured",
                     ("measured", m.weights),
                     ("kv", m.kv or 0),
-                    ("activations", m.activations or 0),
+                    ("output", m.activations or 0),
                 )
             )
         layers.append(LayerGroup(layer.name, tuple(bars)))
@@ -468,15 +472,24 @@ def _estimate(report: Mapping[str, Any]) -> MemoryView:
     if not estimates:
         raise MalformedReportError("report.estimates is empty")
     first = estimates[0]
-    totals = [_stacked(e.label, e.weights, e.kv, e.activations) for e in estimates]
+    several = len({e.model for e in estimates}) > 1  # a file's loads (the status bar's view)
+    totals = [
+        _stacked(f"{e.model} ({e.dtype})" if several else e.label, e.weights, e.kv, e.activations)
+        for e in estimates
+    ]
     layers = [
         LayerGroup(layer.name, (_stacked(first.dtype, layer.weights, layer.kv, layer.activations),))
         for layer in first.layers
     ]
     return MemoryView(
         title=f"Estimate · {_string(report, 'model', 'report')}",
-        subtitle=f"per layer at {first.dtype}",
-        figures=tuple(Figure(f"Total {e.dtype}", _size(e.total)) for e in estimates),
+        subtitle=f"per layer of {first.model} at {first.dtype}"
+        if several
+        else f"per layer at {first.dtype}",
+        figures=tuple(
+            Figure(f"{e.model} serving" if several else f"Total {e.dtype}", _size(e.total))
+            for e in estimates
+        ),
         legend=_legend(totals, layers),
         totals=tuple(totals),
         budget=None,

@@ -65,15 +65,18 @@ def test_a_measured_profile_puts_the_measured_bytes_beside_each_layers_estimate(
     assert [(s.kind, s.bytes) for s in layer.bars[1].segments] == [
         ("measured", measured["bytes"]),
         ("kv", measured["kv_cache_bytes"]),
-        ("activations", measured["activation_bytes"]),
+        ("output", measured["activation_bytes"]),
     ]
     assert [c.title for c in view.columns[-3:]] == [
         "Measured weights",
         "Measured KV",
-        "Measured activations",
+        "Largest output",
     ]
     assert any(f.label == "Device" and f.text == "cpu" for f in view.figures)
-    assert any(f.label == "Decode speed" and f.text.endswith(" tokens/s") for f in view.figures)
+    assert any(
+        f.label == "Decode speed" and f.text.endswith(" tokens/s (without profiler hooks)")
+        for f in view.figures
+    )
 
 
 def test_measured_reports_without_per_block_kv_and_activations_still_draw() -> None:
@@ -164,6 +167,10 @@ def test_cells_carry_the_raw_value_and_the_text_and_the_budget_says_when_it_is_e
     assert (embed["weights"].value, embed["weights"].text) == (272_269_312, "259.7 MiB")
     assert view.budget is not None
     assert (view.budget.text, view.budget.exceeded) == ("1.0 MiB", True)
-    assert [item.label for item in view.legend] == ["Weights", "KV cache", "Activations"]
+    assert [item.label for item in view.legend] == [
+        "Weights",
+        "KV cache",
+        "Prefill activations (estimate)",
+    ]
     assert view.totals[0].total_bytes == sum(s.bytes for s in view.totals[0].segments)
     assert build_memory_view(report, None).budget is None

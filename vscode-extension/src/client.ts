@@ -19,6 +19,7 @@ import { DocumentSummary, ServerState } from "./status";
 export const REPORT_NOTIFICATION = "memlens/memoryReport";
 export const TRACE_NOTIFICATION = "memlens/traceReport";
 export const SUMMARY_REQUEST = "memlens/documentSummary";
+export const DOCUMENT_VIEW_REQUEST = "memlens/documentView";
 /** Server commands that act on a model load: `[uri, line]` arguments. */
 const LOAD_COMMANDS = new Set(["memlens.estimate", "memlens.profile", "memlens.compress"]);
 /** How long the server gets to answer shutdown/exit before its process is ended. */
@@ -244,6 +245,19 @@ export class MemlensClient implements vscode.Disposable {
       return await this.client.sendRequest<DocumentSummary>(SUMMARY_REQUEST, { uri: document.uri.toString() });
     } catch (error) {
       this.output.debug(`documentSummary: ${String(error)}`);
+      return null;
+    }
+  }
+
+  /** The memory view of the document's estimated loads (null: none, or no server). */
+  async documentView(document: vscode.TextDocument): Promise<unknown> {
+    if (!this.client || !this.running || document.languageId !== "python") {
+      return null;
+    }
+    try {
+      return await this.client.sendRequest<unknown>(DOCUMENT_VIEW_REQUEST, { uri: document.uri.toString() });
+    } catch (error) {
+      this.output.debug(`documentView: ${String(error)}`);
       return null;
     }
   }

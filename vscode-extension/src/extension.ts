@@ -27,6 +27,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     views,
     vscode.commands.registerCommand("memlens.restartServer", () => memlens.restart()),
     vscode.commands.registerCommand("memlens.showMemoryView", () => views?.showMemory()),
+    // the status bar's click: this file's estimates (the last report when it has none)
+    vscode.commands.registerCommand("memlens.showFileEstimates", async () => {
+      const document = vscode.window.activeTextEditor?.document;
+      const view = document ? await memlens.documentView(document) : null;
+      views?.showMemory(view ?? undefined);
+    }),
     vscode.commands.registerCommand("memlens.showTraces", async () => {
       views?.showTraces();
       await vscode.commands.executeCommand(TRACES_COMMAND, {});

@@ -10,6 +10,7 @@ from memlens.lsp_server.features import (
     code_lens,
     commands,
     diagnostics,
+    document_view,
     documents,
     hover,
     inlay_hints,
@@ -31,6 +32,7 @@ FEATURES = (
     code_lens,
     commands,
     summary,
+    document_view,
     traces,
 )
 

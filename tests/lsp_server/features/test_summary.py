@@ -18,9 +18,10 @@ async def test_summary_sums_the_model_loads(client: LanguageClient, workspace: P
     uri = open_document(client, workspace / "summary.py", SERVE)
     summary = await client.protocol.send_request_async("memlens/documentSummary", {"uri": uri})
     assert summary.loads == 1 and summary.estimated == 1
-    assert summary.label == "≈ 25.1 GiB"
+    assert summary.label == "weights ≈ 25.1 GiB"
     assert 25 * GIB < summary.weight_bytes < 25.2 * GIB
     assert summary.budget_bytes == 24 * GIB and summary.over_budget is True
+    assert summary.over_budget_loads == 1  # its serving total, as the diagnostic says
     assert summary.budget_label == "24.0 GiB"
 
 
@@ -30,7 +31,7 @@ async def test_summary_of_module_classes_only(client: LanguageClient, workspace:
         client, workspace / "module.py", "import torch.nn as nn\n\n\n" + module_only
     )
     summary = await client.protocol.send_request_async("memlens/documentSummary", {"uri": uri})
-    assert summary.loads == 0 and summary.label == "Σ 344.0 MiB"
+    assert summary.loads == 0 and summary.label == "weights Σ 344.0 MiB"
     assert summary.over_budget is False
 
 

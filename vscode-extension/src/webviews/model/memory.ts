@@ -13,8 +13,8 @@ import {
 /** The payload version this view draws (memory_view.VERSION). */
 export const MEMORY_VIEW_VERSION = 1;
 
-export type SegmentKind = "weights" | "kv" | "activations" | "measured" | "before" | "after";
-const SEGMENT_KINDS: readonly string[] = ["weights", "kv", "activations", "measured", "before", "after"];
+export type SegmentKind = "weights" | "kv" | "activations" | "output" | "measured" | "before" | "after";
+const SEGMENT_KINDS: readonly string[] = ["weights", "kv", "activations", "output", "measured", "before", "after"];
 
 export interface Segment {
   kind: SegmentKind;
