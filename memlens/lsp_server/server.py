@@ -67,9 +67,9 @@ class MemlensProtocol(LanguageServerProtocol):
         # workDoneToken so the command reports progress where the client shows it
         token = getattr(params, "work_done_token", None)
         server = self._server
-        if method_name == types.WORKSPACE_EXECUTE_COMMAND and token is not None:
-            if isinstance(server, MemlensServer):
-                server.client_progress_tokens[msg_id] = token
+        command = method_name == types.WORKSPACE_EXECUTE_COMMAND
+        if command and token is not None and isinstance(server, MemlensServer):
+            server.client_progress_tokens[msg_id] = token
         super()._handle_request(msg_id, method_name, params)
 
     def _handle_cancel_notification(self, msg_id: Any) -> None:

@@ -143,8 +143,10 @@ def register(server: MemlensServer) -> None:
 
     @server.feature(COMPRESS_OPTIONS_REQUEST)
     def options(ls: MemlensServer, params: Any) -> dict[str, Any]:
-        get = params.get if isinstance(params, dict) else lambda key: getattr(params, key, None)
-        uri, line = get("uri"), get("line")
+        if isinstance(params, dict):
+            uri, line = params.get("uri"), params.get("line")
+        else:
+            uri, line = getattr(params, "uri", None), getattr(params, "line", None)
         if not isinstance(uri, str) or not isinstance(line, int) or isinstance(line, bool):
             raise UsageError('params must be {"uri": "<document uri>", "line": <0-based line>}')
         return document_options(ls, uri, line)

@@ -247,5 +247,5 @@ async def test_compress_takes_the_quick_picks_choice_and_the_clients_progress_to
     assert isinstance(reports[0], types.WorkDoneProgressBegin)
     assert isinstance(reports[-1], types.WorkDoneProgressEnd) and reports[-1].message == "done"
     for bad in ({"weights": 8}, "int8", {"weights": "auto", "max_error": "2%"}):
-        with pytest.raises(JsonRpcException, match="third argument|max_error"):
+        with pytest.raises(JsonRpcException, match=r"third argument|max_error"):
             await execute(client, "memlens.compress", uri, 2, bad)
