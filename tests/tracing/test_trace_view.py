@@ -260,7 +260,15 @@ def test_the_empty_report_is_a_whole_payload() -> None:
     }
 
 
-def test_the_extensions_fixture_is_what_trace_view_builds(tmp_path: Path) -> None:
+def test_the_extensions_fixture_is_what_trace_view_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The webview tests draw this file: after a payload change, rewrite it with
-    ``python -m tests.support.trace_fixture``."""
-    assert json.loads(FIXTURE.read_text()) == fixture_report(tmp_path)
+    ``TZ=UTC python -m tests.support.trace_fixture`` (start times are local times)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        assert json.loads(FIXTURE.read_text()) == fixture_report(tmp_path)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

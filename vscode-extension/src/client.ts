@@ -2,14 +2,18 @@
 // `python -m memlens.lsp_server` over stdio, and restarts it on demand (a restart always
 // ends with a running server: a server that does not stop in time is killed).
 import { ChildProcess, execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import * as vscode from "vscode";
 import {
   DidChangeConfigurationNotification,
+  ExecuteCommandRequest,
   LanguageClient,
   LanguageClientOptions,
   ServerOptions,
   State,
+  WorkDoneProgress,
 } from "vscode-languageclient/node";
+import { CompressOptions, compressPickItems } from "./compressPick";
 import { Exec, Interpreter, probeMemlens, resolveInterpreter } from "./interpreter";
 import { loadLineNear } from "./lensTarget";
 import { endProcess, startProcess } from "./serverProcess";
@@ -20,6 +24,7 @@ export const REPORT_NOTIFICATION = "memlens/memoryReport";
 export const TRACE_NOTIFICATION = "memlens/traceReport";
 export const SUMMARY_REQUEST = "memlens/documentSummary";
 export const DOCUMENT_VIEW_REQUEST = "memlens/documentView";
+export const COMPRESS_OPTIONS_REQUEST = "memlens/compressOptions";
 /** Server commands that act on a model load: `[uri, line]` arguments. */
 const LOAD_COMMANDS = new Set(["memlens.estimate", "memlens.profile", "memlens.compress"]);
 /** How long the server gets to answer shutdown/exit before its process is ended. */
@@ -31,7 +36,15 @@ export interface ClientEvents {
   state(state: ServerState): void;
   memoryReport(report: unknown): void;
   traceReport(report: unknown): void;
+  /** A command that will replace the memory view started (its title), or ended (null). */
+  updating(title: string | null): void;
 }
+
+const RUNNING: Record<string, string> = {
+  "memlens.estimate": "Estimating",
+  "memlens.profile": "Profiling",
+  "memlens.compress": "Compressing",
+};
 
 const exec: Exec = (file, args) =>
   new Promise((resolve) => {
@@ -183,11 +196,21 @@ export class MemlensClient implements vscode.Disposable {
       initializationOptions: { memlens: this.settings() },
       middleware: {
         executeCommand: async (command, args, next) => {
-          if (LOAD_COMMANDS.has(command) && args.length === 0) {
-            const filled = await loadArguments(command);
-            return filled === undefined ? undefined : next(command, filled);
+          if (!LOAD_COMMANDS.has(command)) {
+            return next(command, args);
           }
-          return next(command, args);
+          const filled = args.length === 0 ? await loadArguments(command) : args;
+          if (filled === undefined) {
+            return undefined;
+          }
+          if (command === "memlens.compress" && filled.length === 2) {
+            const choice = await this.pickCompression(filled[0], filled[1]);
+            if (choice === undefined) {
+              return undefined;
+            }
+            filled.push(choice);
+          }
+          return this.runWithProgress(command, filled);
         },
       },
     };
@@ -246,6 +269,69 @@ export class MemlensClient implements vscode.Disposable {
     } catch (error) {
       this.output.debug(`documentSummary: ${String(error)}`);
       return null;
+    }
+  }
+
+  /** The Compress… quick pick: the schemes the server offers for the load on `line`. */
+  private async pickCompression(uri: unknown, line: unknown): Promise<unknown> {
+    const client = this.client;
+    if (client === undefined) {
+      return undefined;
+    }
+    let options: CompressOptions;
+    try {
+      options = await client.sendRequest<CompressOptions>(COMPRESS_OPTIONS_REQUEST, { uri, line });
+    } catch (error) {
+      void vscode.window.showErrorMessage(`memlens: cannot compress this load: ${error instanceof Error ? error.message : String(error)}`);
+      return undefined;
+    }
+    const picked = await vscode.window.showQuickPick(compressPickItems(options), {
+      title: `Compress ${options.model} (weights now ${options.before_text})`,
+      placeHolder: "Scheme · estimated weights after compression",
+      matchOnDetail: true,
+    });
+    return picked?.choice;
+  }
+
+  /**
+   * Runs a worker command with its progress in a cancellable notification (the server
+   * reports on the token sent with the request); the memory view is marked as updating
+   * meanwhile. Cancelling sends `$/cancelRequest`, which stops the worker's task.
+   */
+  private async runWithProgress(command: string, args: unknown[]): Promise<unknown> {
+    const client = this.client;
+    if (client === undefined) {
+      return undefined;
+    }
+    const token = randomUUID();
+    const title = `memlens: ${RUNNING[command]}`;
+    this.events.updating(`${RUNNING[command]}…`);
+    try {
+      return await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title, cancellable: true },
+        async (progress, cancel) => {
+          let done = 0;
+          const listener = client.onProgress(WorkDoneProgress.type, token, (value) => {
+            if (value.kind === "end") {
+              return;
+            }
+            const percentage = value.percentage ?? done;
+            progress.report({ message: value.message, increment: Math.max(0, percentage - done) });
+            done = Math.max(done, percentage);
+          });
+          try {
+            return await client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args, workDoneToken: token }, cancel);
+          } finally {
+            listener.dispose();
+          }
+        },
+      );
+    } catch (error) {
+      // the server already said why (window/showMessage); a cancel needs no message
+      this.output.debug(`${command}: ${String(error)}`);
+      return undefined;
+    } finally {
+      this.events.updating(null);
     }
   }
 

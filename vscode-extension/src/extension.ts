@@ -14,6 +14,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     state: (state) => status?.setState(state),
     memoryReport: (report) => views?.showMemory(report),
     traceReport: (report) => views?.showTraces(report),
+    updating: (title) => views?.memoryUpdating(title),
   });
   client = memlens;
   status = new StatusBar((document) => memlens.summary(document));
