@@ -169,9 +169,8 @@ export class MemlensClient implements vscode.Disposable {
       });
       return;
     }
-    // No `transport`: with TransportKind.stdio the client would append `--stdio`, which
-    // the server does not take; a plain executable talks stdio anyway.
-    // The extension starts the process itself so that a stop can always end it.
+    // The extension starts the process itself (stdio, no `--stdio` flag: the server takes
+    // none) so that a stop can always end it.
     const python = this.interpreter.path;
     const serverOptions: ServerOptions = async () => {
       if (this.client !== client) {
