@@ -26,6 +26,18 @@ def create_server() -> MemlensServer:
     return server
 
 
+class DemoteRoutineWarnings(logging.Filter):
+    """pygls warns when a client cancels a request it already answered, which editors do
+    on every keystroke ("Cancel notification for unknown message id"): debug, not warning."""
+
+    ROUTINE = ("Cancel notification for unknown message id",)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and str(record.msg).startswith(self.ROUTINE):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= logging.getLogger().getEffectiveLevel()
+
+
 def start_server(argv: list[str] | None = None) -> None:
     """Parse options and serve over stdio or TCP."""
     parser = argparse.ArgumentParser(prog="python -m memlens.lsp_server")
@@ -37,6 +49,9 @@ def start_server(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
         format="memlens-lsp: %(levelname)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        # on the handler: a logger's filter runs after that logger's level check
+        handler.addFilter(DemoteRoutineWarnings())
     server = create_server()
     # What start-up made (the LSP types, pygls, memlens's tables) lives as long as the
     # process: the collector's full passes need not walk it again and again.

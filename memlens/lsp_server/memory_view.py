@@ -2,7 +2,9 @@
 
 The webview only draws what this builds: titles, figures, bars with their byte sizes and
 texts, the legend, the budget line, the table's columns and cells (raw value for sorting,
-formatted text for showing) and the notes. Pure: no torch, no I/O. A result that cannot be
+formatted text for showing), the same rows grouped by layer kind (``summary_rows``: what
+the table shows until the user asks for every layer), the checkpoint a compression wrote,
+and the notes. Pure: no torch, no I/O. A result that cannot be
 drawn raises :class:`~memlens.errors.MalformedReportError` naming the bad field.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -18,18 +21,20 @@ from typing import Any, Literal
 from memlens.errors import MalformedReportError
 from memlens.units import format_bytes, format_count, format_percent
 
-VERSION = 1
-"""Version of the payload's shape; the webview refuses versions it does not know."""
+VERSION = 2
+"""Version of the payload's shape; the webview refuses versions it does not know (2 added
+``summary_rows`` and ``checkpoint``)."""
 
 Number = int | float
 CellValue = str | int | float | None
-SegmentKind = Literal["weights", "kv", "activations", "measured", "before", "after"]
+SegmentKind = Literal["weights", "kv", "activations", "output", "measured", "before", "after"]
 CellFormat = Literal["text", "bytes", "count", "percent"]
 
 _LEGEND: dict[str, str] = {
     "weights": "Weights",
     "kv": "KV cache",
-    "activations": "Activations",
+    "activations": "Prefill activations (estimate)",
+    "output": "Largest block output (measured)",
     "measured": "Measured",
     "before": "Before",
     "after": "After",
@@ -121,6 +126,11 @@ class MemoryView:
     rows: tuple[Mapping[str, Cell], ...]
     """One mapping per table row, from column key to cell."""
     notes: tuple[str, ...]
+    summary_rows: tuple[Mapping[str, Cell], ...] = ()
+    """The rows grouped by layer kind (``model.layers.*.mlp.up_proj ×30``; a percentage
+    column holds the group's largest); empty when grouping would not shorten the table."""
+    checkpoint: str | None = None
+    """The folder a compression wrote its checkpoint to (absolute), else None."""
     version: int = VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -201,9 +211,9 @@ def _string(record: Mapping[str, Any], key: str, where: str) -> str:
 
 def _array(record: Mapping[str, Any], key: str, where: str) -> list[Any]:
     value = _field(record, key, where)
-    if not isinstance(value, list):
+    if not isinstance(value, list | tuple):  # tuples: a MemoryEstimate's own to_json
         raise MalformedReportError(f"{where}.{key} is not a list")
-    return value
+    return list(value)
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -230,6 +240,7 @@ class _EstimateLayer:
 
 @dataclass(frozen=True)
 class _Estimate:
+    model: str
     dtype: str
     total: Number
     weights: Number
@@ -278,7 +289,9 @@ def _parse_estimate(value: Any, where: str) -> _Estimate:
         return given if given is not None else sum(get(layer) for layer in layers)
 
     source = e.get("source")
+    model = e.get("model")
     return _Estimate(
+        model=model if isinstance(model, str) else "",
         dtype=dtype,
         total=_bytes(e, "total_bytes", where),
         weights=total(lambda layer: layer.weights, "weight_bytes"),
@@ -322,13 +335,13 @@ _ESTIMATE_COLUMNS: _Columns = (
     ("params", "Params", "count"),
     ("weights", "Weights", "bytes"),
     ("kv", "KV cache", "bytes"),
-    ("activations", "Activations", "bytes"),
+    ("activations", "Prefill act.", "bytes"),
     ("total", "Total", "bytes"),
 )
 _MEASURED_COLUMNS: _Columns = (
     ("measured", "Measured weights", "bytes"),
     ("measuredKv", "Measured KV", "bytes"),
-    ("measuredActivations", "Measured activations", "bytes"),
+    ("measuredActivations", "Largest output", "bytes"),
 )
 _COMPRESS_COLUMNS: _Columns = (
     ("name", "Layer", "text"),
@@ -364,6 +377,41 @@ def _rows(
     return tuple(
         {key: Cell(row[key], _cell_text(row[key], fmt)) for key, _, fmt in columns} for row in rows
     )
+
+
+_INDEX = re.compile(r"\.\d+(?=\.|$)")
+
+
+def _grouped(
+    columns: _Columns, rows: Sequence[Mapping[str, CellValue]]
+) -> list[dict[str, CellValue]]:
+    """Rows whose names differ only in their block index, merged (``model.layers.*.mlp
+    ×30``): bytes and counts summed, a percentage its largest, texts kept when they agree,
+    else counted (``int4 ×12, int8 ×18``). Empty when nothing merges."""
+    (name_key, _, _), *rest = columns
+    groups: dict[str, list[Mapping[str, CellValue]]] = {}
+    for row in rows:
+        groups.setdefault(_INDEX.sub(".*", str(row[name_key])), []).append(row)
+    if len(groups) == len(rows):
+        return []
+    merged: list[dict[str, CellValue]] = []
+    for name, members in groups.items():
+        group: dict[str, CellValue] = {
+            name_key: f"{name} ×{len(members)}" if len(members) > 1 else members[0][name_key]
+        }
+        for key, _, fmt in rest:
+            group[key] = _merged([m[key] for m in members], fmt)
+        merged.append(group)
+    return merged
+
+
+def _merged(values: Sequence[CellValue], fmt: CellFormat) -> CellValue:
+    numbers = [v for v in values if isinstance(v, int | float)]
+    if fmt == "text" or not numbers:
+        texts = [str(v) if v is not None else "—" for v in values]
+        counts = {t: texts.count(t) for t in dict.fromkeys(texts)}
+        return texts[0] if len(counts) == 1 else ", ".join(f"{t} ×{n}" for t, n in counts.items())
+    return max(numbers) if fmt == "percent" else sum(numbers)
 
 
 def _estimate_rows(estimate: _Estimate) -> list[dict[str, CellValue]]:
@@ -420,7 +468,7 @@ def _profile(report: Mapping[str, Any]) -> MemoryView:
             figures.append(Figure("Device", device))
         speed = _optional_number(measured, "decode_tokens_per_s", "report.measured")
         if speed is not None:
-            figures.append(Figure("Decode speed", f"{speed:.1f} tokens/s"))
+            figures.append(Figure("Decode speed", f"{speed:.1f} tokens/s (without profiler hooks)"))
     has_measured = bool(measured_by_name)
     layers = []
     for layer in estimate.layers:
@@ -431,7 +479,7 @@ def _profile(report: Mapping[str, Any]) -> MemoryView:
                     "measured",
                     ("measured", m.weights),
                     ("kv", m.kv or 0),
-                    ("activations", m.activations or 0),
+                    ("output", m.activations or 0),
                 )
             )
         layers.append(LayerGroup(layer.name, tuple(bars)))
@@ -456,6 +504,7 @@ def _profile(report: Mapping[str, Any]) -> MemoryView:
         layers=tuple(layers),
         columns=_columns(columns),
         rows=_rows(columns, rows),
+        summary_rows=_rows(columns, _grouped(columns, rows)),
         notes=(*_strings(report.get("notes")), *estimate.notes),
     )
 
@@ -468,21 +517,31 @@ def _estimate(report: Mapping[str, Any]) -> MemoryView:
     if not estimates:
         raise MalformedReportError("report.estimates is empty")
     first = estimates[0]
-    totals = [_stacked(e.label, e.weights, e.kv, e.activations) for e in estimates]
+    several = len({e.model for e in estimates}) > 1  # a file's loads (the status bar's view)
+    totals = [
+        _stacked(f"{e.model} ({e.dtype})" if several else e.label, e.weights, e.kv, e.activations)
+        for e in estimates
+    ]
     layers = [
         LayerGroup(layer.name, (_stacked(first.dtype, layer.weights, layer.kv, layer.activations),))
         for layer in first.layers
     ]
     return MemoryView(
         title=f"Estimate · {_string(report, 'model', 'report')}",
-        subtitle=f"per layer at {first.dtype}",
-        figures=tuple(Figure(f"Total {e.dtype}", _size(e.total)) for e in estimates),
+        subtitle=f"per layer of {first.model} at {first.dtype}"
+        if several
+        else f"per layer at {first.dtype}",
+        figures=tuple(
+            Figure(f"{e.model} serving" if several else f"Total {e.dtype}", _size(e.total))
+            for e in estimates
+        ),
         legend=_legend(totals, layers),
         totals=tuple(totals),
         budget=None,
         layers=tuple(layers),
         columns=_columns(_ESTIMATE_COLUMNS),
         rows=_rows(_ESTIMATE_COLUMNS, _estimate_rows(first)),
+        summary_rows=_rows(_ESTIMATE_COLUMNS, _grouped(_ESTIMATE_COLUMNS, _estimate_rows(first))),
         notes=(*_strings(report.get("notes")), *first.notes),
     )
 
@@ -520,10 +579,30 @@ def _compress(report: Mapping[str, Any]) -> MemoryView:
         y = _optional_number(report, b, "report")
         return "not measured" if x is None or y is None else f"{x:.2f} → {y:.2f}"
 
+    # the engine's report counts the compressed layers, and the whole model apart
+    whole_before = _optional_number(report, "weight_bytes_before", "report")
+    whole_after = _optional_number(report, "weight_bytes_after", "report")
+    counted = f"{len(layers)} compressed layers"
+    if whole_before is not None and whole_after is not None and whole_before > 0:
+        sizes = [
+            Figure("Model weights before", _size(whole_before)),
+            Figure("Model weights after", _size(whole_after)),
+            Figure(
+                "Saved",
+                f"{_size(whole_before - whole_after)} "
+                f"({format_percent(1 - whole_after / whole_before)})",
+            ),
+            Figure(f"The {counted}", f"{_size(before)} → {_size(after)}"),
+        ]
+    else:
+        sizes = [
+            Figure(f"Before ({counted})", _size(before)),
+            Figure(f"After ({counted})", _size(after)),
+            Figure("Saved", saved),
+        ]
+    out = report.get("out")
     figures = (
-        Figure("Before", _size(before)),
-        Figure("After", _size(after)),
-        Figure("Saved", saved),
+        *sizes,
         Figure("Perplexity", pair("ppl_before", "ppl_after")),
         Figure("Tokens/s", pair("tokens_per_s_before", "tokens_per_s_after")),
     )
@@ -538,6 +617,10 @@ def _compress(report: Mapping[str, Any]) -> MemoryView:
         str(p) for p in parts if isinstance(p, str | int | float) and not isinstance(p, bool)
     )
     quality = "measured" if report.get("measured") is True else "sizes exact, quality not measured"
+    fallback_notes = _fallback_notes(config, layers)
+    if fallback_notes:
+        fell = sum(layer.scheme != config.get("scheme") for layer in layers)
+        scheme += f" ({fell} of {len(layers)} layers fell back)"
     totals = [_bar("Before", ("before", before)), _bar("After", ("after", after))]
     groups = [
         LayerGroup(
@@ -567,8 +650,27 @@ def _compress(report: Mapping[str, Any]) -> MemoryView:
         layers=tuple(groups),
         columns=_columns(_COMPRESS_COLUMNS),
         rows=_rows(_COMPRESS_COLUMNS, rows),
-        notes=_strings(report.get("notes")),
+        notes=(*fallback_notes, *_strings(report.get("notes"))),
+        summary_rows=_rows(_COMPRESS_COLUMNS, _grouped(_COMPRESS_COLUMNS, rows)),
+        checkpoint=out if isinstance(out := report.get("out"), str) and out else None,
     )
+
+
+def _fallback_notes(config: Mapping[str, Any], layers: Sequence[_CompressLayer]) -> list[str]:
+    """Why layers did not get the scheme asked for (INT4 falls back to INT8 per matrix)."""
+    scheme = config.get("scheme")
+    if scheme != "int4":
+        return []
+    fell = [layer for layer in layers if layer.scheme and layer.scheme != scheme]
+    if not fell:
+        return []
+    kept = sorted({layer.scheme for layer in fell})
+    group = config.get("group_size")
+    return [
+        f"{len(fell)} of {len(layers)} layers fell back to {', '.join(kept)}: INT4 with group "
+        f"{group} needs input widths that divide by {group} (and output widths by 16). "
+        "Compress… offers the group sizes this model's widths divide and marks one."
+    ]
 
 
 _BUILDERS: dict[str, Callable[[Mapping[str, Any]], MemoryView]] = {

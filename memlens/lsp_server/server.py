@@ -63,6 +63,16 @@ class MemlensProtocol(LanguageServerProtocol):
     cancels its worker request.
     """
 
+    def _handle_request(self, msg_id: Any, method_name: str, params: Any) -> None:
+        # pygls hands command handlers their arguments only: keep the request's
+        # workDoneToken so the command reports progress where the client shows it
+        token = getattr(params, "work_done_token", None)
+        server = self._server
+        command = method_name == types.WORKSPACE_EXECUTE_COMMAND
+        if command and token is not None and isinstance(server, MemlensServer):
+            server.client_progress_tokens[msg_id] = token
+        super()._handle_request(msg_id, method_name, params)
+
     def _handle_cancel_notification(self, msg_id: Any) -> None:
         server = self._server
         if isinstance(server, MemlensServer) and (task := server.command_tasks.get(msg_id)):
@@ -104,6 +114,8 @@ class MemlensServer(LanguageServer):
         """Running commands' JSON-RPC request ids by their work-done progress token."""
         self.command_tasks: dict[Any, asyncio.Task[Any]] = {}
         """Running commands by their JSON-RPC request id."""
+        self.client_progress_tokens: dict[Any, int | str] = {}
+        """Request id → the workDoneToken a client sent with ``workspace/executeCommand``."""
         self.traces = TraceWatch(on_change=self.traces_changed, on_error=self.show_warning)
         self.trace_view: TraceViewRequest | None = None
         """The client's open trace view; None until it asks ``memlens.traces``."""

@@ -19,6 +19,8 @@ class LayerGroup:
     count: int
     layer: LayerMemory
     """One representative; per-layer figures."""
+    names: tuple[str, ...]
+    """Every layer of the group, in order."""
 
 
 def _signature(layer: LayerMemory) -> tuple[object, ...]:
@@ -46,23 +48,26 @@ def format_indices(indices: list[int]) -> str:
 
 def group_layers(layers: tuple[LayerMemory, ...]) -> list[LayerGroup]:
     """Group ``prefix.N`` blocks by identical signature, in order of first appearance."""
-    entries: list[tuple[str, list[int], LayerMemory]] = []  # prefix, indices, representative
+    # prefix, indices, representative, names
+    entries: list[tuple[str, list[int], LayerMemory, list[str]]] = []
     entry_of: dict[tuple[object, ...], int] = {}
     for layer in layers:
         match = _INDEXED.match(layer.name)
         if match is None:
-            entries.append((layer.name, [], layer))
+            entries.append((layer.name, [], layer, [layer.name]))
             continue
         key = (match["prefix"], *_signature(layer))
         if key not in entry_of:
             entry_of[key] = len(entries)
-            entries.append((match["prefix"], [], layer))
+            entries.append((match["prefix"], [], layer, []))
         entries[entry_of[key]][1].append(int(match["index"]))
+        entries[entry_of[key]][3].append(layer.name)
     return [
         LayerGroup(
             prefix + format_indices(indices) if len(indices) > 1 else layer.name,
             max(1, len(indices)),
             layer,
+            tuple(names),
         )
-        for prefix, indices, layer in entries
+        for prefix, indices, layer, names in entries
     ]

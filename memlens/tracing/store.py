@@ -18,6 +18,7 @@ from typing import Any
 
 from memlens.errors import MemlensError
 from memlens.tracing.records import (
+    STATUS_ERROR,
     MemoryPeak,
     MemorySample,
     SpanRecord,
@@ -344,17 +345,17 @@ class TraceStore:
 
     def code_durations(
         self, path: str | None = None
-    ) -> Iterator[tuple[str, int, str | None, str, int, int]]:
-        """(path, line, function, trace_id, start_ns, duration_ns) of located spans, optionally
-        of one file, ordered by location then start time."""
+    ) -> Iterator[tuple[str, int, str | None, str, int, int, bool]]:
+        """(path, line, function, trace_id, start_ns, duration_ns, error) of located spans,
+        optionally of one file, ordered by location then start time."""
         where = "WHERE code_path IS NOT NULL" + (" AND code_path = ?" if path else "")
         rows = self._db.execute(
-            "SELECT code_path, code_line, code_function, trace_id, start_ns, end_ns - start_ns "
-            f"FROM spans {where} ORDER BY code_path, code_line, start_ns",
+            "SELECT code_path, code_line, code_function, trace_id, start_ns, end_ns - start_ns, "
+            f"status_code FROM spans {where} ORDER BY code_path, code_line, start_ns",
             (path,) if path else (),
         )
-        for p, line, function, trace_id, start, duration in rows:
-            yield p, int(line or 0), function, trace_id, start, duration
+        for p, line, function, trace_id, start, duration, status in rows:
+            yield p, int(line or 0), function, trace_id, start, duration, status == STATUS_ERROR
 
 
 def _record(row: Sequence[Any]) -> SpanRecord:

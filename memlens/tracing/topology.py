@@ -304,7 +304,7 @@ def code_index(store: TraceStore, path: str | None = None) -> list[CodeLocationS
                 )
             )
 
-    for p, line, fn, trace_id, start, duration in store.code_durations(path):
+    for p, line, fn, trace_id, start, duration, _error in store.code_durations(path):
         if (p, line) != current:
             flush()
             current, function, durations, latest = (p, line), fn, [], ("", -1)

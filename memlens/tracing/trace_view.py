@@ -10,10 +10,12 @@ The contract (``vscode-extension/src/webviews/model/trace.ts`` validates it)::
       "services": [str],                  sorted: callers, callees and roots of recent traces
       "nodes": [{name, column, row}],     the topology's layout, one per service, in order
       "edges": [{caller, callee, calls, errors, p50_ms, p95_ms,
-                 label}],                 label: "12 calls · 1 errors · p50 34.0 ms · p95 …"
+                 label, label_lines}],    label: "12 calls · 1 error · p50 34.0 ms · p95 …";
+                                          label_lines: the same in two lines (counts, latency)
       "traces": [{trace_id, root_service, root_name, start_ms (Unix ms), duration_ms,
                   span_count, error_count, duration_text, span_count_text,
-                  error_count_text, jaeger_url}],   newest first
+                  error_count_text, start_text (local HH:MM:SS), trace_id_text (its first
+                  8 hex digits), jaeger_url}],   newest first
       "trace": null | {
         trace_id, jaeger_url, total_ms,   total_ms: earliest start to latest end
         rows: [{span_id, parent_span_id (null for a root), name, service, depth,
@@ -121,12 +123,17 @@ def _location(span: SpanRecord) -> dict[str, Any] | None:
     return dataclasses.asdict(location) if location is not None else None
 
 
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _edge_json(edge: ServiceEdge) -> dict[str, Any]:
-    errors = f" · {edge.errors} errors" if edge.errors else ""
-    label = (
-        f"{edge.calls} calls{errors} · p50 {format_ms(edge.p50_ms)} · p95 {format_ms(edge.p95_ms)}"
-    )
-    return {**dataclasses.asdict(edge), "label": label}
+    errors = f" · {_counted(edge.errors, 'error')}" if edge.errors else ""
+    lines = [
+        f"{_counted(edge.calls, 'call')}{errors}",
+        f"p50 {format_ms(edge.p50_ms)} · p95 {format_ms(edge.p95_ms)}",
+    ]
+    return {**dataclasses.asdict(edge), "label": " · ".join(lines), "label_lines": lines}
 
 
 def _summary_json(summary: TraceSummary, base: str | None) -> dict[str, Any]:
@@ -141,6 +148,8 @@ def _summary_json(summary: TraceSummary, base: str | None) -> dict[str, Any]:
         "duration_text": format_ms(summary.duration_ms),
         "span_count_text": str(summary.spans),
         "error_count_text": str(summary.errors),
+        "start_text": time.strftime("%H:%M:%S", time.localtime(summary.start_ns / 1e9)),
+        "trace_id_text": summary.trace_id[:8],
         "jaeger_url": jaeger.trace_link(base, summary.trace_id),
     }
 

@@ -65,15 +65,18 @@ def test_a_measured_profile_puts_the_measured_bytes_beside_each_layers_estimate(
     assert [(s.kind, s.bytes) for s in layer.bars[1].segments] == [
         ("measured", measured["bytes"]),
         ("kv", measured["kv_cache_bytes"]),
-        ("activations", measured["activation_bytes"]),
+        ("output", measured["activation_bytes"]),
     ]
     assert [c.title for c in view.columns[-3:]] == [
         "Measured weights",
         "Measured KV",
-        "Measured activations",
+        "Largest output",
     ]
     assert any(f.label == "Device" and f.text == "cpu" for f in view.figures)
-    assert any(f.label == "Decode speed" and f.text.endswith(" tokens/s") for f in view.figures)
+    assert any(
+        f.label == "Decode speed" and f.text.endswith(" tokens/s (without profiler hooks)")
+        for f in view.figures
+    )
 
 
 def test_measured_reports_without_per_block_kv_and_activations_still_draw() -> None:
@@ -164,6 +167,86 @@ def test_cells_carry_the_raw_value_and_the_text_and_the_budget_says_when_it_is_e
     assert (embed["weights"].value, embed["weights"].text) == (272_269_312, "259.7 MiB")
     assert view.budget is not None
     assert (view.budget.text, view.budget.exceeded) == ("1.0 MiB", True)
-    assert [item.label for item in view.legend] == ["Weights", "KV cache", "Activations"]
+    assert [item.label for item in view.legend] == [
+        "Weights",
+        "KV cache",
+        "Prefill activations (estimate)",
+    ]
     assert view.totals[0].total_bytes == sum(s.bytes for s in view.totals[0].segments)
     assert build_memory_view(report, None).budget is None
+
+
+def _compress_report(**extra: Any) -> dict[str, Any]:
+    layers = [
+        {
+            "name": f"model.layers.{i}.{proj}",
+            "scheme": scheme,
+            "bytes_before": 1000,
+            "bytes_after": after,
+            "rel_error": error,
+        }
+        for i in range(3)
+        for proj, scheme, after, error in (
+            ("self_attn.q_proj", "int8", 500, 0.01 * (i + 1)),
+            ("mlp.down_proj", "int4", 300, 0.02),
+        )
+    ]
+    return {
+        "kind": "compress",
+        "model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "config": {"scheme": "int4", "group_size": 128},
+        "layers": layers,
+        "measured": True,
+        **extra,
+    }
+
+
+def test_a_compress_view_says_which_layers_fell_back_and_why() -> None:
+    """Issue 17: the header said "int4, group 128" while most matrices were INT8."""
+    view = build_memory_view(_compress_report(), None)
+    assert view.subtitle == "int4, group 128 (3 of 6 layers fell back) · measured"
+    assert view.notes[0].startswith("3 of 6 layers fell back to int8: INT4 with group 128")
+    assert [f.label for f in view.figures[:2]] == [
+        "Before (6 compressed layers)",
+        "After (6 compressed layers)",
+    ]
+    assert view.checkpoint is None
+
+
+def test_the_whole_models_weights_and_the_checkpoint_are_shown() -> None:
+    report = _compress_report(
+        weight_bytes_before=269_060_000, weight_bytes_after=150_000_000, out="/c/smol-int4"
+    )
+    view = build_memory_view(report, None)
+    figures = {f.label: f.text for f in view.figures}
+    assert figures["Model weights before"] == "256.6 MiB"
+    assert figures["The 6 compressed layers"] == "5.9 KiB → 2.3 KiB"
+    assert view.checkpoint == "/c/smol-int4"
+
+
+def test_rows_are_grouped_by_layer_kind_with_every_row_kept() -> None:
+    view = build_memory_view(_compress_report(), None)
+    assert len(view.rows) == 6
+    by_name = {str(row["name"].value): row for row in view.summary_rows}
+    assert list(by_name) == [
+        "model.layers.*.self_attn.q_proj ×3",
+        "model.layers.*.mlp.down_proj ×3",
+    ]
+    q = by_name["model.layers.*.self_attn.q_proj ×3"]
+    assert (q["before"].value, q["after"].value, q["saved"].value) == (3000, 1500, 1500)
+    assert q["relError"].value == pytest.approx(0.03)  # the group's largest error
+    assert q["scheme"].text == "int8"
+    mixed = build_memory_view(
+        {
+            **_compress_report(),
+            "layers": [
+                {**layer, "name": f"model.layers.{i}.mlp", "scheme": "int4" if i else "int8"}
+                for i, layer in enumerate(_compress_report()["layers"][:3])
+            ],
+        },
+        None,
+    )
+    assert mixed.summary_rows[0]["scheme"].text == "int8 ×1, int4 ×2"
+    # nothing to merge: no summary
+    single = {**_compress_report(), "layers": _compress_report()["layers"][:1]}
+    assert build_memory_view(single, None).summary_rows == ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,9 @@ def test_report_has_edges_recent_traces_and_the_asked_trace(tmp_path: Path) -> N
             "errors": 1,
             "p50_ms": 40.0,
             "p95_ms": 40.0,
-            "label": "1 calls · 1 errors · p50 40.0 ms · p95 40.0 ms",
+            # issue 17: it said "1 calls · 1 errors"
+            "label": "1 call · 1 error · p50 40.0 ms · p95 40.0 ms",
+            "label_lines": ["1 call · 1 error", "p50 40.0 ms · p95 40.0 ms"],
         }
     ]
     newest, older = report["traces"]
@@ -70,8 +73,11 @@ def test_report_has_edges_recent_traces_and_the_asked_trace(tmp_path: Path) -> N
         "duration_text": "50.0 ms",
         "span_count_text": "3",
         "error_count_text": "1",
+        "start_text": time.strftime("%H:%M:%S", time.localtime(1.0)),
+        "trace_id_text": T[:8],
         "jaeger_url": f"http://jaeger:16686/trace/{T}",
     }
+    assert newest["trace_id_text"] != older["trace_id_text"]  # rows tell apart
     assert report["jaeger_url"] == "http://jaeger:16686"
     spans = report["trace"]["spans"]
     assert [s["spanId"] for s in spans] == [f"{i:016x}" for i in (1, 2, 3)]
@@ -254,7 +260,15 @@ def test_the_empty_report_is_a_whole_payload() -> None:
     }
 
 
-def test_the_extensions_fixture_is_what_trace_view_builds(tmp_path: Path) -> None:
+def test_the_extensions_fixture_is_what_trace_view_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The webview tests draw this file: after a payload change, rewrite it with
-    ``python -m tests.support.trace_fixture``."""
-    assert json.loads(FIXTURE.read_text()) == fixture_report(tmp_path)
+    ``TZ=UTC python -m tests.support.trace_fixture`` (start times are local times)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        assert json.loads(FIXTURE.read_text()) == fixture_report(tmp_path)
+    finally:
+        monkeypatch.undo()
+        time.tzset()

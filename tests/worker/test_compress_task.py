@@ -50,3 +50,22 @@ def test_auto_needs_the_weights(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps(BYTE_MODEL_CONFIG))
     with pytest.raises(UsageError, match="not here"):
         compress({"model": str(tmp_path), "weights": "auto"}, _context([]))
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"weights": "int8", "max_error": 0.02}, "auto's error target"),
+        ({"weights": "auto", "max_error": "2%"}, "must be a number"),
+        ({"weights": "auto", "max_error": True}, "must be a number"),
+        ({"weights": "auto", "max_error": 0}, "between 0 and 1"),
+        ({"weights": "auto", "max_error": 1.5}, "between 0 and 1"),
+    ],
+)
+def test_a_bad_error_target_is_refused(
+    tmp_path: Path, params: dict[str, Any], message: str
+) -> None:
+    """The Compress… quick pick offers auto with an error target (issue 17)."""
+    (tmp_path / "config.json").write_text(json.dumps(BYTE_MODEL_CONFIG))
+    with pytest.raises(UsageError, match=message):
+        compress({"model": str(tmp_path), **params}, _context([]))

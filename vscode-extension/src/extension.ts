@@ -14,6 +14,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     state: (state) => status?.setState(state),
     memoryReport: (report) => views?.showMemory(report),
     traceReport: (report) => views?.showTraces(report),
+    updating: (title) => views?.memoryUpdating(title),
   });
   client = memlens;
   status = new StatusBar((document) => memlens.summary(document));
@@ -27,6 +28,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     views,
     vscode.commands.registerCommand("memlens.restartServer", () => memlens.restart()),
     vscode.commands.registerCommand("memlens.showMemoryView", () => views?.showMemory()),
+    // the status bar's click: this file's estimates (the last report when it has none)
+    vscode.commands.registerCommand("memlens.showFileEstimates", async () => {
+      const document = vscode.window.activeTextEditor?.document;
+      const view = document ? await memlens.documentView(document) : null;
+      views?.showMemory(view ?? undefined);
+    }),
     vscode.commands.registerCommand("memlens.showTraces", async () => {
       views?.showTraces();
       await vscode.commands.executeCommand(TRACES_COMMAND, {});

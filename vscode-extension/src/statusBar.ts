@@ -15,7 +15,7 @@ export class StatusBar implements vscode.Disposable {
 
   constructor(private readonly fetch: (document: vscode.TextDocument) => Promise<DocumentSummary | null>) {
     this.item.name = "memlens";
-    this.item.command = "memlens.showMemoryView";
+    this.item.command = "memlens.showFileEstimates";
     this.subscriptions.push(
       vscode.window.onDidChangeActiveTextEditor(() => this.refresh()),
       vscode.workspace.onDidChangeTextDocument((e) => {

@@ -40,6 +40,11 @@ export class Views implements vscode.Disposable {
     this.memory.show(this.memoryView === undefined ? undefined : { type: "report", view: this.memoryView });
   }
 
+  /** Marks the memory view as updating (`title` of the run), or not any more (null). */
+  memoryUpdating(title: string | null): void {
+    this.memory.post({ type: "updating", text: title });
+  }
+
   /** Shows a `memlens/traceReport` (a malformed one too: the view names its bad field). */
   showTraces(report?: unknown): void {
     if (report === undefined) {
@@ -95,8 +100,33 @@ export class Views implements vscode.Disposable {
       }
       case "openTrace":
         return this.openTrace(message.traceId);
+      case "revealPath":
+        return this.revealPath(message.path);
       case "ready":
         return;
+    }
+  }
+
+  /** The compressed checkpoint's folder: shown in the Explorer when it is in the workspace,
+   * else in the system's file manager, else its path copied. */
+  private async revealPath(path: string): Promise<void> {
+    const uri = vscode.Uri.file(path);
+    try {
+      await vscode.workspace.fs.stat(uri);
+    } catch {
+      void vscode.window.showWarningMessage(`memlens: ${path} does not exist (any more).`);
+      return;
+    }
+    if (vscode.workspace.getWorkspaceFolder(uri) !== undefined) {
+      await vscode.commands.executeCommand("revealInExplorer", uri);
+      return;
+    }
+    await vscode.env.clipboard.writeText(path);
+    const choice = await vscode.window.showInformationMessage(`memlens: copied ${path}`, "Open in New Window", "Reveal in File Manager");
+    if (choice === "Open in New Window") {
+      await vscode.commands.executeCommand("vscode.openFolder", uri, { forceNewWindow: true });
+    } else if (choice === "Reveal in File Manager") {
+      await vscode.commands.executeCommand("revealFileInOS", uri);
     }
   }
 

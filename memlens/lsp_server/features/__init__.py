@@ -10,7 +10,9 @@ from memlens.lsp_server.features import (
     code_actions,
     code_lens,
     commands,
+    compress_options,
     diagnostics,
+    document_view,
     documents,
     hover,
     inlay_hints,
@@ -32,7 +34,9 @@ FEATURES = (
     code_actions,
     code_lens,
     commands,
+    compress_options,
     summary,
+    document_view,
     traces,
 )
 

@@ -5,7 +5,11 @@ notification; plus
 ``memlens.workerStatus`` and ``memlens.serverStatus`` (what the server holds: open
 documents, the parse cache's size and bounds, the longest garbage-collector pause).
 
-Arguments are ``[uri, line]`` (the model load on that line) or ``[{"model": ID, ...}]``.
+Arguments are ``[uri, line]`` (the model load on that line), ``[uri, line, options]``
+(``memlens.compress``'s ``{"weights": "int4:g64", "max_error": 0.02}``, as the Compress…
+quick pick chose from ``memlens/compressOptions``) or ``[{"model": ID, ...}]``. A client
+that sends a ``workDoneToken`` with the request gets the progress on that token (the
+extension shows it as a cancellable notification); otherwise the server creates one.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ def request_params(ls: MemlensServer, command: str, arguments: tuple[Any, ...]) 
     """Worker params from ``[uri, line]`` or ``[{"model": ...}]``; UsageError otherwise."""
     if len(arguments) == 1 and isinstance(arguments[0], dict) and "model" in arguments[0]:
         return dict(arguments[0])
+    options: dict[str, Any] = {}
+    if len(arguments) == 3 and command == "memlens.compress":
+        options = _compress_options(arguments[2])
+        arguments = arguments[:2]
     if len(arguments) == 2 and isinstance(arguments[0], str) and isinstance(arguments[1], int):
         uri, line = arguments
         if uri not in ls.workspace.text_documents:
@@ -56,8 +64,22 @@ def request_params(ls: MemlensServer, command: str, arguments: tuple[Any, ...]) 
             "model": load.model_ref,
             "dtypes": [dtype.value],
             "document_dir": str(folder) if folder else None,
+            **options,
         }
     raise UsageError('arguments must be [uri, line] or [{"model": ID}]')
+
+
+def _compress_options(value: Any) -> dict[str, Any]:
+    """``{"weights": str, "max_error"?: number}`` checked for shape (the worker parses it)."""
+    if not isinstance(value, dict) or not isinstance(value.get("weights"), str):
+        raise UsageError('the third argument must be {"weights": "int8" | "int4:g64" | "auto"}')
+    options: dict[str, Any] = {"weights": value["weights"]}
+    max_error = value.get("max_error")
+    if max_error is not None:
+        if not isinstance(max_error, int | float) or isinstance(max_error, bool):
+            raise UsageError("max_error must be a number (0.02 is 2%)")
+        options["max_error"] = max_error
+    return options
 
 
 async def run_in_worker(
@@ -67,14 +89,16 @@ async def run_in_worker(
     if not ls.settings.trusted:
         raise UsageError("this workspace is not trusted: memlens runs no worker here")
     params = request_params(ls, command, arguments)
-    token = str(uuid.uuid4())
     request_id = ls.protocol.msg_id
+    client_token = ls.client_progress_tokens.pop(request_id, None)
+    token = str(client_token) if client_token is not None else str(uuid.uuid4())
     if (task := asyncio.current_task()) is not None:
         ls.command_tasks[request_id] = task
     title = f"memlens: {_KINDS[command]} {params['model']}"
     progress = ls.client_capabilities.window and ls.client_capabilities.window.work_done_progress
-    if progress:
+    if progress and client_token is None:
         await ls.work_done_progress.create_async(token)
+    if progress:
         ls.work_done_progress.begin(
             token, types.WorkDoneProgressBegin(title=title, cancellable=True, percentage=0)
         )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from memlens.lsp_server.analysis import LoadEstimate, ModelLoad
+from memlens.lsp_server.features.labels import serving_label
 from memlens.units import format_bytes, format_count
 
 if TYPE_CHECKING:
@@ -122,8 +123,7 @@ def _over_budget(
         else "; it does not fit even as INT4"
     )
     return Problem(
-        f"{estimate.model} needs ≈ {format_bytes(estimate.total_bytes)} "
-        f"at {estimate.dtype} "
+        f"{estimate.model} at {estimate.dtype}: {serving_label(estimate)} "
         f"(weights {format_bytes(estimate.weight_bytes)}, KV cache "
         f"{format_bytes(estimate.kv_cache_bytes)} for {estimate.context} tokens, "
         f"activations {format_bytes(estimate.activations_bytes)}), over the "

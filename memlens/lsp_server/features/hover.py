@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from memlens.lsp_server.analysis import ModelBuild, ModelLoad, Position
-from memlens.lsp_server.features.labels import layer_label
+from memlens.lsp_server.features.labels import layer_label, serving_label
 from memlens.profiler.estimate import MemoryEstimate, estimate_from_json
 from memlens.profiler.layer_groups import group_layers
 from memlens.units import format_bytes, format_count
@@ -22,39 +22,74 @@ def _escape(text: str) -> str:
     return "".join("\\" + c if c in "\\`*_[]<>|" else c for c in text)
 
 
+def _measured_layers(measured: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    layers = measured.get("layers")
+    if not isinstance(layers, list):
+        return {}
+    return {m["name"]: m for m in layers if isinstance(m, dict) and isinstance(m.get("name"), str)}
+
+
+def _measured_cells(names: tuple[str, ...], by_name: dict[str, dict[str, Any]]) -> str:
+    """Measured weights and KV (summed over the group) and the largest output (its max)."""
+    found = [by_name[n] for n in names if n in by_name]
+    if not found:
+        return "— | — | — |"
+    weights = sum(int(m.get("bytes") or 0) for m in found)
+    kv = sum(int(m.get("kv_cache_bytes") or 0) for m in found)
+    output = max(int(m.get("activation_bytes") or 0) for m in found)
+    return f"{format_bytes(weights)} | {format_bytes(kv)} | {format_bytes(output)} |"
+
+
 def load_markdown(estimate: MemoryEstimate, budget: int, report: dict[str, Any] | None) -> str:
-    """The hover text for one model load."""
+    """The hover text for one model load: the per-block table (with the measured columns
+    once a Profile measured this model), the serving total against the budget."""
+    measured = report.get("measured") if report else None
+    by_name = _measured_layers(measured) if isinstance(measured, dict) else {}
+    source = (
+        f"measured on {measured.get('device', '?')}; estimate {estimate.source}"
+        if isinstance(measured, dict)
+        else estimate.source
+    )
     lines = [
         f"**{_escape(estimate.model)}** · {_escape(estimate.family)} · "
-        f"{format_count(estimate.params)} params · {estimate.dtype} ({estimate.source})",
+        f"{format_count(estimate.params)} params · {estimate.dtype} ({_escape(source)})",
         "",
-        "| block | params | weights | KV/token |",
-        "|---|---:|---:|---:|",
     ]
+    if by_name:
+        lines += [
+            "| block | params | weights | KV/token | measured weights | measured KV "
+            "| largest output |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+    else:
+        lines += ["| block | params | weights | KV/token |", "|---|---:|---:|---:|"]
     for group in group_layers(estimate.layers):
         layer = group.layer
         name = group.label + (f" ×{group.count}" if group.count > 1 else "")
         tied = f" (tied to {layer.tied_to})" if layer.tied_to else ""
-        lines.append(
+        row = (
             f"| {_escape(name + tied)} | {format_count(layer.params * group.count)} | "
             f"{format_bytes(layer.bytes_by_dtype[estimate.dtype] * group.count)} | "
             f"{format_bytes(layer.kv_bytes_per_token * group.count)} |"
         )
+        lines.append(row + (f" {_measured_cells(group.names, by_name)}" if by_name else ""))
     fits = "fits" if estimate.total_bytes <= budget else "does **not** fit"
+    serving = serving_label(estimate)
     lines += [
         "",
-        f"Weights {format_bytes(estimate.weight_bytes)} + KV cache "
-        f"{format_bytes(estimate.kv_cache_bytes)} ({estimate.context} tokens × batch "
-        f"{estimate.batch}) + activations {format_bytes(estimate.activations_bytes)} = "
-        f"**{format_bytes(estimate.total_bytes)}**, which {fits} the "
+        f"{serving[:1].upper()}{serving[1:]}: weights {format_bytes(estimate.weight_bytes)}"
+        f" + KV cache {format_bytes(estimate.kv_cache_bytes)} ({estimate.context} tokens × "
+        f"batch {estimate.batch}) + prefill activations "
+        f"{format_bytes(estimate.activations_bytes)}, which {fits} the "
         f"{format_bytes(budget)} budget.",
     ]
-    if report and report.get("measured"):
-        measured = report["measured"]
+    if isinstance(measured, dict):
+        speed = measured.get("decode_tokens_per_s")
         lines.append(
             f"Measured: weights {format_bytes(measured['weights_bytes'])}, peak "
             f"{format_bytes(measured['peak_bytes'])} for {measured['prompt_tokens']}"
-            f"+{measured['new_tokens']} tokens."
+            f"+{measured['new_tokens']} tokens"
+            + (f", decode {speed:.1f} tokens/s." if isinstance(speed, int | float) else ".")
         )
     lines += [f"> {_escape(note)}" for note in estimate.notes]
     return "\n".join(lines)

@@ -1,4 +1,7 @@
-"""The short texts hints, lenses and hovers show (formatted once, at the edge)."""
+"""The short texts hints, lenses, hovers, diagnostics and the status bar show (formatted
+once, at the edge). Every figure says what it counts: ``weights ≈ …`` is the weights
+alone at the load's dtype, ``serving ≈ … at 4k ctx`` adds the KV cache and the prefill's
+activations for that context."""
 
 from __future__ import annotations
 
@@ -8,11 +11,36 @@ from memlens.units import format_bytes, format_count
 
 
 def load_label(estimate: MemoryEstimate) -> str:
-    """``≈ 12.6 GiB bf16 · KV 512.0 KiB/token`` (weights at the load's dtype)."""
-    label = f"≈ {format_bytes(estimate.weight_bytes)} {estimate.dtype}"
+    """``weights ≈ 12.6 GiB bf16 · KV 512.0 KiB/tok``: the inline hint, kept short (the
+    serving total and the per-block table are in hover)."""
+    label = f"{weights_label(estimate.weight_bytes)} {estimate.dtype}"
     if estimate.kv_bytes_per_token:
-        label += f" · KV {format_bytes(estimate.kv_bytes_per_token)}/token"
+        label += f" · KV {format_bytes(estimate.kv_bytes_per_token)}/tok"
     return label
+
+
+def weights_label(num_bytes: int) -> str:
+    """``weights ≈ 25.1 GiB``: weights alone (the hint, the status bar and its tooltip)."""
+    return f"weights ≈ {format_bytes(num_bytes)}"
+
+
+def context_label(tokens: int) -> str:
+    """``4k`` for 4096 tokens, ``32k`` for 32768, ``1.5k`` for 1536; ``512`` below 1024."""
+    if tokens < 1024:
+        return str(tokens)
+    thousands = tokens / 1024
+    return f"{thousands:.0f}k" if thousands == int(thousands) else f"{thousands:.1f}k"
+
+
+def serving_label(estimate: MemoryEstimate) -> str:
+    """``serving ≈ 29.9 GiB at 4k ctx`` (``× batch 8`` when batched): weights + the KV
+    cache for that context + the prefill's activations, the figure budgets are checked
+    against."""
+    batch = f" × batch {estimate.batch}" if estimate.batch > 1 else ""
+    return (
+        f"serving ≈ {format_bytes(estimate.total_bytes)} at "
+        f"{context_label(estimate.context)} ctx{batch}"
+    )
 
 
 def layer_label(layer: LayerFinding) -> str | None:

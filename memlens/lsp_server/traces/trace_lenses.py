@@ -3,7 +3,8 @@
 A span's code location (``code.file.path``/``code.line.number``) is the line that started
 it: a handler's body, or the call that went out. Each located span counts for the
 innermost function whose lines hold it; the lens sits on that function's ``def`` line and
-reads ``12 traces · p50 34 ms · open`` (distinct traces, median span duration).
+reads ``12 traces · 1 error · p50 34 ms · open`` (distinct traces, those of them with an
+error span in the function, median span duration).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from memlens.tracing.topology import percentile
 
 __all__ = ["FunctionRange", "FunctionTraces", "function_ranges", "function_traces", "lens_title"]
 
-CodeDuration = tuple[str, int, str | None, str, int, int]
-"""(path, line, function, trace_id, start_ns, duration_ns), as the store yields them."""
+CodeDuration = tuple[str, int, str | None, str, int, int, bool]
+"""(path, line, function, trace_id, start_ns, duration_ns, error), as the store yields
+them."""
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,17 @@ class FunctionTraces:
 
     function: FunctionRange
     trace_ids: set[str] = field(default_factory=set)
+    error_trace_ids: set[str] = field(default_factory=set)
+    """The traces with an error span started in this function."""
     durations_ms: list[float] = field(default_factory=list)
     latest_trace_id: str = ""
     latest_start_ns: int = -1
 
-    def add(self, trace_id: str, start_ns: int, duration_ns: int) -> None:
+    def add(self, trace_id: str, start_ns: int, duration_ns: int, error: bool = False) -> None:
         """Count one span."""
         self.trace_ids.add(trace_id)
+        if error:
+            self.error_trace_ids.add(trace_id)
         self.durations_ms.append(duration_ns / 1e6)
         if start_ns >= self.latest_start_ns:
             self.latest_trace_id, self.latest_start_ns = trace_id, start_ns
@@ -76,11 +82,11 @@ def function_traces(
     """Spans grouped by the function holding their 1-based code line; spans outside every
     function (module level) are left out."""
     by_function: dict[FunctionRange, FunctionTraces] = {}
-    for _path, line, _function, trace_id, start_ns, duration_ns in rows:
+    for _path, line, _function, trace_id, start_ns, duration_ns, error in rows:
         function = _innermost(ranges, line - 1)
         if function is not None:
             entry = by_function.setdefault(function, FunctionTraces(function))
-            entry.add(trace_id, start_ns, duration_ns)
+            entry.add(trace_id, start_ns, duration_ns, error)
     return sorted(by_function.values(), key=lambda t: t.function.def_line)
 
 
@@ -93,7 +99,15 @@ def _format_ms(ms: float) -> str:
 
 
 def lens_title(traces: FunctionTraces) -> str:
-    """``12 traces · p50 34 ms · open``."""
-    count = len(traces.trace_ids)
-    noun = "trace" if count == 1 else "traces"
-    return f"{count} {noun} · p50 {_format_ms(traces.p50_ms)} · open"
+    """``12 traces · p50 34 ms · open``; ``5 traces · 1 error · p50 …`` when some of them
+    failed."""
+    errors = len(traces.error_trace_ids)
+    failed = f" · {_counted(errors, 'error')}" if errors else ""
+    return (
+        f"{_counted(len(traces.trace_ids), 'trace')}{failed} · p50 {_format_ms(traces.p50_ms)}"
+        " · open"
+    )
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -8,6 +8,7 @@ checkpoint under the worker cache (``compressed/``), named in the report's ``out
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,13 +36,28 @@ def _weights_spec(params: dict[str, Any]) -> str:
     return f"int4:g{check_group_size(params.get('group_size', 128))}"
 
 
+def _with_error_target(weights: WeightConfig, max_error: Any) -> WeightConfig:
+    """``"max_error": 0.02`` sets auto's per-layer error target (other schemes have none)."""
+    if max_error is None:
+        return weights
+    from memlens.engine.weights.config import AutoWeightConfig
+
+    if not isinstance(weights, AutoWeightConfig):
+        raise UsageError('\'max_error\' is auto\'s error target: use it with "weights": "auto"')
+    if not isinstance(max_error, int | float) or isinstance(max_error, bool):
+        raise UsageError("'max_error' must be a number between 0 and 1 (0.02 is 2%)")
+    if not 0 < max_error < 1:
+        raise UsageError(f"'max_error' must be between 0 and 1 (0.02 is 2%), got {max_error}")
+    return dataclasses.replace(weights, max_error=float(max_error))
+
+
 @method("memlens.compress")
 def compress(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
     """``{"kind": "compress", "config", "layers": [LayerReport], "ppl_before", …}``."""
     from memlens.engine.weights.config import parse_weights
 
     request = ModelRequest.from_params(params)
-    weights = parse_weights(_weights_spec(params))
+    weights = _with_error_target(parse_weights(_weights_spec(params)), params.get("max_error"))
     context.progress(f"Resolving {request.model}", 2)
     resolved = request.resolve()
     folder = weights_folder(resolved)

@@ -70,3 +70,24 @@ def test_a_compressed_cache_reports_its_own_exact_bytes(loaded: Any) -> None:
         scales = 2 * 2 * 2 * BATCH * KV_HEADS * HEAD_DIM * quantized_tokens // 8  # fp16 pairs
         residual = (tokens - quantized_tokens) * per_token
         assert quantized.kv_cache_bytes == values + scales + residual
+
+
+def test_decode_speed_is_timed_without_the_profilers_hooks(
+    loaded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: "3.1 tokens/s" under the hooks where `memlens generate` gave 16.9."""
+    import memlens.engine.measure.profile_run as profile_module
+
+    hooks_per_run: list[int] = []
+    real_stream = profile_module.stream
+
+    def counting_stream(model: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        hooks_per_run.append(sum(len(m._forward_hooks) for m in model.modules()))
+        return real_stream(model, *args, **kwargs)
+
+    monkeypatch.setattr(profile_module, "stream", counting_stream)
+    run = profile_run(loaded, 1, PROMPT, NEW)
+    assert len(hooks_per_run) == 2
+    assert hooks_per_run[0] > 0  # the measured run reads every block's output
+    assert hooks_per_run[1] == 0  # the timed one runs the bare model
+    assert run.decode_tokens_per_s is not None and run.decode_tokens_per_s > 0

@@ -226,3 +226,26 @@ async def test_hover_uses_the_workers_exact_estimate(
     after = await client.text_document_hover_async(position)
     assert "gpt\\_neox · 99.8K params · bf16 (meta)" in after.contents.value
     assert "no analytic formulas" in after.contents.value
+
+
+async def test_compress_takes_the_quick_picks_choice_and_the_clients_progress_token(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """Issue 17: the extension shows the progress as a cancellable notification on a token
+    it sends, and Compress… runs the scheme its quick pick chose."""
+    uri = open_document(client, workspace / "compress_choice.py", LOADS)
+    client.progress_reports["memlens-test-token"] = []  # the client's own token
+    report = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(
+            command="memlens.compress",
+            arguments=[uri, 2, {"weights": "int8"}],
+            work_done_token="memlens-test-token",
+        )
+    )
+    assert report["config"]["scheme"] == "int8"
+    reports = client.progress_reports["memlens-test-token"]
+    assert isinstance(reports[0], types.WorkDoneProgressBegin)
+    assert isinstance(reports[-1], types.WorkDoneProgressEnd) and reports[-1].message == "done"
+    for bad in ({"weights": 8}, "int8", {"weights": "auto", "max_error": "2%"}):
+        with pytest.raises(JsonRpcException, match=r"third argument|max_error"):
+            await execute(client, "memlens.compress", uri, 2, bad)

@@ -23,6 +23,8 @@ async def test_diagnostics_and_dtype_quick_fix(client: LanguageClient, workspace
     over = by_code["over-budget"]
     assert over.range.start == types.Position(3, 8)
     assert "24.0 GiB memory budget" in over.message
+    # it says what it counts (issue 17): the serving total, not the hint's weights
+    assert "serving ≈ 29.9 GiB at 4k ctx (weights 25.1 GiB" in over.message
     assert "bf16 would need" in over.message and "fits" in over.message
 
     actions = await client.text_document_code_action_async(

@@ -7,9 +7,13 @@ from pathlib import Path
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from memlens.lsp_server.features.hover import load_markdown
+from memlens.profiler.estimate import analytic_estimate
+from memlens.profiler.tensors import StorageDtype
 from tests.support.lsp_client import open_document
 from tests.support.lsp_sources import SERVE
 from tests.support.model_sources import NAMED_CONFIGS
+from tests.support.tiny_configs import tiny_config
 
 
 async def test_hover_shows_the_block_table(client: LanguageClient, workspace: Path) -> None:
@@ -46,3 +50,31 @@ async def test_hover_on_a_call_that_builds_a_model_shows_its_submodules(
     text = hover.contents.value
     assert text.startswith("**Transformer** · 6.7B params · 25.1 GiB fp32")
     assert "| layers | 6.5B |" in text and "| tok\\_embeddings | 131.1M |" in text
+
+
+def test_after_a_profile_the_hover_shows_the_measured_table() -> None:
+    """Issue 17: the hover gained one line after a Profile and still said "(analytic)"."""
+    [estimate] = analytic_estimate(tiny_config("llama"), "tiny-llama", [StorageDtype.FP32])
+    names = [layer.name for layer in estimate.layers]
+    measured = {
+        "device": "cpu",
+        "weights_bytes": 3 * 2**20,
+        "peak_bytes": 5 * 2**20,
+        "prompt_tokens": 64,
+        "new_tokens": 8,
+        "decode_tokens_per_s": 16.9,
+        "layers": [
+            {"name": n, "bytes": 2**20, "kv_cache_bytes": 2**10, "activation_bytes": 2**12 + i}
+            for i, n in enumerate(names)
+        ],
+    }
+    analytic = load_markdown(estimate, 2**40, None)
+    assert "(analytic)" in analytic and "measured weights" not in analytic
+    text = load_markdown(estimate, 2**40, {"measured": measured})
+    assert "(measured on cpu; estimate analytic)" in text
+    assert "| measured weights | measured KV | largest output |" in text
+    decoders = next(line for line in text.splitlines() if "×3" in line)
+    # three decoder layers: weights and KV summed, the largest output is the largest one
+    assert decoders.endswith("| 3.0 MiB | 3.0 KiB | 4.0 KiB |")
+    assert "decode 16.9 tokens/s." in text
+    assert "Serving ≈ " in text and " ctx: weights " in text

@@ -23,7 +23,7 @@ async def test_inlay_hints_at_loads_layers_and_generate(
         types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=WHOLE)
     )
     labels = {h.position.line: h.label for h in hints}
-    assert labels[3] == "≈ 25.1 GiB fp32 · KV 1.0 MiB/token"
+    assert labels[3] == "weights ≈ 25.1 GiB fp32 · KV 1.0 MiB/tok"
     # the batch is not known: per sequence (issue 13: it said "× batch 1")
     assert labels[4] == "KV +256.0 MiB for 256 new tokens per sequence"
     assert labels[10] == "45.1M params · 172.0 MiB fp32"
@@ -46,7 +46,7 @@ async def test_half_typed_code_keeps_the_other_hints(
     hints = await client.text_document_inlay_hint_async(
         types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=WHOLE)
     )
-    assert any(h.label == "≈ 25.1 GiB fp32 · KV 1.0 MiB/token" for h in hints)
+    assert any(h.label == "weights ≈ 25.1 GiB fp32 · KV 1.0 MiB/tok" for h in hints)
 
 
 async def test_hints_at_calls_that_build_a_model_of_the_file(

@@ -26,8 +26,10 @@ x = 1                          # line 15
 MS = 1_000_000
 
 
-def _row(line: int, trace: str, start: int, ms: float) -> tuple[str, int, None, str, int, int]:
-    return ("/w/app.py", line, None, trace, start, int(ms * MS))
+def _row(
+    line: int, trace: str, start: int, ms: float, error: bool = False
+) -> tuple[str, int, None, str, int, int, bool]:
+    return ("/w/app.py", line, None, trace, start, int(ms * MS), error)
 
 
 def test_function_ranges_cover_decorators_and_nesting() -> None:
@@ -57,3 +59,19 @@ def test_spans_count_for_the_innermost_function_and_module_level_is_left_out() -
     assert lens_title(handler) == "3 traces · p50 20 ms · open"
     assert lens_title(found["inner"]) == "1 trace · p50 4.0 ms · open"
     assert lens_title(found["fetch"]) == "1 trace · p50 1.5 s · open"
+
+
+def test_lenses_count_the_traces_with_errors() -> None:
+    """Issue 17: lenses did not mention errors."""
+    ranges = function_ranges(ast.parse(SOURCE))
+    rows = [
+        _row(8, "t1", 1, 10.0),
+        _row(8, "t2", 2, 10.0, error=True),
+        _row(8, "t2", 3, 10.0, error=True),  # the same trace twice: one error
+        _row(8, "t3", 4, 10.0),
+        _row(12, "t4", 5, 2.0, error=True),
+        _row(12, "t5", 6, 2.0, error=True),
+    ]
+    found = {t.function.name: t for t in function_traces(ranges, rows)}
+    assert lens_title(found["handler"]) == "3 traces · 1 error · p50 10 ms · open"
+    assert lens_title(found["fetch"]) == "2 traces · 2 errors · p50 2.0 ms · open"

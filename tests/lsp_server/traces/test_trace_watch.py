@@ -168,7 +168,7 @@ async def test_span_paths_resolved_or_relative_to_the_root_match_the_document(
     watch = TraceWatch(on_change=lambda: None, on_error=lambda message: None)
     await watch.configure(True, link, 4317)
     rows = watch.code_rows(str(link / "pkg" / "mod.py"))
-    assert sorted(start for _p, _l, _f, _t, start, _d in rows) == [0, 1]
+    assert sorted(start for _p, _l, _f, _t, start, _d, _error in rows) == [0, 1]
     assert watch.code_rows(str(link / "pkg" / "missing.py")) == []
     await watch.stop()
 

@@ -2,13 +2,19 @@
 // the budget, stacked bars per layer, a table sortable by its cells' raw values.
 import { ReportError } from "../../src/webviews/model/format";
 import { Bar, MemoryView, parseMemoryView } from "../../src/webviews/model/memory";
-import type { ShowReport } from "../../src/webviews/messages";
+import type { ShowReport, Updating } from "../../src/webviews/messages";
 import { el, notice, segment, show, vscode } from "./dom";
 import { sortRows } from "./sort";
 
 let current: MemoryView | null = null;
 let sortKey: string | null = null;
 let descending = true;
+/** Every layer's row instead of the rows grouped by layer kind. */
+let allRows = false;
+/** The run that will replace this report, while it runs. */
+let updating: string | null = null;
+/** Above this many layers the per-layer chart starts folded. */
+const FOLDED_CHART_LAYERS = 40;
 
 function barRow(label: string, bar: Bar, scale: number, className: string): HTMLElement {
   const track = el("span", "bar-track");
@@ -17,7 +23,9 @@ function barRow(label: string, bar: Bar, scale: number, className: string): HTML
       track.appendChild(segment(`seg-${s.kind}`, s.bytes / scale, `${s.label}: ${s.text}`));
     }
   }
-  return el("div", `bar-row ${className}`, el("span", "bar-label", label), track, el("span", "bar-value", bar.total_text));
+  const name = el("span", "bar-label", label);
+  name.title = label;
+  return el("div", `bar-row ${className}`, name, track, el("span", "bar-value", bar.total_text));
 }
 
 function totalsChart(view: MemoryView): HTMLElement {
@@ -49,7 +57,9 @@ function legend(view: MemoryView): HTMLElement {
 
 function table(view: MemoryView): HTMLElement {
   const key = sortKey;
-  const rows = key === null ? view.rows : sortRows(view.rows, (row) => row[key]?.value ?? null, descending);
+  const grouped = !allRows && view.summary_rows.length > 0;
+  const shown = grouped ? view.summary_rows : view.rows;
+  const rows = key === null ? shown : sortRows(shown, (row) => row[key]?.value ?? null, descending);
   const header = el(
     "tr",
     "",
@@ -66,7 +76,33 @@ function table(view: MemoryView): HTMLElement {
     }),
   );
   const body = rows.map((row) => el("tr", "", ...view.columns.map((c) => el("td", c.numeric ? "num" : "", row[c.key].text))));
-  return el("table", "layers-table", el("thead", "", header), el("tbody", "", ...body));
+  const tableBox = el("div", "table-scroll", el("table", "layers-table", el("thead", "", header), el("tbody", "", ...body)));
+  if (view.summary_rows.length === 0) {
+    return tableBox;
+  }
+  const toggle = el("button", "toggle-rows", grouped ? `Show all ${view.rows.length} layers` : "Group by layer kind");
+  toggle.addEventListener("click", () => {
+    allRows = !allRows;
+    render();
+  });
+  return el("section", "", toggle, tableBox);
+}
+
+function checkpoint(path: string): HTMLElement {
+  const reveal = el("button", "reveal", "Reveal");
+  reveal.addEventListener("click", () => vscode.postMessage({ type: "revealPath", path }));
+  const text = el("code", "path", path);
+  text.title = path;
+  return el("p", "checkpoint", "Checkpoint: ", text, " ", reveal);
+}
+
+function layersSection(view: MemoryView): HTMLElement {
+  const title = `Per layer (${view.layers.length})`;
+  if (view.layers.length <= FOLDED_CHART_LAYERS) {
+    return el("section", "", el("h2", "", title), layersChart(view));
+  }
+  const details = el("details", "layers-details", el("summary", "", title), layersChart(view));
+  return details;
 }
 
 function render(): void {
@@ -75,26 +111,44 @@ function render(): void {
     return;
   }
   const view = current;
+  // a new report, a sort or a toggle keeps the reader where they were
+  const scrolled = window.scrollY;
+  const folded = document.querySelector<HTMLDetailsElement>(".layers-details");
+  const open = folded?.open ?? false;
   show(
+    updating !== null && el("p", "updating-banner", `Updating: ${updating} This is the previous report.`),
     el("header", "", el("h1", "", view.title), el("p", "subtitle", view.subtitle)),
     el("dl", "figures", ...view.figures.flatMap((f) => [el("dt", "", f.label), el("dd", "", f.text)])),
+    view.checkpoint !== null && checkpoint(view.checkpoint),
+    view.notes.length > 0 && el("ul", "notes", ...view.notes.map((n) => el("li", "", n))),
     legend(view),
     el("h2", "", "Totals"),
     totalsChart(view),
-    el("h2", "", `Per layer (${view.layers.length})`),
-    layersChart(view),
     table(view),
-    view.notes.length > 0 && el("ul", "notes", ...view.notes.map((n) => el("li", "", n))),
+    layersSection(view),
   );
+  const details = document.querySelector<HTMLDetailsElement>(".layers-details");
+  if (details !== null) {
+    details.open = open;
+  }
+  document.getElementById("root")?.classList.toggle("is-updating", updating !== null);
+  window.scrollTo(0, scrolled);
 }
 
-window.addEventListener("message", (event: MessageEvent<ShowReport>) => {
+window.addEventListener("message", (event: MessageEvent<ShowReport | Updating>) => {
+  if (event.data?.type === "updating") {
+    updating = typeof event.data.text === "string" ? event.data.text : null;
+    if (current !== null) {
+      render();
+    }
+    return;
+  }
   if (event.data?.type !== "report") {
     return;
   }
   try {
     current = parseMemoryView(event.data.view);
-    sortKey = null;
+    updating = null;
     render();
   } catch (error) {
     if (!(error instanceof ReportError)) {

@@ -6,6 +6,13 @@ export interface ShowReport {
   view: unknown;
 }
 
+/** Extension → memory view: a run that will replace the report started (its text), or
+ * ended (null). */
+export interface Updating {
+  type: "updating";
+  text: string | null;
+}
+
 /** Extension → trace view. */
 export interface ShowTraces {
   type: "traces";
@@ -17,7 +24,8 @@ export type FromWebview =
   | { type: "ready" }
   | { type: "openLocation"; path: string; line: number }
   | { type: "openJaeger"; traceId: string }
-  | { type: "openTrace"; traceId: string };
+  | { type: "openTrace"; traceId: string }
+  | { type: "revealPath"; path: string };
 
 /** Accepts only well-formed messages: a webview is not trusted to send sane data. */
 export function parseWebviewMessage(raw: unknown): FromWebview | null {
@@ -36,6 +44,11 @@ export function parseWebviewMessage(raw: unknown): FromWebview | null {
     case "openTrace":
       return typeof m.traceId === "string" && /^[0-9a-f]{32}$/.test(m.traceId)
         ? { type: m.type, traceId: m.traceId }
+        : null;
+    case "revealPath":
+      // an absolute path (the checkpoint the report names); never run, only shown
+      return typeof m.path === "string" && (m.path.startsWith("/") || /^[A-Za-z]:[\\/]/.test(m.path))
+        ? { type: "revealPath", path: m.path }
         : null;
     default:
       return null;

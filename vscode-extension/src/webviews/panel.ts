@@ -50,6 +50,13 @@ export class ViewPanel implements vscode.Disposable {
     this.flush();
   }
 
+  /** Posts a passing message (not kept for a reload) to the page, when it is open. */
+  post(message: unknown): void {
+    if (this.panel !== undefined && this.ready) {
+      void this.panel.webview.postMessage(message);
+    }
+  }
+
   /** Takes over a panel VS Code restored after a reload (a second one replaces the first);
    * `kept` is what its page drew last, which it draws again by itself. */
   restore(panel: vscode.WebviewPanel, kept: unknown): void {

@@ -27,7 +27,7 @@ describe("memlens in code-server (untrusted workspace)", { timeout: 15 * 60_000 
     await classTotal.first().waitFor(); // lenses have been computed for this workspace
     await bench.openFile("serve.py");
     await bench.line("Llama-2-7b-hf\", dtype").filter({ hasText: "≈ 25.1 GiB fp32" }).waitFor();
-    await bench.page.locator(".statusbar-item").filter({ hasText: "memlens ≈ 26.0 GiB · 2 models" }).waitFor();
+    await bench.page.locator(".statusbar-item").filter({ hasText: "memlens weights ≈ 26.0 GiB · 2 models" }).waitFor();
     assert.equal(await bench.page.locator(".editor-instance .codelens-decoration").filter({ hasText: "Profile memory" }).count(), 0);
     await bench.shot("02-static-hints-only");
   });

@@ -22,12 +22,23 @@ describe("memlens in code-server (trusted workspace)", { timeout: 15 * 60_000 },
   });
 
   it("shows the inlay hint at the from_pretrained line", async () => {
-    await bench.line(LLAMA_LOAD).filter({ hasText: "≈ 25.1 GiB fp32 · KV 1.0 MiB/token" }).waitFor();
+    await bench.line(LLAMA_LOAD).filter({ hasText: HINT }).waitFor();
     const text = (await bench.line(LLAMA_LOAD).textContent())!.replace(/\u00a0/g, " ");
-    assert.ok(text.endsWith("dtype=torch.float32)≈ 25.1 GiB fp32 · KV 1.0 MiB/token"), text);
-    // the status bar has the file's total
-    await bench.page.locator(".statusbar-item").filter({ hasText: "memlens ≈ 26.0 GiB · 2 models" }).waitFor();
+    assert.ok(text.endsWith(`dtype=torch.float32)${HINT}`), text);
+    // the status bar has the file's total, saying what it counts
+    await statusItem().waitFor();
     await bench.shot("02-inlay-hint");
+  });
+
+  it("shows the file's estimates when the status bar is clicked", async () => {
+    await statusItem().click();
+    const view = await bench.webview("Estimate · serve.py");
+    assert.deepEqual(await view.locator(".total-bar .bar-label").allTextContents(), [
+      "meta-llama/Llama-2-7b-hf (fp32)",
+      "Qwen/Qwen2.5-0.5B (bf16)",
+    ]);
+    await assertSideBySide(view);
+    await bench.shot("02b-status-bar-file-estimates");
   });
 
   it("lists the over-budget diagnostic in the Problems panel", async () => {
@@ -50,8 +61,10 @@ describe("memlens in code-server (trusted workspace)", { timeout: 15 * 60_000 },
   });
 
   it("runs Profile memory and draws the memory view with bars", async () => {
+    await bench.line(LLAMA_LOAD).click();
     await bench.page.locator(".editor-instance .codelens-decoration").first().getByText("Profile memory").click();
     const view = await bench.webview("Profile · meta-llama/Llama-2-7b-hf");
+    await assertSideBySide(view);
     assert.equal(await view.locator(".layer-group").count(), 35); // embeddings, 32 decoder layers, norm, lm_head
     assert.ok((await view.locator(".layer-group .bar-segment").count()) >= 3 * 32);
     assert.equal(await view.locator(".budget .bar-value").textContent(), "24.0 GiB");
@@ -59,10 +72,28 @@ describe("memlens in code-server (trusted workspace)", { timeout: 15 * 60_000 },
     await bench.shot("05-memory-view");
   });
 
-  it("runs Compress model from the palette on the load at the cursor", async () => {
+  it("restarts the server right after a Profile and ends with it running", async () => {
+    // issue 17: the restart timed out stopping the server and never started it again
+    await bench.runCommand("memlens: Restart server");
+    await bench.page.locator(".statusbar-item").filter({ hasText: "memlens" }).filter({ hasNotText: "weights" }).first().waitFor();
+    await statusItem().waitFor(); // running again, with the file's figures
+    await bench.line(LLAMA_LOAD).filter({ hasText: HINT }).waitFor();
+    assert.equal(await bench.page.locator(".notifications-toasts").filter({ hasText: "timed out" }).count(), 0);
+    await bench.shot("05b-restarted-after-profile");
+  });
+
+  it("runs Compress model from the palette: a quick pick of schemes with their sizes", async () => {
     await bench.line(LLAMA_LOAD).click();
     await bench.runCommand("memlens: Compress model");
+    const rows = bench.page.locator(".quick-input-list .monaco-list-row");
+    await rows.filter({ hasText: "INT8" }).first().waitFor();
+    const offered = (await rows.allTextContents()).map((t) => t.replace(/\u00a0/g, " "));
+    assert.ok(offered.some((t) => t.includes("INT4, group 128") && t.includes("(from 25.1 GiB)") && t.includes("recommended")), offered.join("\n"));
+    assert.ok(offered.some((t) => t.includes("Auto, error ≤ 2%")), offered.join("\n"));
+    await bench.shot("06a-compress-picker");
+    await rows.filter({ hasText: "every matrix INT8" }).first().click();
     const view = await bench.webview("Compress · meta-llama/Llama-2-7b-hf");
+    assert.match((await view.locator(".subtitle").textContent())!, /^int8/);
     assert.deepEqual(await view.locator(".total-bar .bar-label").allTextContents(), ["Before", "After"]);
     assert.ok((await view.locator(".layer-group .seg-after").count()) >= 32);
     assert.match((await view.locator(".figures").textContent())!, /Saved/);
@@ -88,4 +119,33 @@ describe("memlens in code-server (trusted workspace)", { timeout: 15 * 60_000 },
     assert.match((await memory.locator(".figures").textContent())!, /Saved/);
     await bench.shot("08-views-after-reload");
   });
+
+  it("applies the bf16 quick fix and its warnings are gone", async () => {
+    await bench.page.locator(".tab").filter({ hasText: "serve.py" }).click();
+    await bench.line(LLAMA_LOAD).click();
+    await bench.page.keyboard.press("Control+.");
+    const fix = bench.page.locator(".action-widget .monaco-list-row, .context-view .action-label").filter({ hasText: "torch.bfloat16" }).first();
+    await fix.click();
+    await bench.line('from_pretrained("meta-llama/Llama-2-7b-hf", dtype=torch.bfloat16)').filter({ hasText: "weights ≈ 12.6 GiB bf16" }).waitFor();
+    await bench.page.keyboard.press("Control+Shift+M");
+    const problems = bench.page.locator(".markers-panel .monaco-list-row");
+    await bench.until(async () => (await problems.filter({ hasText: "Llama-2-7b-hf" }).count()) === 0 && (await problems.filter({ hasText: "float32 load" }).count()) === 0, "the over-budget and fp32 warnings gone");
+    await bench.shot("09-quick-fix-applied");
+  });
 });
+
+const HINT = "weights ≈ 25.1 GiB fp32 · KV 1.0 MiB/tok";
+
+function statusItem() {
+  return bench.page.locator(".statusbar-item").filter({ hasText: "memlens weights ≈ 26.0 GiB · 2 models" }).first();
+}
+
+/** The view is drawn at a side-by-side width (the editor beside it) without spilling sideways. */
+async function assertSideBySide(view: import("playwright-core").Frame): Promise<void> {
+  const { width, overflow } = await view.evaluate(() => ({
+    width: document.documentElement.clientWidth,
+    overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  }));
+  assert.ok(width >= 400 && width <= 760, `the view is ${width} px wide`);
+  assert.equal(overflow, 0, "the view scrolls sideways");
+}

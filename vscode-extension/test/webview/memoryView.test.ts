@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { fixture } from "../fixtures";
-import { Harness, send } from "./harness";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../scripts/codeServer";
+import { Harness, posted, send } from "./harness";
+
+/** Screenshots of the views at a side-by-side width: build/e2e/webview/. */
+const SHOTS = join(REPO_ROOT, "build", "e2e", "webview");
+mkdirSync(SHOTS, { recursive: true });
 
 const GIB = 2 ** 30;
 let harness: Harness;
@@ -19,7 +26,14 @@ test("a profile report draws totals, a budget line, stacked bars per layer and a
   await send(page, { type: "report", view: message.view });
   await page.locator("h1").filter({ hasText: "Profile · Qwen/Qwen2.5-0.5B" }).waitFor();
   assert.equal(await page.locator(".layer-group").count(), layers.length);
+  // the table groups the decoder layers as `memlens estimate` does; every layer on demand
+  assert.equal(await page.locator(".layers-table tbody tr").count(), message.view.summary_rows.length);
+  assert.ok(message.view.summary_rows.length < layers.length);
+  assert.ok((await page.locator(".layers-table tbody").textContent())!.includes("model.layers.* ×24"));
+  await page.getByRole("button", { name: `Show all ${layers.length} layers` }).click();
   assert.equal(await page.locator(".layers-table tbody tr").count(), layers.length);
+  await page.getByRole("button", { name: "Group by layer kind" }).click();
+  assert.equal(await page.locator(".layers-table tbody tr").count(), message.view.summary_rows.length);
   // every decoder layer has weights, KV cache and activations segments
   const decoder = page.locator(".layer-group").nth(1);
   assert.equal(await decoder.locator(".bar-segment").count(), 3);
@@ -30,7 +44,7 @@ test("a profile report draws totals, a budget line, stacked bars per layer and a
   assert.equal(budgetLeft, 100); // the budget is far above 945 MiB: the scale is the budget
   const segmentWidth = await page.locator(".totals .seg-weights").evaluate((e) => parseFloat((e as HTMLElement).style.width));
   assert.ok(Math.abs(segmentWidth - (message.report.estimate.weight_bytes / (24 * GIB)) * 100) < 1e-3);
-  assert.deepEqual(await page.locator(".legend-item").allTextContents(), ["Weights", "KV cache", "Activations"]);
+  assert.deepEqual(await page.locator(".legend-item").allTextContents(), ["Weights", "KV cache", "Prefill activations (estimate)"]);
   assert.ok((await page.locator(".notes").textContent())!.includes("meta-device skeleton"));
   await page.close();
 });
@@ -39,6 +53,7 @@ test("the table sorts by a column and toggles the direction", async () => {
   const page = await harness.open("memory");
   await send(page, { type: "report", view: fixture("report-profile").view });
   const firstName = () => page.locator(".layers-table tbody tr td").first().textContent();
+  await page.getByRole("button", { name: /^Show all/ }).click();
   await page.getByRole("button", { name: "Weights" }).click();
   assert.equal(await firstName(), "model.embed_tokens");
   assert.equal(await page.locator("th[aria-sort=descending]").textContent(), "Weights ▼");
@@ -55,9 +70,11 @@ test("a measured profile shows measured bars beside the estimate", async () => {
   assert.deepEqual(await page.locator(".totals .bar-label").allTextContents(), ["Estimate (fp32, exact, meta)", "Measured weights", "Measured peak"]);
   const measuredBar = page.locator(".layer-group").nth(1).locator(".bar-measured");
   assert.equal(await measuredBar.locator(".seg-measured").count(), 1);
-  assert.equal(await measuredBar.locator(".bar-segment").count(), 3); // weights, KV, activations
-  assert.equal(await page.locator(".layers-table th").last().textContent(), "Measured activations");
-  assert.match((await page.locator(".figures").textContent())!, /Decode speed\d+\.\d tokens\/s/);
+  assert.equal(await measuredBar.locator(".bar-segment").count(), 3); // weights, KV, largest output
+  // issue 17: "Measured activations" beside "Activations" named different quantities alike
+  assert.equal(await measuredBar.locator(".seg-output").count(), 1);
+  assert.equal(await page.locator(".layers-table th").last().textContent(), "Largest output");
+  assert.match((await page.locator(".figures").textContent())!, /Decode speed\d+\.\d tokens\/s \(without profiler hooks\)/);
   await page.close();
 });
 
@@ -69,6 +86,8 @@ test("a compress report shows before beside after, and quality as not measured",
   assert.equal(await page.locator(".layer-group").nth(1).locator(".seg-before, .seg-after").count(), 2);
   const figures = await page.locator(".figures").textContent();
   assert.match(figures!, /Perplexitynot measured/);
+  // "Before" says what it counts
+  assert.match(figures!, /Before \(\d+ compressed layers\)/);
   await page.close();
 });
 
@@ -82,3 +101,57 @@ test("a malformed report shows which field is wrong instead of a chart", async (
   assert.match((await error.textContent())!, /cannot be drawn.*view\.layers\[1\]\.bars\[0\]\.segments\[2\]\.kind is missing/);
   await page.close();
 });
+
+function compressView(): any {
+  const view = structuredClone(fixture("report-compress").view);
+  view.checkpoint = "/home/me/.cache/memlens/compressed/SmolLM2-135M-int4-g64";
+  return view;
+}
+
+test("the checkpoint's folder is shown with a way to open it", async () => {
+  const page = await harness.open("memory");
+  await send(page, { type: "report", view: compressView() });
+  await page.locator(".checkpoint").waitFor();
+  assert.match((await page.locator(".checkpoint").textContent())!, /SmolLM2-135M-int4-g64/);
+  await page.getByRole("button", { name: "Reveal" }).click();
+  const messages = (await posted(page)).filter((m) => m.type !== "ready");
+  assert.deepEqual(messages, [{ type: "revealPath", path: "/home/me/.cache/memlens/compressed/SmolLM2-135M-int4-g64" }]);
+  await page.close();
+});
+
+test("a run in progress marks the view as updating; its report clears the mark and keeps the scroll", async () => {
+  const page = await harness.open("memory");
+  await page.setViewportSize({ width: 600, height: 400 });
+  await send(page, { type: "report", view: fixture("report-profile").view });
+  await page.locator(".layers-table").waitFor();
+  await page.evaluate(() => window.scrollTo(0, 300));
+  await send(page, { type: "updating", text: "Profiling…" });
+  await page.locator(".updating-banner").filter({ hasText: "Updating: Profiling… This is the previous report." }).waitFor();
+  assert.equal(await page.locator("#root.is-updating").count(), 1);
+  await send(page, { type: "report", view: fixture("report-profile").view });
+  await page.locator(".updating-banner").waitFor({ state: "detached" });
+  assert.equal(await page.locator("#root.is-updating").count(), 0);
+  assert.equal(await page.evaluate(() => window.scrollY), 300); // issue 17: it reset to the top
+  await page.close();
+});
+
+for (const width of [500, 700]) {
+  test(`at ${width} px (a panel beside the editor) nothing spills sideways and total labels are whole`, async () => {
+    const page = await harness.open("memory");
+    await page.setViewportSize({ width, height: 800 });
+    await send(page, { type: "report", view: fixture("report-profile-measured").view });
+    await page.locator(".layers-table").waitFor();
+    await page.getByRole("button", { name: /^Show all/ }).click();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.equal(overflow, 0, "the page scrolls sideways");
+    for (const label of await page.locator(".total-bar .bar-label").all()) {
+      const cut = await label.evaluate((e) => e.scrollWidth > e.clientWidth);
+      assert.equal(cut, false, `truncated: ${await label.textContent()}`);
+    }
+    // the wide table scrolls inside its own box, its cells on one line
+    const heights = await page.locator(".layers-table tbody tr").first().locator("td").evaluateAll((cells) => cells.map((c) => (c as HTMLElement).offsetHeight));
+    assert.equal(new Set(heights).size, 1);
+    await page.screenshot({ path: `${SHOTS}/memory-view-${width}px.png`, fullPage: true });
+    await page.close();
+  });
+}

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { fixture } from "../fixtures";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../scripts/codeServer";
 import { Harness, posted, send } from "./harness";
+
+const SHOTS = join(REPO_ROOT, "build", "e2e", "webview");
+mkdirSync(SHOTS, { recursive: true });
 
 let harness: Harness;
 before(async () => {
@@ -16,10 +22,15 @@ test("topology, trace list and waterfall from the fixture", async () => {
   await page.locator("svg.topology").waitFor();
   // the payload's order: services and edges sorted by name
   assert.deepEqual(await page.locator(".node-label").allTextContents(), ["gateway", "generator", "retriever"]);
-  assert.deepEqual(await page.locator(".edge-label").allTextContents(), [
-    "12 calls · 1 errors · p50 34.0 ms · p95 61.5 ms",
-    "12 calls · p50 11.2 ms · p95 19.8 ms",
-  ]);
+  // issue 17: "1 errors"; two lines each, so a label fits above its box
+  const labels = page.locator(".edge-label");
+  assert.deepEqual(await labels.nth(0).locator("tspan").allTextContents(), ["12 calls · 1 error", "p50 34.0 ms · p95 61.5 ms"]);
+  assert.deepEqual(await labels.nth(1).locator("tspan").allTextContents(), ["12 calls", "p50 11.2 ms · p95 19.8 ms"]);
+  // the recent traces tell apart: start time and trace id
+  assert.deepEqual(await page.locator(".trace-list th").allTextContents(), ["Started", "Trace", "Service", "Root span", "Duration", "Spans", "Errors"]);
+  const ids = await page.locator(".trace-list .trace-id").allTextContents();
+  assert.equal(new Set(ids).size, 2);
+  assert.match((await page.locator(".trace-list tbody tr").first().locator("td").first().textContent())!, /^\d\d:\d\d:\d\d$/);
   assert.equal(await page.locator(".edge.has-errors").count(), 1);
   assert.equal(await page.locator(".trace-list tbody tr").count(), 2);
   assert.deepEqual(await page.locator(".span-row .span-name").allTextContents(), ["POST /chat", "GET /search", "sqlite query", "POST /generate", "decode"]);
@@ -76,3 +87,32 @@ test("a malformed trace report names the bad field", async () => {
   assert.match((await page.locator(".notice.error").textContent())!, /traceReport\.traces\[0\]\.trace_id is not 32 lowercase hex digits/);
   await page.close();
 });
+
+for (const width of [500, 700]) {
+  test(`at ${width} px the topology's labels overlap neither boxes nor each other`, async () => {
+    const page = await harness.open("trace");
+    await page.setViewportSize({ width, height: 800 });
+    await send(page, { type: "traces", report: fixture("trace-report") });
+    await page.locator("svg.topology").waitFor();
+    const boxes = await page.evaluate(() => {
+      const rect = (e: Element) => {
+        const r = e.getBoundingClientRect();
+        return { left: r.left, right: r.right, top: r.top, bottom: r.bottom };
+      };
+      return {
+        labels: Array.from(document.querySelectorAll(".edge-label")).map(rect),
+        nodes: Array.from(document.querySelectorAll(".node rect")).map(rect),
+        overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      };
+    });
+    type Box = { left: number; right: number; top: number; bottom: number };
+    const overlap = (a: Box, b: Box) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    for (const [i, label] of boxes.labels.entries()) {
+      assert.ok(!boxes.nodes.some((n) => overlap(label, n)), `label ${i} overlaps a service box`);
+      assert.ok(!boxes.labels.some((other, j) => j !== i && overlap(label, other)), `label ${i} overlaps another label`);
+    }
+    assert.equal(boxes.overflow, 0, "the page scrolls sideways");
+    await page.screenshot({ path: `${SHOTS}/trace-view-${width}px.png`, fullPage: true });
+    await page.close();
+  });
+}

@@ -40,12 +40,15 @@ test("memory view: payloads in model, layer names and notes render as text", asy
   view.figures[0].text = IMG;
   view.budget.text = SCRIPT;
   view.notes = [SCRIPT, IMG];
+  view.summary_rows = []; // the table shows every row, the injected ones too
+  view.checkpoint = `/tmp/${SCRIPT}`;
   await send(page, { type: "report", view });
   await page.locator("h1").waitFor();
   assert.equal(await page.locator("h1").textContent(), `Profile · ${SCRIPT}`);
   assert.equal(await page.locator(".layer-group").first().locator(".bar-label").first().textContent(), IMG);
   const cells = await page.locator(".layers-table tbody td").allTextContents();
   assert.ok(cells.includes(IMG) && cells.includes(JS_URL) && cells.includes(SVG));
+  assert.equal(await page.locator(".checkpoint .path").textContent(), `/tmp/${SCRIPT}`);
   await page.getByRole("button", { name: "Layer" }).click(); // re-render through sorting
   await assertInert(page);
   await page.close();
@@ -71,12 +74,16 @@ test("trace view: payloads in services, spans, attributes and paths stay inert",
   report.trace.rows[0].error = true;
   report.trace.rows[0].status_message = IMG;
   report.edges[0].label = SCRIPT;
+  report.edges[0].label_lines = [SCRIPT, IMG];
+  report.traces[0].trace_id_text = IMG;
   report.traces[0].duration_text = IMG;
   const url = page.url();
   await send(page, { type: "traces", report });
   await page.locator(".span-row").first().waitFor();
   assert.equal(await page.locator(".node-label").first().textContent(), SVG);
-  assert.equal(await page.locator(".trace-list tbody td").nth(1).textContent(), SCRIPT);
+  assert.equal(await page.locator(".trace-list tbody td").nth(1).textContent(), IMG);
+  assert.equal(await page.locator(".trace-list tbody td").nth(3).textContent(), SCRIPT);
+  assert.deepEqual(await page.locator(".edge-label").first().locator("tspan").allTextContents(), [SCRIPT, IMG]);
   await page.locator(".span-row").first().click();
   await page.locator(".span-details h3").waitFor();
   assert.equal(await page.locator(".span-details h3").textContent(), IMG);

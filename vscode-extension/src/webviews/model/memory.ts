@@ -11,10 +11,10 @@ import {
 } from "./format";
 
 /** The payload version this view draws (memory_view.VERSION). */
-export const MEMORY_VIEW_VERSION = 1;
+export const MEMORY_VIEW_VERSION = 2;
 
-export type SegmentKind = "weights" | "kv" | "activations" | "measured" | "before" | "after";
-const SEGMENT_KINDS: readonly string[] = ["weights", "kv", "activations", "measured", "before", "after"];
+export type SegmentKind = "weights" | "kv" | "activations" | "output" | "measured" | "before" | "after";
+const SEGMENT_KINDS: readonly string[] = ["weights", "kv", "activations", "output", "measured", "before", "after"];
 
 export interface Segment {
   kind: SegmentKind;
@@ -76,6 +76,10 @@ export interface MemoryView {
   layers: LayerGroup[];
   columns: Column[];
   rows: Record<string, Cell>[];
+  /** The rows grouped by layer kind; empty when grouping would not shorten the table. */
+  summary_rows: Record<string, Cell>[];
+  /** The folder a compression wrote its checkpoint to, else null. */
+  checkpoint: string | null;
   notes: string[];
 }
 
@@ -92,6 +96,12 @@ export function parseMemoryView(payload: unknown): MemoryView {
     numeric: booleanField(c, "numeric", at),
   }));
   const budget = field(view, "budget", "view");
+  const parseRow = (row: Record<string, unknown>, at: string) =>
+    Object.fromEntries(columns.map((c) => [c.key, parseCell(field(row, c.key, at), `${at}.${c.key}`)]));
+  const checkpoint = field(view, "checkpoint", "view");
+  if (checkpoint !== null && typeof checkpoint !== "string") {
+    throw new ReportError("view.checkpoint is not a string or null");
+  }
   return {
     version,
     title: stringField(view, "title", "view"),
@@ -109,9 +119,9 @@ export function parseMemoryView(payload: unknown): MemoryView {
           }))(recordAt(budget, "view.budget")),
     layers: listAt(view, "layers", "view", (g, at) => ({ name: stringField(g, "name", at), bars: listAt(g, "bars", at, parseBar) })),
     columns,
-    rows: listAt(view, "rows", "view", (row, at) =>
-      Object.fromEntries(columns.map((c) => [c.key, parseCell(field(row, c.key, at), `${at}.${c.key}`)])),
-    ),
+    rows: listAt(view, "rows", "view", parseRow),
+    summary_rows: listAt(view, "summary_rows", "view", parseRow),
+    checkpoint,
     notes: arrayField(view, "notes", "view").map((n, i) => {
       if (typeof n !== "string") {
         throw new ReportError(`view.notes[${i}] is not a string`);

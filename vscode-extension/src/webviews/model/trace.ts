@@ -9,10 +9,10 @@
 //     "version":  1,
 //     "services": [str],
 //     "nodes":    [{name, column, row}]                      the topology's layout
-//     "edges":    [{caller, callee, calls, errors, p50_ms, p95_ms, label}],
+//     "edges":    [{caller, callee, calls, errors, p50_ms, p95_ms, label, label_lines}],
 //     "traces":   [{trace_id (32 lowercase hex), root_service, root_name, start_ms,
 //                   duration_ms, span_count, error_count, duration_text, span_count_text,
-//                   error_count_text, jaeger_url}],
+//                   error_count_text, start_text, trace_id_text, jaeger_url}],
 //     "trace":    null | {trace_id, jaeger_url, total_ms, rows: [row], spans (not drawn)},
 //     "jaeger_url": null | "http(s)://…"
 //   }
@@ -38,6 +38,8 @@ export interface ServiceEdge {
   calls: number;
   errors: number;
   label: string;
+  /** The label in two lines: counts, then latencies. */
+  labelLines: string[];
 }
 
 export interface CodeLocation {
@@ -53,6 +55,8 @@ export interface TraceSummary {
   duration_text: string;
   span_count_text: string;
   error_count_text: string;
+  start_text: string;
+  trace_id_text: string;
   jaegerUrl: string | null;
 }
 
@@ -124,6 +128,12 @@ function edgeAt(raw: unknown, where: string): ServiceEdge {
     calls: count(e, "calls", where),
     errors: count(e, "errors", where),
     label: stringField(e, "label", where),
+    labelLines: arrayField(e, "label_lines", where).map((line, i) => {
+      if (typeof line !== "string") {
+        throw new ReportError(`${where}.label_lines[${i}] is not a string`);
+      }
+      return line;
+    }),
   };
 }
 
@@ -136,6 +146,8 @@ function summaryAt(raw: unknown, where: string): TraceSummary {
     duration_text: stringField(t, "duration_text", where),
     span_count_text: stringField(t, "span_count_text", where),
     error_count_text: stringField(t, "error_count_text", where),
+    start_text: stringField(t, "start_text", where),
+    trace_id_text: stringField(t, "trace_id_text", where),
     jaegerUrl: link(t, "jaeger_url"),
   };
 }
