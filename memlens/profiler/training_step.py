@@ -116,7 +116,10 @@ def make_optimizer(model: Any, config: TrainingConfig) -> torch.optim.Optimizer:
     if config.optimizer is Optimizer.ADAFACTOR:
         from transformers.optimization import Adafactor
 
-        return Adafactor(params, lr=None, relative_step=True, scale_parameter=True)  # type: ignore[no-any-return]
+        optimizer: torch.optim.Optimizer = Adafactor(  # type: ignore[no-untyped-call]
+            params, lr=None, relative_step=True, scale_parameter=True
+        )
+        return optimizer
     raise UsageError(
         "--optimizer adamw8bit needs bitsandbytes on a CUDA GPU; it is estimated, not measured"
     )

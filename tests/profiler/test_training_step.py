@@ -65,6 +65,6 @@ def test_step_peak_within_15_percent(name: str, mode: str, optimizer: str) -> No
     ],
 )
 def test_unmeasurable_configs_raise_usage_errors(options: dict[str, Any], message: str) -> None:
-    model, config = _model_and_config("llama")
+    model, _ = _model_and_config("llama")
     with pytest.raises(UsageError, match=message):
         measure_training_step(model, training_config(**options, batch=1, seq=8), 320)
