@@ -252,7 +252,7 @@ def _layer_widths(
     return widths + config.lora_rank * len(adapters)
 
 
-def _stream_widths_bytes(spec: ArchitectureSpec, config: TrainingConfig) -> int:
+def _stream_bytes(spec: ArchitectureSpec, config: TrainingConfig, checkpointed: bool) -> int:
     """Bytes saved outside the layers: the loss's fp32 log-probabilities and int64 labels,
     the final norm and head inputs when they train, rotary tables, and with checkpointing
     under LoRA the embedding output (``enable_input_require_grads``)."""
@@ -262,9 +262,9 @@ def _stream_widths_bytes(spec: ArchitectureSpec, config: TrainingConfig) -> int:
     total = positions * (d.vocab_size * _FP32 + _LABEL_BYTES)
     if config.method is TrainMethod.FULL:
         total += positions * (3 * d.hidden_size + 3) * cb
-    elif config.gradient_checkpointing:
+    elif checkpointed:
         total += positions * d.hidden_size * cb
-    if d.rotary and not config.gradient_checkpointing:
+    if d.rotary and not checkpointed:
         total += 2 * d.head_dim * config.seq * cb
     return total
 
@@ -353,7 +353,12 @@ def training_estimate_from_spec(
                 activation_bytes_checkpointed=checkpointed,
             )
         )
-    blocks = _with_stream(blocks, _stream_widths_bytes(spec, config))
+    blocks = _with_stream(
+        blocks,
+        _stream_bytes(spec, config, checkpointed=False),
+        _stream_bytes(spec, config, checkpointed=True),
+        config.gradient_checkpointing,
+    )
     totals = _Totals(
         weights=sum(b.weight_bytes for b in blocks),
         adapters=sum(b.adapter_bytes for b in blocks),
@@ -416,7 +421,9 @@ def training_estimate_from_spec(
     )
 
 
-def _with_stream(blocks: list[TrainingBlock], stream: int) -> list[TrainingBlock]:
+def _with_stream(
+    blocks: list[TrainingBlock], plain: int, checkpointed: int, checkpointing: bool
+) -> list[TrainingBlock]:
     """The last block (the LM head) carries what is saved outside the layers."""
     if not blocks:
         return blocks
@@ -426,9 +433,10 @@ def _with_stream(blocks: list[TrainingBlock], stream: int) -> list[TrainingBlock
         TrainingBlock(
             **{
                 **asdict(last),
-                "activation_bytes": last.activation_bytes + stream,
-                "activation_bytes_plain": last.activation_bytes_plain + stream,
-                "activation_bytes_checkpointed": last.activation_bytes_checkpointed + stream,
+                "activation_bytes": last.activation_bytes
+                + (checkpointed if checkpointing else plain),
+                "activation_bytes_plain": last.activation_bytes_plain + plain,
+                "activation_bytes_checkpointed": last.activation_bytes_checkpointed + checkpointed,
             }
         ),
     ]
