@@ -38,8 +38,15 @@ def _model_and_config(name: str) -> tuple[Any, dict[str, Any]]:
     return build_model(config), config
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
-@pytest.mark.parametrize("mode", sorted(MODES))
+# SGD keeps no state, so its peak differs from AdamW's by the optimizer step; LoRA's
+# optimizer states are too small to matter, so SGD runs with full fine-tuning only.
+RUNS = [(mode, "adamw") for mode in sorted(MODES)] + [
+    ("full", "sgd"),
+    ("full-checkpointed", "sgd"),
+]
+
+
+@pytest.mark.parametrize(("mode", "optimizer"), RUNS)
 @pytest.mark.parametrize("name", sorted(SHAPES))
 def test_step_peak_within_15_percent(name: str, mode: str, optimizer: str) -> None:
     model, config = _model_and_config(name)
