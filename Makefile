@@ -42,6 +42,7 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/estimate_vs_accelerate.py
+	$(BIN)/python benchmarks/train_estimate.py
 	$(BIN)/python benchmarks/lsp_latency.py
 	$(BIN)/python benchmarks/engine_weights.py
 	$(BIN)/python benchmarks/engine_kv.py

@@ -11,6 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from memlens.cli.training_options import add_training_arguments, config_from_args, render_training
 from memlens.errors import UnsupportedArchitectureError
 from memlens.profiler.configs import ResolvedConfig, resolve_config
 from memlens.profiler.estimate import MemoryEstimate, analytic_estimate
@@ -22,6 +23,7 @@ from memlens.profiler.tensors import (
     StorageDtype,
     parse_dtypes,
 )
+from memlens.profiler.training import training_estimate
 from memlens.units import format_bytes, format_count
 
 NAME = "estimate"
@@ -60,6 +62,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--offline", action="store_true", help="never ask the Hugging Face hub")
     parser.add_argument("--json", action="store_true", help="print MemoryEstimate JSON")
+    add_training_arguments(parser)
+
+
+def _training_run(args: argparse.Namespace, resolved: ResolvedConfig) -> int:
+    config = config_from_args(args)
+    estimate = training_estimate(resolved.config, resolved.model, config)
+    estimate = dataclasses.replace(estimate, fits=fits(estimate.peak_bytes, memory_pools()))
+    if args.json:
+        json.dump(estimate.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render_training(estimate, Console())
+    return 0
 
 
 def _estimate(
@@ -80,6 +95,10 @@ def _estimate(
 
 def run(args: argparse.Namespace) -> int:
     """Resolve, estimate, and print a table or JSON."""
+    if args.train is not None:
+        config_from_args(args)  # bad options fail before any look-up
+        resolved = resolve_config(args.model, allow_network=not args.offline)
+        return _training_run(args, resolved)
     dtypes = parse_dtypes(args.dtype)
     resolved = resolve_config(args.model, allow_network=not args.offline)
     pools = memory_pools()

@@ -7,13 +7,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from memlens.cli.progress import progress_bar
+from memlens.cli.training_options import add_training_arguments, config_from_args
 from memlens.errors import UsageError
 from memlens.profiler.tensors import FLOAT_DTYPES, StorageDtype
 from memlens.units import format_bytes, format_count
@@ -22,7 +23,10 @@ if TYPE_CHECKING:
     from memlens.engine.measure.profile_run import ProfileRun
 
 NAME = "profile"
-HELP = "measure a local model's memory per block during a short generation"
+HELP = (
+    "measure a local model's memory per block during a short generation, or one "
+    "training step with --train"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "int8,sinks:4+window:508 (default: transformers' DynamicCache)",
     )
     parser.add_argument("--json", action="store_true", help="print the measurement as JSON")
+    add_training_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from memlens.engine.loading import load_model
     from memlens.engine.measure.profile_run import profile_run
 
+    if args.train is not None:
+        return _train_run(args)
     kv = None if args.kv is None else parse_kv(args.kv)
     for name in ("prompt_tokens", "new_tokens", "batch"):
         if not 1 <= getattr(args, name) <= 1 << 16:
@@ -69,6 +76,56 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         render(args.model, measured, Console())
+    return 0
+
+
+def _train_run(args: argparse.Namespace) -> int:
+    """One measured training step beside the analytic estimate."""
+    import torch
+
+    from memlens.engine.loading import load_model
+    from memlens.profiler.training import training_estimate
+    from memlens.profiler.training_step import measure_training_step
+
+    config = config_from_args(args)
+    if args.kv is not None:
+        raise UsageError("--kv applies to generation; a training step keeps no KV cache")
+    with progress_bar("profile --train") as update:
+        update(f"Loading {args.model}", 5)
+        loaded = load_model(Path(args.model), torch.float32)
+        hf_config: dict[str, Any] = cast(Any, loaded.model).config.to_dict()
+        estimate = training_estimate(hf_config, args.model, config)
+        measured = measure_training_step(loaded.model, config, int(hf_config["vocab_size"]), update)
+    if args.json:
+        report = {
+            "kind": "training-profile",
+            "model": args.model,
+            "estimate": estimate.to_json(),
+            "measured": measured.to_json(),
+        }
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    table = Table(
+        title=f"{args.model}: one training step ({config.describe()})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("", "estimated", "measured"):
+        table.add_column(column, justify="left" if not column else "right")
+    rows = (
+        ("trainable parameters", estimate.trainable_params, measured.trainable_params, False),
+        ("weights + adapters", estimate.weight_bytes + estimate.adapter_bytes,
+         measured.weight_bytes, True),
+        ("gradients", estimate.gradient_bytes, measured.gradient_bytes, True),
+        ("optimizer states", estimate.optimizer_bytes, measured.optimizer_bytes, True),
+        ("saved activations", estimate.activation_bytes, measured.activation_bytes, True),
+        ("step peak", estimate.peak_bytes, measured.peak_bytes, True),
+    )  # fmt: skip
+    for name, predicted, actual, is_bytes in rows:
+        show = format_bytes if is_bytes else format_count
+        table.add_row(name, show(predicted), show(actual))
+    Console().print(table)
     return 0
 
 

@@ -11,6 +11,7 @@ from memlens.profiler.architectures.spec import (
     BlockKind,
     BlockSpec,
     ModelDims,
+    SavedForBackward,
     lm_head_block,
 )
 from memlens.profiler.tensors import embedding, layer_norm, transposed_matrix, vector
@@ -74,4 +75,17 @@ def describe_gpt2(cfg: ConfigView) -> ArchitectureSpec:
         mlp_peak_widths=4 if cfg.string("activation_function", "gelu_new") == "gelu_new" else 2,
         stream_widths=3,
     )
-    return ArchitectureSpec("gpt2", "GPT2LMHeadModel", tuple(blocks), dims)
+    # Per position: layer-norm inputs and statistics, q/k/v and the attention output (7h),
+    # GELU's inputs and temporaries (4i), three copies of the eager attention scores; the
+    # Conv1D inputs when those projections train.
+    saved = SavedForBackward(
+        fixed=7 * hidden + 4 * inner + 4,
+        linear_inputs=(
+            (("attn.c_attn",), hidden),
+            (("attn.c_proj",), hidden),
+            (("mlp.c_fc",), hidden),
+            (("mlp.c_proj",), inner),
+        ),
+        score_heads=3 * heads,
+    )
+    return ArchitectureSpec("gpt2", "GPT2LMHeadModel", tuple(blocks), dims, saved=saved)

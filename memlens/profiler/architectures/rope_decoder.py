@@ -19,6 +19,7 @@ from memlens.profiler.architectures.spec import (
     BlockKind,
     BlockSpec,
     ModelDims,
+    SavedForBackward,
     lm_head_block,
 )
 from memlens.profiler.tensors import TensorKind, TensorSpec, embedding, matrix, vector
@@ -133,6 +134,28 @@ def _mlp_tensors(layout: RopeDecoderLayout, hidden: int, inter: int) -> list[Ten
     return tensors
 
 
+def _saved_for_backward(
+    hidden: int, inter: int, heads: int, q_out: int, kv_out: int, layout: RopeDecoderLayout
+) -> SavedForBackward:
+    """Per position: both norms' inputs (2h), rotated q and k plus v and the attention
+    output (2q + 2kv), the MLP's gate, up and activation (3i), the log-sum-exp per head and
+    each norm's rsqrt; the q/k/v input (h), the gate/up input (h) and the down input (i)
+    when those projections train; each norm's output (h) when the norms train."""
+    return SavedForBackward(
+        fixed=2 * hidden + 2 * q_out + 2 * kv_out + 3 * inter + heads + 2,
+        linear_inputs=(
+            (
+                ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.qkv_proj"),
+                hidden,
+            ),
+            (("mlp.gate_proj", "mlp.up_proj", "mlp.gate_up_proj"), hidden),
+            (("mlp.down_proj",), inter),
+        ),
+        trained_norms=len(layout.layer_norms) * hidden,
+        score_heads=3 * heads if layout.eager_attention else 0,
+    )
+
+
 def rope_decoder(
     cfg: ConfigView, layout: RopeDecoderLayout, windows: list[int | None]
 ) -> ArchitectureSpec:
@@ -182,7 +205,13 @@ def rope_decoder(
         mlp_peak_widths=4 if layout.fused_gate_up else 3,
         eager_attention=layout.eager_attention,
     )
-    spec = ArchitectureSpec(layout.family, layout.model_class, tuple(blocks), dims)
+    spec = ArchitectureSpec(
+        layout.family,
+        layout.model_class,
+        tuple(blocks),
+        dims,
+        saved=_saved_for_backward(hidden, inter, heads, heads * dim, kv_heads * dim, layout),
+    )
     if not layout.moe:
         return spec
     idle_experts = layout.experts - layout.experts_per_token

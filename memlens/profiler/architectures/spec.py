@@ -111,6 +111,29 @@ class ModelDims:
 
 
 @dataclass(frozen=True)
+class SavedForBackward:
+    """What one layer keeps for the backward pass, in elements per position (batch ×
+    tokens) at the compute dtype, as transformers 5.x's layers save it under SDPA attention
+    (measured with ``torch.autograd.graph.saved_tensors_hooks``).
+
+    An ``nn.Linear`` keeps its input only when its weight trains (a LoRA adapter on it
+    keeps it too), so the saved widths depend on what trains.
+    """
+
+    fixed: int
+    """Widths saved whatever trains (norm inputs, attention inputs and outputs, the MLP's
+    activation inputs, per-head log-sum-exp)."""
+    linear_inputs: tuple[tuple[tuple[str, ...], int], ...] = ()
+    """``(module names in the layer sharing one input, input width)``: saved once when any
+    of them trains or carries an adapter."""
+    trained_norms: int = 0
+    """Widths saved when the layer's norm weights train."""
+    score_heads: int = 0
+    """Copies of the ``heads × tokens`` attention scores saved per position (eager
+    attention)."""
+
+
+@dataclass(frozen=True)
 class ArchitectureSpec:
     """Everything the estimators know about one model config."""
 
@@ -120,6 +143,9 @@ class ArchitectureSpec:
     dims: ModelDims
     causal: bool = True
     notes: tuple[str, ...] = field(default=())
+    saved: SavedForBackward | None = None
+    """The training activation formula; None where memlens has not measured the family
+    (the training estimate then uses a generic decoder formula and says so)."""
 
     @cached_property
     def params(self) -> int:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from memlens.errors import UsageError
 from memlens.profiler.tensors import FLOAT_DTYPES
+from memlens.profiler.training import training_estimate
+from memlens.profiler.training_config import config_from_json
 from memlens.worker.methods import RequestContext, method
 from memlens.worker.tasks.common import ModelRequest, weights_folder
 
@@ -31,7 +33,10 @@ def _positive(params: dict[str, Any], name: str, default: int, limit: int) -> in
 
 @method("memlens.profile")
 def profile(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-    """``{"kind": "profile", "model", "estimate", "measured" | None, "notes"}``."""
+    """``{"kind": "profile", "model", "estimate", "measured" | None, "notes"}``; with a
+    ``"train"`` configuration (TrainingConfig JSON) ``{"kind": "training-profile", …}``."""
+    if "train" in params:
+        return _training_profile(params, context)
     request = ModelRequest.from_params(params)
     prompt = _positive(params, "prompt_tokens", 64, 1 << 16)
     new = _positive(params, "new_tokens", 8, 1 << 14)
@@ -61,6 +66,45 @@ def profile(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
         )
         return report
     report["measured"] = _measure(folder, dtype.torch_name, request.batch, prompt, new, kv, context)
+    return report
+
+
+def _training_profile(params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    """The analytic training estimate and, with weights on disk, one measured fp32 step."""
+    config = config_from_json(params["train"])
+    request = ModelRequest.from_params({k: v for k, v in params.items() if k != "train"})
+    context.progress(f"Resolving {request.model}", 2)
+    resolved = request.resolve()
+    estimate = training_estimate(resolved.config, resolved.model, config)
+    report: dict[str, Any] = {
+        "kind": "training-profile",
+        "model": resolved.model,
+        "estimate": estimate.to_json(),
+        "measured": None,
+        "notes": [],
+    }
+    folder = weights_folder(resolved)
+    if folder is None:
+        report["notes"].append(
+            "weights are not on disk: this is the analytic estimate only; point the load at "
+            "a local folder with safetensors to measure a step"
+        )
+        return report
+    import torch
+
+    from memlens.engine.loading import load_model
+    from memlens.profiler.training_step import measure_training_step
+
+    context.progress(f"Loading weights from {folder}", 10)
+    loaded = load_model(folder, torch.float32)
+    context.check()
+
+    def progress(message: str, percent: float) -> None:
+        context.progress(message, int(percent))
+
+    vocab = int(resolved.config["vocab_size"])
+    measured = measure_training_step(loaded.model, config, vocab, progress)
+    report["measured"] = measured.to_json()
     return report
 
 
