@@ -1,10 +1,11 @@
 """GPU paths through aten's CUDA ops; imported only when a tensor is on a CUDA device.
 
 INT8 runs ``_weight_int8pack_mm`` (int8 weights read as they are stored) for bf16
-activations with ``K`` a multiple of 8 (what compressed layers send), else dequantizes into the activation dtype and runs cuBLAS. INT4 runs
-tinygemm (``_weight_int4pack_mm``) on the layout ``_convert_weight_to_int4pack`` builds on
-the GPU; ``int4_layouts.py`` holds the plain tensor code around it, tested on the CPU.
-Nothing here has a CPU fallback: these functions need CUDA tensors.
+activations with ``K`` a multiple of 8 (what compressed layers send); other calls
+dequantize into the activation dtype and run cuBLAS. INT4 runs tinygemm
+(``_weight_int4pack_mm``) on the layout ``_convert_weight_to_int4pack`` builds on the GPU;
+``int4_layouts.py`` holds the plain tensor code around it, tested on the CPU. Nothing here
+has a CPU fallback: these functions need CUDA tensors.
 """
 
 from __future__ import annotations

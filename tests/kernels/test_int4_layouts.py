@@ -29,7 +29,9 @@ ODD_SHAPES = [(16, 32), (48, 64), (80, 96), (112, 384), (1040, 128)]
 
 @pytest.mark.parametrize(("n", "k"), ODD_SHAPES)
 def test_cpu_packing_reads_back(n: int, k: int) -> None:
-    values = torch.randint(0, 16, (n, k), dtype=torch.int32, generator=torch.Generator().manual_seed(n))
+    values = torch.randint(
+        0, 16, (n, k), dtype=torch.int32, generator=torch.Generator().manual_seed(n)
+    )
     assert torch.equal(cpu_values(cpu.pack_int4(values), n, k), values)
 
 
@@ -62,7 +64,8 @@ def test_nibble_order_is_even_k_high() -> None:
 
 
 @pytest.mark.parametrize(
-    ("k", "tiles"), [(32, 2), (64, 4), (96, 2), (128, 8), (192, 4), (4096, 8), (11008, 8), (2080, 2)]
+    ("k", "tiles"),
+    [(32, 2), (64, 4), (96, 2), (128, 8), (192, 4), (4096, 8), (11008, 8), (2080, 2)],
 )
 def test_inner_k_tiles_divide_k(k: int, tiles: int) -> None:
     assert tinygemm_inner_k_tiles(k) == tiles
@@ -81,11 +84,15 @@ def test_every_int4_layer_shape_fits_the_cuda_kernel() -> None:
 def test_values_read_through_a_kernel_are_exact(n: int, k: int, group: int) -> None:
     """The read-back CUDA uses (identity through the kernel), run here through the CPU
     kernel on the CPU packing."""
-    values = torch.randint(0, 16, (n, k), dtype=torch.int32, generator=torch.Generator().manual_seed(k))
+    values = torch.randint(
+        0, 16, (n, k), dtype=torch.int32, generator=torch.Generator().manual_seed(k)
+    )
     packed = cpu.pack_int4(values)
 
     def run(x: torch.Tensor, scales_zeros: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, group, scales_zeros)
+        out: torch.Tensor = torch.ops.aten._weight_int4pack_mm_for_cpu(
+            x, packed, group, scales_zeros
+        )
         return out
 
     assert torch.equal(values_through_kernel(run, n, k, group, torch.device("cpu")), values)

@@ -34,10 +34,11 @@ class Int4DevicePacking(nn.Module):
         source = self.packed.device
         target = fn(torch.empty(0, dtype=torch.uint8, device=source)).device  # where fn moves ints
         if uses_cuda_int4_layout(source) == uses_cuda_int4_layout(target):
-            return super()._apply(fn, recurse)
+            super()._apply(fn, recurse)  # type: ignore[no-untyped-call]  # torch leaves it untyped
+            return self
         values = self._values()  # (out, in) int32, read in the source's layout
         self.packed = torch.empty(0, dtype=torch.uint8, device=source)  # not moved twice
-        super()._apply(fn, recurse)
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
         self.packed = pack_int4(fn(values), target)
         return self
 
