@@ -51,6 +51,11 @@ def int4_matmul(
 ) -> torch.Tensor:
     """``x (…, K)`` bf16 times an INT4 weight packed for its device (see
     :func:`pack_int4`) with scales and zeros ``(K/g, N, 2)`` → ``(…, N)``."""
+    if x.device != packed.device:
+        raise UsageError(
+            f"an INT4 layer's weights are on {_device_name(packed.device)} but its input is "
+            f"on {_device_name(x.device)}: move the model and its inputs to one device"
+        )
     if packed.device.type == "cuda":
         from memlens.kernels import cuda  # only where CUDA exists
 
@@ -61,6 +66,10 @@ def int4_matmul(
             "use INT8 there"
         )
     return cpu.int4_matmul(x, packed, group_size, scales_zeros)
+
+
+def _device_name(device: torch.device) -> str:
+    return "the CPU" if device.type == "cpu" else str(device)
 
 
 def uses_cuda_int4_layout(device: torch.device) -> bool:
