@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from memlens.engine.weights.int4_devices import Int4DevicePacking
-from memlens.kernels import cpu, int4_matmul, int8_matmul
+from memlens.kernels import cpu, int4_matmul, int8_matmul, pack_int4
 from memlens.kernels.formats import quantize_int4_weight, quantize_int8_weight
 
 COMPUTE_DTYPE = torch.bfloat16  # the aten packed kernels are fast with bf16 activations
@@ -99,7 +99,7 @@ class Int4Linear(Int4DevicePacking, CompressedLinear):
         """Quantize an ``nn.Linear`` (its input features must divide by ``group_size``)."""
         values, scale, zero = quantize_int4_weight(linear.weight.detach(), group_size)
         return cls(
-            cpu.pack_int4(values),
+            pack_int4(values, values.device),  # packed for the kernel of the weight's device
             cpu.scales_and_zeros(scale, zero),
             group_size,
             linear.out_features,

@@ -73,3 +73,11 @@ def test_a_cpu_state_loads_into_a_cuda_layer() -> None:
     x = torch.randn(2, 128, dtype=torch.bfloat16)
     with torch.no_grad():
         torch.testing.assert_close(other(x.cuda()).cpu(), layer(x), rtol=2e-2, atol=0.1)
+
+
+@needs_cuda
+def test_a_layer_compressed_on_the_gpu_is_packed_for_it_and_saves_the_stored_form() -> None:
+    linear, on_cpu = _layer(64, 256, 64)
+    on_gpu = Int4Linear.from_linear(linear.cuda(), 64)
+    assert on_gpu.packed.is_cuda and on_gpu.packed.dim() == 4
+    assert torch.equal(on_gpu.state_dict()["packed"].cpu(), on_cpu.packed)
