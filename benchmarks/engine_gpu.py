@@ -4,9 +4,9 @@ GPU until a run's JSON says so.
 
 1. Correctness, first: the GPU tests (INT4 tinygemm and INT8 against the CPU references,
    INT4 layers moving between devices, the compressed KV cache and sessions on CUDA, the
-   static-cache compiled step), then checks on full-size layers and the profiler's CUDA
-   figures (resident bytes against ``torch.cuda.memory_allocated``, call peaks against
-   ``torch.cuda.max_memory_allocated``).
+   static-cache compiled step, the profiler's CUDA figures), then checks on full-size
+   layers (GPU against CPU, bytes held against ``torch.cuda.memory_allocated``) and the
+   profiler's call peak against ``torch.cuda.max_memory_allocated``.
 2. Figures: TinyLlama-1.1B- and Llama-2-7B-shaped models with random bf16 weights, batch 1
    and 8: weight bytes and decode tokens/s for transformers bf16, torchao int8 and int4
    weight-only (where torchao imports), memlens INT8 and INT4 g64/g128; eager steps for
@@ -60,7 +60,8 @@ GPU_TESTS = (
     "tests/engine/kv/test_cache_devices.py",
     "tests/engine/sessions/test_chat_cuda.py",
     "tests/engine/test_static_decoding.py",
-    "tests/profiler/test_peak.py",
+    "tests/profiler/test_peak.py::test_measure_peak_on_cuda_is_the_allocators_peak",
+    "tests/profiler/test_measure_layers.py",
     "tests/kernels/test_kernels.py",
 )
 NO_CUDA = 3
