@@ -80,6 +80,21 @@ def test_a_loaded_history_continues_like_the_cache_it_came_from(model: nn.Module
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_a_second_history_reuses_the_static_tensors(model: nn.Module) -> None:
+    """Graphs recorded on the cache keep working only while its tensors keep their
+    addresses: loading another history copies into them."""
+    cache: Any = DynamicCache(config=model.config)
+    with torch.no_grad():
+        ForwardCall.of(model)(model, _ids("import os"), cache)
+    layers = [(layer.keys, layer.values) for layer in cache.layers]
+    decoder = StaticDecoder(model, max_tokens=64)
+    decoder.load(layers)
+    addresses = [layer.keys.data_ptr() for layer in decoder.cache.layers]
+    decoder.load(layers[:])
+    assert [layer.keys.data_ptr() for layer in decoder.cache.layers] == addresses
+    assert decoder.seen == 9
+
+
 def test_a_full_cache_is_a_usage_error(model: nn.Module) -> None:
     decoder = StaticDecoder(model, max_tokens=16)
     with torch.no_grad():
