@@ -40,6 +40,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +48,25 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parent.parent
-SHAPES = {
-    "TinyLlama-1.1B": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+SHAPES = {  # the goals are on the 7B shape: it runs first
     "Llama-2-7B": "meta-llama/Llama-2-7b-hf",
+    "TinyLlama-1.1B": "TinyLlama/TinyLlama-1.1B-Chat-v1.0",
 }
 BATCHES = (1, 8)
-PROMPT, WARMUP, STEPS = 32, 4, 48
-HISTORY, TURN = 2048, 32
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Token counts of one run."""
+
+    prompt: int = 32
+    warmup: int = 4
+    steps: int = 48
+    history: int = 2048
+    turn: int = 32
+
+
+SMOKE = Sizes(prompt=8, warmup=1, steps=4, history=64, turn=8)
 GPU_TESTS = (
     "tests/kernels/test_cuda.py",
     "tests/engine/weights/test_int4_devices.py",
@@ -249,41 +262,44 @@ def _weight_bytes(model: nn.Module) -> int:
     return total
 
 
-def _eager_tok_s(model: nn.Module, batch: int, device: str) -> float:
+def _eager_tok_s(model: nn.Module, batch: int, device: str, sizes: Sizes) -> float:
     from memlens.engine.decoding import stream
 
-    ids = torch.randint(0, 1000, (batch, PROMPT), device=device)
+    ids = torch.randint(0, 1000, (batch, sizes.prompt), device=device)
     with torch.no_grad():
-        for _ in stream(model, ids, WARMUP):
+        for _ in stream(model, ids, sizes.warmup):
             pass
         _sync(device)
         start = time.perf_counter()
-        for _ in stream(model, ids, STEPS):
+        for _ in stream(model, ids, sizes.steps):
             pass
         _sync(device)
-    return batch * STEPS / (time.perf_counter() - start)  # prefill included, as users see it
+    return batch * sizes.steps / (time.perf_counter() - start)  # prefill included, as users see it
 
 
-def _graph_tok_s(model: nn.Module, batch: int, device: str) -> float:
+def _graph_tok_s(model: nn.Module, batch: int, device: str, sizes: Sizes) -> float:
     from memlens.engine.static_decoding import StaticDecoder
 
-    decoder = StaticDecoder(model, PROMPT + WARMUP + STEPS + 8, compiled=device == "cuda")
-    ids = torch.randint(0, 1000, (batch, PROMPT), device=device)
+    room = sizes.prompt + sizes.warmup + sizes.steps + 16
+    decoder = StaticDecoder(model, room, compiled=device == "cuda")
+    ids = torch.randint(0, 1000, (batch, sizes.prompt), device=device)
     with torch.no_grad():
         token = decoder.prefill(ids).argmax(-1)
-        for _ in range(WARMUP):  # records the graph
+        for _ in range(max(3, sizes.warmup)):  # compiles, then records the graph
             token = decoder.step(token).argmax(-1)
         _sync(device)
         start = time.perf_counter()
-        for _ in range(STEPS):
+        for _ in range(sizes.steps):
             token = decoder.step(token).argmax(-1)
         _sync(device)
-    return batch * STEPS / (time.perf_counter() - start)
+    return batch * sizes.steps / (time.perf_counter() - start)
 
 
 def _figures(
-    deadline: float, graphs: bool, device: str, layers: int | None
+    deadline: float, graphs: bool, device: str, layers: int | None, sizes: Sizes
 ) -> list[dict[str, Any]]:
+    """Each shape, each variant: weight bytes, then eager steps at every batch, then graph
+    steps at every batch (each graph row costs a compile, so they come last)."""
     rows: list[dict[str, Any]] = []
     for shape, ref in SHAPES.items():
         if time.perf_counter() > deadline:
@@ -302,9 +318,10 @@ def _figures(
                     convert(model)
                 row["weight_bytes"] = _weight_bytes(model)
                 for batch in BATCHES:
-                    row[f"eager_tok_s_b{batch}"] = _eager_tok_s(model, batch, device)
-                    if graphs and time.perf_counter() < deadline:
-                        row[f"graph_tok_s_b{batch}"] = _graph_tok_s(model, batch, device)
+                    row[f"eager_tok_s_b{batch}"] = _eager_tok_s(model, batch, device, sizes)
+                for batch in BATCHES if graphs else ():
+                    if time.perf_counter() < deadline:
+                        row[f"graph_tok_s_b{batch}"] = _graph_tok_s(model, batch, device, sizes)
             except Exception as exc:  # a peer library's failure is a row's result
                 row["error"] = f"{type(exc).__name__}: {exc}"[:300]
             finally:
@@ -326,10 +343,10 @@ def _timed(fn: Callable[[], Any], reps: int, device: str) -> float:
     return statistics.median(times)
 
 
-def _multi_turn(device: str, layers: int | None) -> dict[str, Any]:
-    """Turn 5 of a conversation with ``HISTORY`` tokens before it: time to first token of
-    a ``TURN``-token message on the kept cache (eager; static decoder with the history
-    copied in), against one prefill of the whole conversation."""
+def _multi_turn(device: str, layers: int | None, sizes: Sizes) -> dict[str, Any]:
+    """Turn 5 of a conversation with ``sizes.history`` tokens before it: time to first
+    token of a ``sizes.turn``-token message on the kept cache (eager; static decoder with
+    the history copied in), against one prefill of the whole conversation."""
     from memlens._transformers import transformers_module
     from memlens.engine.decoding import ForwardCall
     from memlens.engine.static_decoding import StaticDecoder
@@ -337,8 +354,8 @@ def _multi_turn(device: str, layers: int | None) -> dict[str, Any]:
     model = _random_model(SHAPES["TinyLlama-1.1B"], device, layers)
     forward = ForwardCall.of(model)
     dynamic = transformers_module().DynamicCache
-    history = torch.randint(0, 1000, (1, HISTORY), device=device)
-    turn = torch.randint(0, 1000, (1, TURN), device=device)
+    history = torch.randint(0, 1000, (1, sizes.history), device=device)
+    turn = torch.randint(0, 1000, (1, sizes.turn), device=device)
     with torch.no_grad():
         cache = dynamic(config=model.config)
         forward(model, history, cache)
@@ -350,7 +367,7 @@ def _multi_turn(device: str, layers: int | None) -> dict[str, Any]:
         def recompute() -> None:
             forward(model, torch.cat([history, turn], dim=1), dynamic(config=model.config))
 
-        decoder = StaticDecoder(model, HISTORY + 4 * TURN, compiled=device == "cuda")
+        decoder = StaticDecoder(model, sizes.history + 4 * sizes.turn, compiled=device == "cuda")
 
         def graph() -> None:
             decoder.load(layers)
@@ -359,8 +376,8 @@ def _multi_turn(device: str, layers: int | None) -> dict[str, Any]:
         for fn in (reuse, recompute, graph, graph):  # warm up (graph: compile, record)
             fn()
         row = {
-            "history_tokens": HISTORY,
-            "turn_tokens": TURN,
+            "history_tokens": sizes.history,
+            "turn_tokens": sizes.turn,
             "ttft_recompute_s": _timed(recompute, 5, device),
             "ttft_reuse_eager_s": _timed(reuse, 5, device),
             "ttft_reuse_graph_s": _timed(graph, 5, device),
@@ -448,6 +465,7 @@ def main() -> int:
     args = parser.parse_args()
     layers = args.smoke_cpu_layers
     device = "cpu" if layers is not None else "cuda"
+    sizes = Sizes() if layers is None else SMOKE
     if device == "cuda" and (why := _preflight()) is not None:
         print(f"engine_gpu: {why}", file=sys.stderr)
         return NO_CUDA
@@ -456,7 +474,7 @@ def main() -> int:
     deadline = start + args.budget_s
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "engine_gpu.json"
-    results: dict[str, Any] = {"machine": _machine(device), "partial": True}
+    results: dict[str, Any] = {"machine": _machine(device), "sizes": asdict(sizes), "partial": True}
     if device == "cuda":
         results["gpu_tests"] = _gpu_tests(timeout_s=min(150.0, args.budget_s / 3))
         path.write_text(json.dumps(results, indent=2))
@@ -471,11 +489,11 @@ def main() -> int:
     )
     path.write_text(json.dumps(results, indent=2))
     try:
-        results["multi_turn"] = _multi_turn(device, layers)
+        results["multi_turn"] = _multi_turn(device, layers, sizes)
     except Exception as exc:
         results["multi_turn"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
     path.write_text(json.dumps(results, indent=2))
-    results["figures"] = _figures(deadline, not args.no_graphs, device, layers)
+    results["figures"] = _figures(deadline, not args.no_graphs, device, layers, sizes)
     turn = results["multi_turn"] if "error" not in results["multi_turn"] else None
     results["goals"] = _goals(results["figures"], turn)
     results["partial"] = False
