@@ -9,9 +9,9 @@ in the high nibble and the odd ``k`` in the low one. Both kernels dequantize
 ``formats.quantize_int4_weight``), so the scales and zeros carry over unchanged and only
 the 4-bit values are re-laid.
 
-The CPU packing depends on the CPU's vector width (aten packs blocks of 32 output rows on
-AVX2 and 64 on AVX-512, in different orders), so its inverse is read off the packer of
-the running build (:func:`cpu_values`) and checked by packing the result again.
+The CPU packing depends on the CPU capability aten dispatches to (the AVX-512, AVX2 and
+plain paths group output rows differently), so its inverse is read off the packer of the
+running process (:func:`cpu_values`) and checked by packing the result again.
 """
 
 from __future__ import annotations
@@ -37,12 +37,6 @@ def tinygemm_nibbles(values: torch.Tensor) -> torch.Tensor:
     byte ``j`` holds ``k = 2j`` in its high nibble and ``k = 2j + 1`` in its low one."""
     as_bytes = values.to(torch.uint8)
     return (as_bytes[:, ::2] << 4) | as_bytes[:, 1::2]  # (N, K/2)
-
-
-def tinygemm_values(nibbles: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`tinygemm_nibbles`: ``(N, K/2)`` uint8 → ``(N, K)`` int32."""
-    pairs = torch.stack([nibbles >> 4, nibbles & 15], dim=-1)  # (N, K/2, 2)
-    return pairs.reshape(nibbles.shape[0], -1).to(torch.int32)  # (N, K)
 
 
 Int4Kernel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -6,6 +6,10 @@ The CUDA op itself runs in tests/kernels/test_cuda.py where a GPU is lent."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -17,7 +21,6 @@ from memlens.kernels.int4_layouts import (
     cpu_values,
     tinygemm_inner_k_tiles,
     tinygemm_nibbles,
-    tinygemm_values,
     values_through_kernel,
 )
 from memlens.profiler.tensors import VALID_GROUP_SIZES, int4_fits
@@ -55,7 +58,6 @@ def test_cuda_conversion_dequantizes_to_the_reference(
         values, stored_sz[..., 0].float().T, stored_sz[..., 1].float().T, group
     )
     assert torch.equal(reference.dequantize_tinygemm_int4(nibbles, stored_sz, group), expected)
-    assert torch.equal(tinygemm_values(nibbles), values)
 
 
 def test_nibble_order_is_even_k_high() -> None:
@@ -118,3 +120,18 @@ def test_a_damaged_packing_is_refused_not_misread(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(cpu, "pack_int4", lambda v: real(v) if v.shape[1] == 2 else real(v) ^ 1)
     with pytest.raises(ConfigError, match="cannot read back"):
         cpu_values(packed, 32, 64)
+
+
+def test_the_reading_follows_another_cpu_capability() -> None:
+    """aten's plain (non-vector) CPU path packs rows in another order than AVX2/AVX-512;
+    the probes read whichever layout the process packs with."""
+    script = (
+        "import torch\n"
+        "from memlens.kernels import cpu\n"
+        "from memlens.kernels.int4_layouts import cpu_values\n"
+        "assert torch.backends.cpu.get_cpu_capability() == 'DEFAULT'\n"
+        "v = torch.randint(0, 16, (80, 128), dtype=torch.int32)\n"
+        "assert torch.equal(cpu_values(cpu.pack_int4(v), 80, 128), v)\n"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
