@@ -76,6 +76,7 @@ GPU_TESTS = (
     "tests/profiler/test_peak.py::test_measure_peak_on_cuda_is_the_allocators_peak",
     "tests/profiler/test_measure_layers.py",
     "tests/kernels/test_kernels.py",
+    "tests/kernels/test_kv.py",
 )
 NO_CUDA = 3
 
