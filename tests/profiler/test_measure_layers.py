@@ -6,6 +6,7 @@ import torch
 
 from memlens.engine import Int4WeightConfig, compress_
 from memlens.profiler.measure import block_names, measure_layers, module_bytes
+from tests.support.cuda import needs_cuda
 from tests.support.tiny_configs import build_model, tiny_config
 
 
@@ -37,3 +38,18 @@ def test_an_encoder_with_its_own_buffers_is_not_counted_twice() -> None:
     assert not any(a != b and b.startswith(a + ".") for a in names for b in names)
     _, layers = measure_layers(model, lambda: None)
     assert sum(layer.weight_bytes for layer in layers) == module_bytes(model)  # tied head once
+
+
+@needs_cuda
+def test_int4_blocks_hold_the_same_bytes_on_cuda_as_the_allocator_sees() -> None:
+    """Moving an INT4 model to the GPU re-packs its weights for tinygemm, in as many
+    bytes; the per-block figures match the CPU's and the allocator's growth."""
+    model = build_model(tiny_config("llama")).to(torch.bfloat16)
+    compress_(model, Int4WeightConfig(group_size=32))
+    on_cpu = {layer.name: layer.weight_bytes for layer in measure_layers(model, lambda: None)[1]}
+    before = torch.cuda.memory_allocated()
+    model.cuda()
+    grown = torch.cuda.memory_allocated() - before
+    on_gpu = {layer.name: layer.weight_bytes for layer in measure_layers(model, lambda: None)[1]}
+    assert on_gpu == on_cpu
+    assert sum(on_gpu.values()) <= grown < sum(on_gpu.values()) + (1 << 20)  # + allocator rounding

@@ -13,6 +13,7 @@ from memlens.profiler.architectures import describe
 from memlens.profiler.estimate import generate_peak_bytes
 from memlens.profiler.measure import measure_peak, module_bytes
 from memlens.profiler.tensors import StorageDtype
+from tests.support.cuda import needs_cuda
 from tests.support.tiny_configs import build_model
 
 _IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
@@ -78,3 +79,17 @@ def test_measure_peak_counts_transient_allocations() -> None:
     _, measured = measure_peak(allocate, resident_bytes=7)
     assert measured.peak_extra_bytes == 3_000_000
     assert measured.peak_bytes == 3_000_007
+
+
+@needs_cuda
+def test_measure_peak_on_cuda_is_the_allocators_peak() -> None:
+    """On CUDA the call's peak is the caching allocator's: a transient 64 MiB block is
+    counted, and nothing beyond ``torch.cuda.max_memory_allocated``."""
+
+    def allocate() -> int:
+        block = torch.empty(64 << 20, dtype=torch.uint8, device="cuda")
+        return block.numel()
+
+    _, measured = measure_peak(allocate, "cuda", resident_bytes=0)
+    assert measured.peak_extra_bytes >= 64 << 20
+    assert measured.peak_extra_bytes <= torch.cuda.max_memory_allocated()

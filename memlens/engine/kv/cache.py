@@ -311,7 +311,7 @@ class CompressedKVLayer(CacheLayerMixin):  # type: ignore[no-untyped-call]  # un
         keep = kept_length(policy, stored, self.seen, self._slack())
         if policy is None or keep == stored:
             return
-        index = kept_indices(policy, keep, stored, self.scores).to(self.device)
+        index = kept_indices(policy, keep, stored, self.scores, self.device)
         held_keys, held_values = self._residual()
         keys, values = self._materialize(held_keys[..., :0, :], held_values[..., :0, :])
         if index.dim() == 1:
@@ -336,9 +336,13 @@ def _check_states(key_states: torch.Tensor, value_states: torch.Tensor) -> None:
 
 
 def _overflows(scales: tuple[torch.Tensor, ...]) -> bool:
-    """Whether any float32 scale or minimum lies beyond float16's range (one host sync
-    per quantized block on an accelerator)."""
-    return any(bool((s.abs() > _SCALE_MAX).any()) for s in scales)
+    """Whether any float32 scale or minimum lies beyond float16's range: one reduction and
+    one host sync per quantized block (every ``group_size`` tokens per layer) on an
+    accelerator; meta tensors (shape-only runs) hold no values and never overflow."""
+    if scales[0].is_meta:
+        return False
+    largest = torch.stack([s.abs().amax() for s in scales])  # (4,) on the scales' device
+    return bool(largest.amax() > _SCALE_MAX)
 
 
 def _keep_scores(scores: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

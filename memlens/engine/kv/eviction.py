@@ -37,14 +37,19 @@ def kept_length(policy: Eviction | None, stored: int, seen: int, slack: int) -> 
 
 
 def kept_indices(
-    policy: Eviction, keep: int, stored: int, scores: torch.Tensor | None
+    policy: Eviction,
+    keep: int,
+    stored: int,
+    scores: torch.Tensor | None,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
     """Ascending positions ``(B, H, keep)`` (H2O, per head) or ``(keep,)`` (sinks + window,
-    shared) of the ``stored`` tokens to keep; ``scores (B, H, stored)`` is the attention
-    each token received so far (H2O only)."""
+    shared) of the ``stored`` tokens to keep, on ``device`` (the cache's: no host copy);
+    ``scores (B, H, stored)`` is the attention each token received so far (H2O only)."""
     if isinstance(policy, SinkWindowEviction):
         sinks = min(policy.sinks, keep)
-        return torch.cat([torch.arange(sinks), torch.arange(stored - (keep - sinks), stored)])
+        head = torch.arange(sinks, device=device)
+        return torch.cat([head, torch.arange(stored - (keep - sinks), stored, device=device)])
     if scores is None:
         raise UsageError(_NEEDS_ATTENTION)
     if scores.shape[-1] != stored:

@@ -8,8 +8,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from memlens.errors import UsageError
-from memlens.kernels import cpu, int8_matmul
+from memlens.engine.weights.int4_devices import Int4DevicePacking
+from memlens.kernels import cpu, int4_matmul, int8_matmul, pack_int4
 from memlens.kernels.formats import quantize_int4_weight, quantize_int8_weight
 
 COMPUTE_DTYPE = torch.bfloat16  # the aten packed kernels are fast with bf16 activations
@@ -69,8 +69,9 @@ class Int8Linear(CompressedLinear):
         return int8_matmul(x, self.q, self.scale)
 
 
-class Int4Linear(CompressedLinear):
-    """INT4 weights packed two per byte, a bf16 scale and zero per group of inputs."""
+class Int4Linear(Int4DevicePacking, CompressedLinear):
+    """INT4 weights packed two per byte, a bf16 scale and zero per group of inputs (packed
+    for the device's kernel: see ``int4_devices.py``)."""
 
     kind = "int4"
     packed: torch.Tensor
@@ -98,7 +99,7 @@ class Int4Linear(CompressedLinear):
         """Quantize an ``nn.Linear`` (its input features must divide by ``group_size``)."""
         values, scale, zero = quantize_int4_weight(linear.weight.detach(), group_size)
         return cls(
-            cpu.pack_int4(values),
+            pack_int4(values, values.device),  # packed for the kernel of the weight's device
             cpu.scales_and_zeros(scale, zero),
             group_size,
             linear.out_features,
@@ -110,12 +111,7 @@ class Int4Linear(CompressedLinear):
         return f"int4:g{self.group_size}"
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu":
-            raise UsageError(
-                "INT4 layers run on the CPU kernels (their packing is the CPU layout); "
-                "use INT8 on a GPU"
-            )
-        return cpu.int4_matmul(x, self.packed, self.group_size, self.scales_zeros)
+        return int4_matmul(x, self.packed, self.group_size, self.scales_zeros)
 
 
 class LowRankLinear(CompressedLinear):
