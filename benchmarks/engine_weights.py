@@ -185,14 +185,24 @@ def _apply(
     convert(model)
 
 
-def _tensor_bytes(tensor: torch.Tensor) -> int:
-    """Bytes a tensor really holds: a tensor subclass (torchao, quanto) by its inner
-    tensors, which its logical dtype and shape misstate."""
+def _leaves(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """The plain tensors holding a tensor's data: a tensor subclass (torchao, quanto) by
+    its inner tensors, which its logical dtype and shape misstate."""
     flatten = getattr(tensor, "__tensor_flatten__", None)
     if flatten is None:
-        return tensor.numel() * tensor.element_size()
+        return [tensor]
     names, _ = flatten()
-    return sum(_tensor_bytes(getattr(tensor, inner)) for inner in names)
+    return [leaf for inner in names for leaf in _leaves(getattr(tensor, inner))]
+
+
+def _tensor_bytes(tensors: list[torch.Tensor], seen: set[int]) -> int:
+    """Bytes of the plain tensors under ``tensors``, each storage once across calls."""
+    total = 0
+    for leaf in (leaf for tensor in tensors for leaf in _leaves(tensor)):
+        if leaf.data_ptr() not in seen:
+            seen.add(leaf.data_ptr())
+            total += leaf.numel() * leaf.element_size()
+    return total
 
 
 def held_weight_bytes(model: nn.Module) -> int:
@@ -200,12 +210,8 @@ def held_weight_bytes(model: nn.Module) -> int:
     inner tensors), fbgemm-packed weights of ``quantize_dynamic``'s Linears (int8 values and
     a float32 scale per output channel) and memlens's (``packed_bytes``)."""
     seen: set[int] = set()
-    total = 0
+    total = _tensor_bytes([*model.parameters(), *model.buffers()], seen)
     for module in model.modules():
-        for tensor in (*module.parameters(recurse=False), *module.buffers(recurse=False)):
-            if tensor.data_ptr() not in seen:
-                seen.add(tensor.data_ptr())
-                total += _tensor_bytes(tensor)
         if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
             total += module.out_features * (module.in_features + 4)
             bias = module.bias()
@@ -220,11 +226,12 @@ def _table_bytes(model: nn.Module) -> int:
     so that one stays counted)."""
     head = getattr(model, "get_output_embeddings", lambda: None)()
     head_weight = getattr(head, "weight", None)
-    return sum(
-        _tensor_bytes(m.weight)
+    tables = [
+        m.weight
         for m in model.modules()
         if isinstance(m, nn.Embedding) and m.weight is not head_weight
-    )
+    ]
+    return _tensor_bytes(tables, set())
 
 
 def _rss() -> dict[str, int]:
