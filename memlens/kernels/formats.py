@@ -8,6 +8,9 @@ Formats (shared with the fast paths, the oracles in ``reference.py`` and
   ``q`` in [-127, 127].
 - INT4 weight-only, asymmetric per group of ``g`` input features: ``w ≈ (q - 8) * scale +
   zero`` with ``q`` in [0, 15] (the layout aten's int4 CPU kernels use).
+- INT8-dyn activations (the ``int8-dyn`` weight scheme): asymmetric over the whole call's
+  input, ``x ≈ (q - zero) * scale`` with ``q`` in [0, 127] (7 bits: AVX2's u8×s8 pair sums
+  saturate int16 with 8), ``zero`` an integer and 0 exactly representable.
 - Per-token-group quantization of activations (KV cache): along the last dimension, in
   groups of ``g``, ``x ≈ q * scale + minimum`` with ``q`` in [0, 2**bits - 1].
 - Per-channel groups of tokens (KV cache keys, as KIVI): the same along the token
@@ -21,6 +24,7 @@ from __future__ import annotations
 import torch
 
 INT4_MIDPOINT = 8
+INT8_DYN_LEVELS = 127
 _EPS = 1e-8
 
 
@@ -29,6 +33,17 @@ def quantize_int8_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     scale = weight.abs().amax(dim=1).float().clamp(min=_EPS) / 127  # (N,)
     q = torch.clamp(torch.round(weight.float() / scale[:, None]), -127, 127)  # (N, K)
     return q.to(torch.int8), scale
+
+
+def quantize_int8_dyn_activations(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:
+    """``x (…, K)`` float → values ``(…, K)`` int32 in [0, 127], the scale and the zero
+    point of the whole tensor (the INT8-dyn activation format)."""
+    low = min(float(x.min()), 0.0)
+    high = max(float(x.max()), 0.0)
+    scale = max((high - low) / INT8_DYN_LEVELS, _EPS)
+    zero = int(min(max(round(-low / scale), 0), INT8_DYN_LEVELS))
+    q = torch.clamp(torch.round(x.float() / scale) + zero, 0, INT8_DYN_LEVELS)
+    return q.to(torch.int32), scale, zero
 
 
 def quantize_int4_weight(

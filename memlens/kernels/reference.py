@@ -10,6 +10,7 @@ from memlens.kernels.formats import (
     dequantize_groups,
     dequantize_int4_weight,
     dequantize_token_groups,
+    quantize_int8_dyn_activations,
     unpack_int4,
 )
 
@@ -18,6 +19,15 @@ def int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.
     """``x (…, K) @ dequant(q (N, K), scale (N,)).T`` → ``(…, N)`` in ``x``'s dtype."""
     weight = q.float() * scale.float()[:, None]  # (N, K)
     return (x.float() @ weight.T).to(x.dtype)
+
+
+def int8_dyn_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``x (…, K)`` quantized to INT8-dyn activations, times ``dequant(q (N, K), scale
+    (N,)).T`` → ``(…, N)`` in float32."""
+    values, x_scale, zero = quantize_int8_dyn_activations(x)  # (…, K)
+    activations = (values - zero).float() * x_scale  # (…, K)
+    weight = q.float() * scale.float()[:, None]  # (N, K)
+    return activations @ weight.T
 
 
 def int4_matmul(

@@ -45,6 +45,9 @@ def module_bytes(module: torch.nn.Module, seen: set[int] | None = None) -> int:
             continue
         seen.add(tensor.data_ptr())
         total += tensor.numel() * tensor.element_size()
+    for child in module.modules():  # weights held outside tensors (fbgemm's packed form)
+        packed_bytes = getattr(child, "packed_bytes", None)
+        total += packed_bytes() if callable(packed_bytes) else 0
     return total
 
 

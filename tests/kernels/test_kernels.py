@@ -54,3 +54,34 @@ def test_cuda_int8_matmul_matches_reference(dtype: torch.dtype) -> None:
     actual = int8_matmul(x.cuda(), q.cuda(), scale.cuda())
     assert actual.device.type == "cuda"
     torch.testing.assert_close(actual.float().cpu(), expected, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.skipif(not cpu.int8_dyn_available(), reason="fbgemm's quantized engine is not here")
+@pytest.mark.parametrize(("m", "k", "n"), SHAPES)
+def test_int8_dyn_matmul_matches_reference(m: int, k: int, n: int) -> None:
+    generator = torch.Generator().manual_seed(m * n + k)
+    weight = torch.randn(n, k, generator=generator)
+    x = torch.randn(2, m, k, generator=generator)
+    q, scale = formats.quantize_int8_weight(weight)
+    expected = reference.int8_dyn_matmul(x, q, scale)
+    packed = cpu.pack_int8_dyn(q, scale)
+    actual = cpu.int8_dyn_matmul(x, packed)
+    # fbgemm may round an activation differently at a .5 boundary: one step of one input
+    step = float(x.abs().max()) * 2 / formats.INT8_DYN_LEVELS * float(weight.abs().max())
+    torch.testing.assert_close(actual, expected, atol=step, rtol=1e-3)
+    unpacked_q, unpacked_scale = cpu.unpack_int8_dyn(packed)
+    assert torch.equal(unpacked_q, q)
+    torch.testing.assert_close(unpacked_scale, scale)
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (3, 5, 64)])
+def test_int8_dyn_activations_round_trip_within_half_a_step(shape: tuple[int, ...]) -> None:
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(3)) + 0.5  # off-centre
+    values, scale, zero = formats.quantize_int8_dyn_activations(x)
+    assert int(values.min()) >= 0 and int(values.max()) <= formats.INT8_DYN_LEVELS
+    assert (((values - zero).float() * scale - x).abs().max()) <= scale / 2 + 1e-6
+
+
+def test_int8_dyn_activations_of_zeros_are_exact() -> None:
+    values, scale, zero = formats.quantize_int8_dyn_activations(torch.zeros(2, 8))
+    assert torch.equal((values - zero).float() * scale, torch.zeros(2, 8))

@@ -20,7 +20,13 @@ from torch import nn
 
 from memlens import __version__
 from memlens.engine.weights.config import WeightConfig, config_from_json, config_to_json
-from memlens.engine.weights.layers import CompressedLinear, Int4Linear, Int8Linear, LowRankLinear
+from memlens.engine.weights.layers import (
+    CompressedLinear,
+    Int4Linear,
+    Int8DynLinear,
+    Int8Linear,
+    LowRankLinear,
+)
 from memlens.engine.weights.schemes import replace_module
 from memlens.errors import ConfigError
 
@@ -110,6 +116,8 @@ def _empty_module(spec: dict[str, Any]) -> nn.Module:
     with torch.device("meta"):
         if spec["scheme"] == "int8":
             return Int8Linear(torch.empty(out, inp, dtype=torch.int8), torch.empty(out), None)
+        if spec["scheme"] == "int8-dyn":
+            return Int8DynLinear(torch.empty(out, inp, dtype=torch.int8), torch.empty(out), None)
         if spec["scheme"] == "lowrank":
             rank = int(spec["rank"])
             return LowRankLinear(torch.empty(rank, inp), torch.empty(out, rank), None)

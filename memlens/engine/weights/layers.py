@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from memlens.engine.weights.int4_devices import Int4DevicePacking
-from memlens.kernels import cpu, int4_matmul, int8_matmul, pack_int4
+from memlens.errors import UsageError
+from memlens.kernels import cpu, int4_matmul, int8_matmul, pack_int4, reference
 from memlens.kernels.formats import quantize_int4_weight, quantize_int8_weight
 
 COMPUTE_DTYPE = torch.bfloat16  # the aten packed kernels are fast with bf16 activations
@@ -67,6 +68,78 @@ class Int8Linear(CompressedLinear):
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         return int8_matmul(x, self.q, self.scale)
+
+
+class Int8DynLinear(CompressedLinear):
+    """``int8-dyn``: INT8 weights ``(out, in)`` with float32 per-channel scales, times
+    activations quantized to 7 bits per call (INT8×INT8 matmuls, float32 in and out).
+
+    Where fbgemm runs (:func:`memlens.kernels.cpu.int8_dyn_available`) the weight is held
+    only in fbgemm's packed form (``packed``; ``q`` and ``scale`` are then ``None`` and the
+    state dict unpacks them); elsewhere ``q`` and ``scale`` run the float reference."""
+
+    kind = "int8-dyn"
+    q: torch.Tensor | None
+    scale: torch.Tensor | None
+    bias: torch.Tensor | None
+
+    def __init__(self, q: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = q.shape[1], q.shape[0]
+        self.register_buffer("q", q)  # (out, in) int8
+        self.register_buffer("scale", scale.float())  # (out,)
+        self.register_buffer("bias", bias)  # (out,) float32
+        self.packed: torch.ScriptObject | None = None
+        self.pack_()
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear) -> Int8DynLinear:
+        """Quantize an ``nn.Linear``."""
+        q, scale = quantize_int8_weight(linear.weight.detach())
+        bias = None if linear.bias is None else linear.bias.detach().float().clone()
+        return cls(q, scale, bias)
+
+    def pack_(self) -> None:
+        """Move ``q`` and ``scale`` into fbgemm's packed form where it runs."""
+        if self.q is None or self.scale is None or self.q.device.type != "cpu":
+            return
+        if cpu.int8_dyn_available():
+            self.packed = cpu.pack_int8_dyn(self.q, self.scale)
+            self.q = self.scale = None
+
+    def packed_bytes(self) -> int:
+        """Bytes held outside buffers: the packed weight and its scales."""
+        return 0 if self.packed is None else self.out_features * (self.in_features + 4)
+
+    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.packed is not None:
+            destination[prefix + "q"], destination[prefix + "scale"] = cpu.unpack_int8_dyn(
+                self.packed
+            )
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
+        if self.packed is not None:  # receive q and scale, then pack them again
+            self.packed = None
+            self.q = torch.empty(self.out_features, self.in_features, dtype=torch.int8)
+            self.scale = torch.empty(self.out_features)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        self.pack_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (…, in)`` → ``(…, out)`` in ``x``'s dtype (computed from float32)."""
+        out = self._matmul(x.float())
+        if self.bias is not None:
+            out = out + self.bias
+        return out.to(x.dtype)
+
+    def _matmul(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed is None:
+            assert self.q is not None and self.scale is not None
+            return reference.int8_dyn_matmul(x, self.q, self.scale)
+        if x.device.type != "cpu":
+            raise UsageError("int8-dyn layers packed for fbgemm run on the CPU; use int8 on a GPU")
+        return cpu.int8_dyn_matmul(x, self.packed)
 
 
 class Int4Linear(Int4DevicePacking, CompressedLinear):

@@ -15,11 +15,18 @@ from torch import nn
 
 from memlens.engine.weights.config import (
     Int4WeightConfig,
+    Int8DynWeightConfig,
     Int8WeightConfig,
     LowRankWeightConfig,
     WeightConfig,
 )
-from memlens.engine.weights.layers import CompressedLinear, Int4Linear, Int8Linear, LowRankLinear
+from memlens.engine.weights.layers import (
+    CompressedLinear,
+    Int4Linear,
+    Int8DynLinear,
+    Int8Linear,
+    LowRankLinear,
+)
 from memlens.errors import UsageError
 from memlens.profiler.tensors import int4_fits
 
@@ -56,6 +63,11 @@ def is_scheme(config: WeightConfig) -> bool:
 @converts(Int8WeightConfig)
 def _int8(linear: nn.Linear, config: WeightConfig, inputs: torch.Tensor | None) -> nn.Module:
     return Int8Linear.from_linear(linear)
+
+
+@converts(Int8DynWeightConfig)
+def _int8_dyn(linear: nn.Linear, config: WeightConfig, inputs: torch.Tensor | None) -> nn.Module:
+    return Int8DynLinear.from_linear(linear)
 
 
 @converts(Int4WeightConfig)

@@ -11,8 +11,13 @@ import torch
 
 from memlens.engine import Int4WeightConfig, Int8WeightConfig, WeightConfig, compress_
 from memlens.engine.weights.checkpoint import load_compressed, save_compressed
-from memlens.engine.weights.config import CONFIG_VERSION, LowRankWeightConfig, MixedWeightConfig
-from memlens.engine.weights.layers import Int4Linear, Int8Linear, LowRankLinear
+from memlens.engine.weights.config import (
+    CONFIG_VERSION,
+    Int8DynWeightConfig,
+    LowRankWeightConfig,
+    MixedWeightConfig,
+)
+from memlens.engine.weights.layers import Int4Linear, Int8DynLinear, Int8Linear, LowRankLinear
 from memlens.errors import ConfigError
 from tests.support.tiny_configs import build_model
 
@@ -39,6 +44,7 @@ def _model(model_type: str, tied: bool) -> torch.nn.Module:
     [
         ("llama", False, Int8WeightConfig(), Int8Linear),
         ("qwen2", True, Int4WeightConfig(group_size=32), Int4Linear),
+        ("qwen2", False, Int8DynWeightConfig(), Int8DynLinear),  # biases, fbgemm-packed
         (
             "llama",
             False,

@@ -8,6 +8,7 @@ from memlens.engine.weights.config import (
     CONFIG_VERSION,
     AutoWeightConfig,
     Int4WeightConfig,
+    Int8DynWeightConfig,
     Int8WeightConfig,
     LowRankWeightConfig,
     MixedWeightConfig,
@@ -20,6 +21,7 @@ from memlens.errors import ConfigError, UsageError
 CONFIGS = [
     Int8WeightConfig(skip=("lm_head",)),
     Int4WeightConfig(group_size=64),
+    Int8DynWeightConfig(skip=("lm_head",)),
     LowRankWeightConfig(energy=0.9, max_error=0.05),
     MixedWeightConfig(
         default=Int4WeightConfig(group_size=32),
@@ -40,6 +42,7 @@ def test_json_round_trip(config: object) -> None:
     ("text", "expected"),
     [
         ("int8", Int8WeightConfig()),
+        ("int8-dyn", Int8DynWeightConfig()),
         ("int4", Int4WeightConfig(group_size=128)),
         ("INT4:g64", Int4WeightConfig(group_size=64)),
         ("int4:32", Int4WeightConfig(group_size=32)),
@@ -52,7 +55,10 @@ def test_cli_weights_syntax(text: str, expected: object) -> None:
     assert parse_weights(text) == expected
 
 
-@pytest.mark.parametrize("text", ["int3", "int4:g48", "int4:gx", "lowrank:1.5", "int8:g64", ""])
+@pytest.mark.parametrize(
+    "text",
+    ["int3", "int4:g48", "int4:gx", "lowrank:1.5", "int8:g64", "int8-dyn:g64", "int8dyn", ""],
+)
 def test_bad_weights_syntax_names_the_choices(text: str) -> None:
     with pytest.raises(UsageError):
         parse_weights(text)
