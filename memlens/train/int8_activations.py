@@ -51,9 +51,9 @@ class Int8ActivationConfig:
 
 @dataclass
 class SavedBytes:
-    """What the saved activations took, in bytes: the storages autograd kept alive (each
-    once), and as stored (INT8 values plus scales and minimums, or the tensor kept as it
-    was)."""
+    """What the saved activations took, in bytes: the tensors autograd handed over (each
+    once, at their own dtype; views of one storage count apart), and as stored (INT8
+    values plus scales and minimums, or the tensor kept as it was)."""
 
     original: int = 0
     stored: int = 0
@@ -102,36 +102,19 @@ class _Seen:
         self._packed[self._key(tensor)] = (weakref.ref(tensor), weakref.ref(packed))
 
 
-class _Storages:
-    """Storages already counted: views saved by several ops share their storage's bytes."""
-
-    def __init__(self) -> None:
-        self._seen: dict[int, Any] = {}
-
-    def new_bytes(self, tensor: torch.Tensor) -> int:
-        """The storage's bytes the first time it is seen while alive, else 0."""
-        storage = tensor.untyped_storage()
-        hit = self._seen.get(storage.data_ptr())
-        if hit is not None and hit() is not None:
-            return 0
-        self._seen[storage.data_ptr()] = weakref.ref(tensor)
-        return int(storage.nbytes())
-
-
 @dataclass
 class _Packer:
     config: Int8ActivationConfig
     parameters: set[int]
     saved: SavedBytes = field(default_factory=SavedBytes)
     seen: _Seen = field(default_factory=_Seen)
-    storages: _Storages = field(default_factory=_Storages)
 
     def pack(self, tensor: torch.Tensor) -> Any:
         if tensor.untyped_storage().data_ptr() in self.parameters:
             return tensor
         if (hit := self.seen.get(tensor)) is not None:
             return hit
-        nbytes = self.storages.new_bytes(tensor)
+        nbytes = tensor.numel() * tensor.element_size()
         self.saved.original += nbytes
         if not tensor.is_floating_point() or tensor.numel() < self.config.min_elements:
             self.saved.stored += nbytes
@@ -200,16 +183,17 @@ def int8_activations(
 @contextlib.contextmanager
 def count_saved_bytes(model: nn.Module) -> Iterator[SavedBytes]:
     """Count what autograd saves for backward inside the block, stored as is (each
-    storage once, parameters left out): the baseline :func:`int8_activations` is compared
+    tensor once, parameters left out): the baseline :func:`int8_activations` is compared
     with."""
     parameters = _parameter_storages(model)
     saved = SavedBytes()
-    storages = _Storages()
+    seen = _Seen()
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
-        if tensor.untyped_storage().data_ptr() in parameters:
+        if tensor.untyped_storage().data_ptr() in parameters or seen.get(tensor) is not None:
             return tensor
-        nbytes = storages.new_bytes(tensor)
+        seen.put(tensor, tensor)
+        nbytes = tensor.numel() * tensor.element_size()
         saved.original += nbytes
         saved.stored += nbytes
         return tensor

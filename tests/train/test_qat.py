@@ -20,7 +20,7 @@ from memlens.train.lora import LoraConfig, LoraLinear, lora_
 from memlens.train.qat import FakeQuantLinear, export_, qat_
 
 PROMPT = "def parse(self, text):\n    "
-NEW_TOKENS = 12
+NEW_TOKENS = 8
 
 
 def _greedy(model: nn.Module, prompt: torch.Tensor, steps: int) -> list[int]:
