@@ -1,5 +1,5 @@
-"""A frozen compressed Linear inside a trainable model (QLoRA): its forward runs the
-compressed kernels, its backward passes ``grad @ W`` to the layers before it.
+"""Frozen compressed Linears inside a trainable model (QLoRA): their forward runs the
+compressed kernels, their backward passes ``grad @ W`` to the layers before them.
 
 The aten packed kernels have no derivative, so the backward uses the dequantized weight,
 rebuilt for the moment it is needed and then dropped (the compressed form is what stays
@@ -8,6 +8,7 @@ in memory).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -44,7 +45,8 @@ class _FrozenCompressed(torch.autograd.Function):
         ctx.module = module
         ctx.x_dtype = x.dtype
         with torch.no_grad():
-            return module(x)
+            out: torch.Tensor = type(module).forward(module, x)  # the class's own forward
+            return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
@@ -56,3 +58,12 @@ def frozen_base_forward(module: CompressedLinear, x: torch.Tensor) -> torch.Tens
     """``module(x)`` with a gradient for ``x`` (none for the frozen weights)."""
     out: torch.Tensor = _FrozenCompressed.apply(x, module)
     return out
+
+
+def differentiable_(model: nn.Module) -> nn.Module:
+    """Let gradients pass through every compressed Linear of ``model`` (an instance-level
+    ``forward``, so names and state stay those of the checkpoint); returns ``model``."""
+    for module in model.modules():
+        if isinstance(module, CompressedLinear) and "forward" not in vars(module):
+            module.forward = partial(frozen_base_forward, module)  # type: ignore[method-assign]
+    return model

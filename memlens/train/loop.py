@@ -208,7 +208,7 @@ def train(
         optimizer_bytes=optimizer_state_bytes(optimizer),
         activation_bytes=saved.stored,
         activation_bytes_full=saved.original,
-        gate_sparsity=None if gates is None else float(gates.expected_sparsity()),
+        gate_sparsity=None if gates is None else float(gates.expected_sparsity().detach()),
     )
 
 

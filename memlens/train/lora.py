@@ -2,8 +2,8 @@
 :class:`LoraLinear` (base frozen, two small trainable matrices beside it).
 
 The base may be a plain ``nn.Linear`` or one of memlens's compressed layers (QLoRA: the
-frozen base already stored as INT8/INT4, adapters in bf16); gradients flow through a
-compressed base to earlier layers via its dequantized weight (``frozen_base.py``).
+frozen base already stored as INT8/INT4, adapters in bf16); gradients flow through every
+compressed layer to earlier layers via its dequantized weight (``frozen_base.py``).
 ``qat_`` (``qat.py``) sets :attr:`LoraLinear.fake_quant` so the forward sees the merged,
 fake-quantized weight instead.
 """
@@ -22,7 +22,7 @@ from memlens.engine.weights.config import WeightConfig
 from memlens.engine.weights.layers import CompressedLinear
 from memlens.errors import UsageError
 from memlens.train.fake_quant import fake_quantize
-from memlens.train.frozen_base import dequantized_weight, frozen_base_forward
+from memlens.train.frozen_base import dequantized_weight, differentiable_
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 """The Linears of a Llama-family block (attention and MLP)."""
@@ -69,7 +69,7 @@ class LoraLinear(nn.Module):
 
     def __init__(self, base: nn.Module, config: LoraConfig, generator: torch.Generator) -> None:
         super().__init__()
-        self.base = base
+        self.base = differentiable_(base)
         for param in base.parameters():
             param.requires_grad_(False)
         self.in_features: int = int(getattr(base, "in_features"))
@@ -105,10 +105,7 @@ class LoraLinear(nn.Module):
             return F.linear(
                 x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype)
             )
-        if isinstance(self.base, CompressedLinear):
-            out = frozen_base_forward(self.base, x)
-        else:
-            out = self.base(x)
+        out: torch.Tensor = self.base(x)
         hidden = self.dropout(x).to(self.lora_a.dtype) @ self.lora_a.T  # (…, r)
         return out + (self.scaling * (hidden @ self.lora_b.T)).to(out.dtype)  # (…, out)
 
@@ -149,6 +146,7 @@ def lora_(model: nn.Module, config: LoraConfig) -> nn.Module:
     targets = lora_targets(model, config)
     for param in model.parameters():
         param.requires_grad_(False)
+    differentiable_(model)  # QLoRA: gradients pass through the compressed layers
     generator = torch.Generator().manual_seed(config.seed)
     for name, module in targets:
         replace_module(model, name, LoraLinear(module, config, generator))
