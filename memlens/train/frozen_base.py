@@ -41,7 +41,7 @@ def dequantized_weight(module: nn.Module) -> torch.Tensor:
 
 class _FrozenCompressed(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, module: CompressedLinear) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, module: CompressedLinear) -> torch.Tensor:
         ctx.module = module
         ctx.x_dtype = x.dtype
         with torch.no_grad():
@@ -49,14 +49,14 @@ class _FrozenCompressed(torch.autograd.Function):
             return out
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         weight = dequantized_weight(ctx.module)  # (out, in)
         return (grad.float() @ weight).to(ctx.x_dtype), None  # (…, in)
 
 
 def frozen_base_forward(module: CompressedLinear, x: torch.Tensor) -> torch.Tensor:
     """``module(x)`` with a gradient for ``x`` (none for the frozen weights)."""
-    out: torch.Tensor = _FrozenCompressed.apply(x, module)
+    out: torch.Tensor = _FrozenCompressed.apply(x, module)  # type: ignore[no-untyped-call]
     return out
 
 

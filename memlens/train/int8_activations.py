@@ -90,7 +90,7 @@ class _Seen:
 
     @staticmethod
     def _key(tensor: torch.Tensor) -> tuple[int, int, tuple[int, ...]]:
-        return (tensor.data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        return (tensor.data_ptr(), int(tensor.storage_offset()), tuple(tensor.shape))
 
     def get(self, tensor: torch.Tensor) -> Any:
         hit = self._packed.get(self._key(tensor))

@@ -126,9 +126,7 @@ def _saving(model: nn.Module, config: Int8ActivationConfig | None) -> Iterator[S
             yield saved
 
 
-def _parameter_groups(
-    model: nn.Module, gates: PruningGates | None
-) -> list[dict[str, Any]]:
+def _parameter_groups(model: nn.Module, gates: PruningGates | None) -> list[dict[str, Any]]:
     params = [p for p in model.parameters() if p.requires_grad]
     groups: list[dict[str, Any]] = [{"params": params}] if params else []
     if gates is not None:
@@ -170,7 +168,7 @@ def train(
                 loss = _loss(model, windows)
                 if gates is not None:
                     loss = loss + gates.penalty()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             grads = _gradient_bytes(model, gates)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -72,8 +73,9 @@ class LoraLinear(nn.Module):
         self.base = differentiable_(base)
         for param in base.parameters():
             param.requires_grad_(False)
-        self.in_features: int = int(getattr(base, "in_features"))
-        self.out_features: int = int(getattr(base, "out_features"))
+        shape: Any = base  # nn.Linear or a CompressedLinear: both name their features
+        self.in_features: int = int(shape.in_features)
+        self.out_features: int = int(shape.out_features)
         self.scaling = config.scaling
         self.lora_a = nn.Parameter(torch.empty(config.r, self.in_features, dtype=config.dtype))
         self.lora_b = nn.Parameter(torch.zeros(self.out_features, config.r, dtype=config.dtype))
@@ -102,11 +104,10 @@ class LoraLinear(nn.Module):
         if self.fake_quant is not None:
             weight = fake_quantize(self.merged_weight(), self.fake_quant)  # (out, in)
             bias = self.bias()
-            return F.linear(
-                x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype)
-            )
-        out: torch.Tensor = self.base(x)
-        hidden = self.dropout(x).to(self.lora_a.dtype) @ self.lora_a.T  # (…, r)
+            return F.linear(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype))
+        out = self.base(x)
+        assert isinstance(out, torch.Tensor)
+        hidden: torch.Tensor = self.dropout(x).to(self.lora_a.dtype) @ self.lora_a.T  # (…, r)
         return out + (self.scaling * (hidden @ self.lora_b.T)).to(out.dtype)  # (…, out)
 
 
@@ -130,8 +131,7 @@ def lora_targets(model: nn.Module, config: LoraConfig) -> list[tuple[str, nn.Mod
     ]
     if wrong:
         raise UsageError(
-            "LoRA adapters go on Linear layers only; these targets are not: "
-            + ", ".join(wrong[:5])
+            "LoRA adapters go on Linear layers only; these targets are not: " + ", ".join(wrong[:5])
         )
     if not chosen:
         raise UsageError(f"no module matches the LoRA targets {', '.join(config.targets)}")

@@ -37,7 +37,7 @@ class CpuOffloadAdamW(torch.optim.Optimizer):
             )
         defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
         super().__init__(params, defaults)
-        self._stream = torch.cuda.Stream()
+        self._stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
         self._ready: dict[torch.nn.Parameter, torch.cuda.Event] = {}
         for param in params:
             state = self.state[param]
@@ -46,7 +46,7 @@ class CpuOffloadAdamW(torch.optim.Optimizer):
             state["exp_avg"] = torch.zeros_like(state["master"])
             state["exp_avg_sq"] = torch.zeros_like(state["master"])
             state["step"] = 0
-            param.register_post_accumulate_grad_hook(self._copy_out)
+            param.register_post_accumulate_grad_hook(self._copy_out)  # type: ignore[no-untyped-call]
 
     def _copy_out(self, param: torch.nn.Parameter) -> None:
         """Start the gradient's copy to the CPU as soon as backward has produced it."""
@@ -54,7 +54,7 @@ class CpuOffloadAdamW(torch.optim.Optimizer):
         self._stream.wait_stream(torch.cuda.current_stream(param.device))
         with torch.cuda.stream(self._stream):
             self.state[param]["grad"].copy_(param.grad, non_blocking=True)
-            event = torch.cuda.Event()
+            event = torch.cuda.Event()  # type: ignore[no-untyped-call]
             event.record(self._stream)
         self._ready[param] = event
 

@@ -16,7 +16,9 @@ Groups = list[dict[str, Any]]
 _BUILDERS: dict[str, Callable[[Groups, float], torch.optim.Optimizer]] = {}
 
 
-def registers(name: str) -> Callable[
+def registers(
+    name: str,
+) -> Callable[
     [Callable[[Groups, float], torch.optim.Optimizer]],
     Callable[[Groups, float], torch.optim.Optimizer],
 ]:

@@ -41,11 +41,11 @@ class PruneConfig:
     """Share of the prunable parameters (query/output head slices, MLP channels) to
     remove, in (0, 1)."""
     penalty: float = 10.0
-    """Weight of ``(expected sparsity − target)²`` in the loss."""
+    """Weight of ``(expected sparsity - target)²`` in the loss."""
     gate_lr: float = 0.1
-    """Learning rate of the gates' log-α (they must move within a short run)."""
+    """Learning rate of the gates' log-alpha (they must move within a short run)."""
     init_log_alpha: float = 3.0
-    """Initial log-α: gates start almost surely open."""
+    """Initial log-alpha: gates start almost surely open."""
     version: int = 1
 
     def __post_init__(self) -> None:
@@ -126,8 +126,8 @@ class PruningGates(nn.Module):
         self.channels = L0Gate((s.layers, s.intermediate), config.init_log_alpha)
         self._handles: list[Any] = []
         for index, block in enumerate(_blocks(model)):
-            attn_out = block.self_attn.o_proj  # type: ignore[union-attr]
-            mlp_down = block.mlp.down_proj  # type: ignore[union-attr]
+            attn_out: nn.Module = block.self_attn.o_proj  # type: ignore[union-attr, assignment]
+            mlp_down: nn.Module = block.mlp.down_proj  # type: ignore[union-attr, assignment]
             self._handles.append(attn_out.register_forward_pre_hook(self._gate_heads(index)))
             self._handles.append(mlp_down.register_forward_pre_hook(self._gate_channels(index)))
         self.train(model.training)
@@ -136,8 +136,9 @@ class PruningGates(nn.Module):
         def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
             x = args[0]  # (B, T, H·D)
             z = self.heads()[index]  # (H,)
-            gated = x.unflatten(-1, (self.shape.heads, self.shape.head_dim)) * z[:, None].to(x.dtype)
-            return (gated.flatten(-2), *args[1:])  # (B, T, H, D) → (B, T, H·D)
+            heads = x.view(*x.shape[:-1], self.shape.heads, self.shape.head_dim)  # (B, T, H, D)
+            gated = heads * z[:, None].to(x.dtype)
+            return (gated.flatten(-2), *args[1:])  # (B, T, H·D)
 
         return hook
 
@@ -155,14 +156,15 @@ class PruningGates(nn.Module):
     def expected_sparsity(self) -> torch.Tensor:
         """Expected share of gated parameters switched off (differentiable)."""
         head_w, channel_w = self._weights()
-        closed = head_w * (1 - self.heads.open_probability()).sum() + channel_w * (
-            1 - self.channels.open_probability()
-        ).sum()
+        closed = (
+            head_w * (1 - self.heads.open_probability()).sum()
+            + channel_w * (1 - self.channels.open_probability()).sum()
+        )
         total = head_w * self.heads.log_alpha.numel() + channel_w * self.channels.log_alpha.numel()
         return closed / total
 
     def penalty(self) -> torch.Tensor:
-        """``penalty · (expected sparsity − target)²``, added to the training loss."""
+        """``penalty · (expected sparsity - target)²``, added to the training loss."""
         gap = self.expected_sparsity() - self.config.sparsity
         return self.config.penalty * gap * gap
 
@@ -224,7 +226,7 @@ def prune(model: nn.Module, gates: PruningGates) -> nn.Module:
         _select(state, prefix + "mlp.gate_proj", channels, dim=0)
         _select(state, prefix + "mlp.up_proj", channels, dim=0)
         _select(state, prefix + "mlp.down_proj", channels, dim=1, scale=channel_z[index, channels])
-    config = copy.deepcopy(model.config)  # type: ignore[union-attr]
+    config: Any = copy.deepcopy(model.config)
     config.num_attention_heads = heads_kept * (s.kv_heads if grouped else 1)
     config.num_key_value_heads = s.kv_heads if grouped else heads_kept
     config.head_dim = d

@@ -57,7 +57,7 @@ def qat_(model: nn.Module, config: WeightConfig) -> nn.Module:
         if isinstance(module, LoraLinear) and not _skipped(name, config):
             module.fake_quant = deployed_scheme((module.out_features, module.in_features), config)
     for name, linear in linear_targets(model):
-        if _skipped(name, config) or name.endswith(".base") and _is_lora_base(model, name):
+        if _skipped(name, config) or (name.endswith(".base") and _is_lora_base(model, name)):
             continue
         scheme = deployed_scheme((linear.out_features, linear.in_features), config)
         replace_module(model, name, FakeQuantLinear.from_linear(linear, scheme))

@@ -24,10 +24,10 @@ from memlens.engine.tokens import TOKENIZER_FILES, load_codec
 from memlens.engine.weights.checkpoint import save_compressed
 from memlens.engine.weights.config import WeightConfig
 from memlens.errors import UnsupportedArchitectureError, UsageError
-from memlens.train.fake_quant import deployed_scheme
 from memlens.train.data import TokenData, read_training_text
-from memlens.train.lora import LoraConfig, lora_, merge_lora_
+from memlens.train.fake_quant import deployed_scheme
 from memlens.train.loop import Progress, TrainConfig, TrainReport, train
+from memlens.train.lora import LoraConfig, lora_, merge_lora_
 from memlens.train.pruning import PruneConfig, add_gates, parameter_count, prune
 from memlens.train.qat import export_, qat_
 
@@ -176,5 +176,3 @@ def _save(model: nn.Module, deploy: WeightConfig | None, source: Path, out: Path
         raise
     log.debug("saved %s to %s", kind, out)
     return kind
-
-

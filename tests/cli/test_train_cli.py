@@ -50,14 +50,20 @@ def test_the_final_report_is_printed(tmp_path: Path, capsys: pytest.CaptureFixtu
     ],
 )
 def test_bad_options_exit_with_usage_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: tuple[str, ...], code: int, message: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: tuple[str, ...],
+    code: int,
+    message: str,
 ) -> None:
     model, data = write_byte_model(tmp_path / "m"), write_train_text(tmp_path)
     assert main(["train", str(model), "--data", str(data), *QUICK, *extra]) == code
     assert message in capsys.readouterr().err
 
 
-def test_empty_data_and_a_used_out_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_data_and_a_used_out_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = write_byte_model(tmp_path / "m")
     empty = tmp_path / "empty.txt"
     empty.write_text("")

@@ -65,7 +65,11 @@ def test_lora_on_a_model_trains_only_the_adapters_like_peft() -> None:
         build_model(SMALL_LLAMA_CONFIG),
         peft.LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"]),
     )
-    assert trainable_parameters(ours) == trainable_parameters(theirs) == 2 * 8 * ((128 + 128) + (128 + 64))
+    assert (
+        trainable_parameters(ours)
+        == trainable_parameters(theirs)
+        == 2 * 8 * ((128 + 128) + (128 + 64))
+    )
     assert sum(isinstance(m, LoraLinear) for m in ours.modules()) == 4
 
 
@@ -100,9 +104,7 @@ def test_bad_targets_are_refused_and_change_nothing(targets: tuple[str, ...], me
     assert not any(isinstance(m, LoraLinear) for m in model.modules())
 
 
-@pytest.mark.parametrize(
-    "values", [{"r": 0}, {"alpha": 0.0}, {"dropout": 1.0}, {"targets": ()}]
-)
+@pytest.mark.parametrize("values", [{"r": 0}, {"alpha": 0.0}, {"dropout": 1.0}, {"targets": ()}])
 def test_bad_configs_are_refused(values: dict[str, object]) -> None:
     with pytest.raises(UsageError):
         LoraConfig(**values)  # type: ignore[arg-type]

@@ -10,12 +10,13 @@ from memlens.train.offload import CpuOffloadAdamW
 
 
 def test_refused_for_cpu_parameters() -> None:
-    with pytest.raises(UsageError, match="not on a GPU.*adamw8bit"):
+    with pytest.raises(UsageError, match=r"not on a GPU.*adamw8bit"):
         CpuOffloadAdamW([torch.nn.Parameter(torch.zeros(4))])
 
 
 @pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="the offloaded optimizer keeps a GPU's state in CPU memory"
+    not torch.cuda.is_available(),
+    reason="the offloaded optimizer keeps a GPU's state in CPU memory",
 )
 def test_follows_adamw_on_a_gpu() -> None:
     start = torch.randn(64, 32, generator=torch.Generator().manual_seed(0))

@@ -81,9 +81,7 @@ def test_state_bytes_are_exact() -> None:
     assert optimizer.state_bytes() == 2 * (blocks * 2048 + 4 * blocks) + 2 * 100 * 4
 
 
-@pytest.mark.parametrize(
-    "options", [{"lr": 0.0}, {"betas": (1.0, 0.9)}, {"block_size": 0}]
-)
+@pytest.mark.parametrize("options", [{"lr": 0.0}, {"betas": (1.0, 0.9)}, {"block_size": 0}])
 def test_bad_settings_are_refused(options: dict[str, object]) -> None:
     with pytest.raises(UsageError, match="AdamW8bit"):
         AdamW8bit([torch.nn.Parameter(torch.zeros(3))], **options)  # type: ignore[arg-type]

@@ -16,8 +16,8 @@ from memlens.engine.weights.quantize import compress_
 from memlens.errors import UnsupportedArchitectureError, UsageError
 from memlens.profiler.estimate import analytic_estimate
 from memlens.train.int8_activations import Int8ActivationConfig
-from memlens.train.lora import LoraConfig
 from memlens.train.loop import TrainConfig
+from memlens.train.lora import LoraConfig
 from memlens.train.pruning import PruneConfig
 from memlens.train.run import TrainJob, run_train
 from tests.support.byte_model import write_byte_model
