@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_weights.py
 	$(BIN)/python benchmarks/engine_kv.py
 	$(BIN)/python benchmarks/engine_sessions.py
+	$(BIN)/python benchmarks/train_techniques.py
 	$(BIN)/python benchmarks/tracing.py
 
 clean:

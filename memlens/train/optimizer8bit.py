@@ -168,12 +168,26 @@ class AdamW8bit(torch.optim.Optimizer):
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes of an optimizer's state tensors (8-bit blocks counted as stored)."""
+    """Bytes of an optimizer's state tensors as stored: 8-bit blocks by their bytes and
+    maxima, a tensor subclass (another library's 8-bit state) by its parts, a tensor
+    shared between parameters (a code table) once."""
+    seen: set[int] = set()
     total = 0
     for state in optimizer.state.values():
         for value in state.values():
             if isinstance(value, BlockQuantized):
                 total += value.nbytes
             elif isinstance(value, torch.Tensor) and value.dim() > 0:
-                total += value.numel() * value.element_size()
+                total += _stored_bytes(value, seen)
     return total
+
+
+def _stored_bytes(tensor: torch.Tensor, seen: set[int]) -> int:
+    flatten = getattr(tensor, "__tensor_flatten__", None)
+    if callable(flatten):
+        names, _ = flatten()
+        return sum(_stored_bytes(getattr(tensor, name), seen) for name in names)
+    if tensor.data_ptr() in seen:
+        return 0
+    seen.add(tensor.data_ptr())
+    return tensor.numel() * tensor.element_size()
