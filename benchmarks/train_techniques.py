@@ -3,8 +3,8 @@
 Every row trains the same model on the same data (the fixture's held-out Python source:
 90% to train on, the last 10% to evaluate), for the same steps, from the same seed, with
 memlens's training loop (``memlens/train/loop.py``), so peak memory is measured the same
-way for all: the profiler's allocation events during the first optimizer step (the one
-that also allocates the optimizer state), plus the resident weights.
+way for all: the profiler's allocation events during the second optimizer step (when the
+optimizer state exists), on top of the weights and optimizer state held before it.
 
 Rows (on the trained byte-level fixture; ``--real DIR`` adds the memory rows on a real
 chat model such as SmolLM2-135M-Instruct, a few steps each):

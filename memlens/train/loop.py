@@ -2,8 +2,10 @@
 optional gradient checkpointing, INT8 saved activations and L0 gates, any registered
 optimizer; per-step progress and a final :class:`TrainReport`.
 
-Peak memory is measured on the first step (the one that also allocates the optimizer
-state) from the profiler's allocation events (``memlens/profiler/measure.py``).
+Peak memory is measured on the second step, when the optimizer state exists and stays
+resident (the first step's own peak misses it), from the profiler's allocation events
+(``memlens/profiler/measure.py``): the weights and optimizer state held before the step
+plus the most the step allocated on top of them.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class StepStats:
     loss: float
     tokens_per_s: float
     peak_bytes: int
-    """Tensor memory peak of the first step (resident + its own), bytes."""
+    """Tensor memory peak of the measured step (resident + its own), bytes; 0 before."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class TrainReport:
     final_train_loss: float
     tokens_per_s: float
     peak_step_bytes: int
-    """Tensor memory at the first step's peak: resident weights plus the step's own."""
+    """Tensor memory at one step's peak: weights and optimizer state plus what the step
+    allocated on top (gradients, activations, temporaries)."""
     parameter_bytes: int
     gradient_bytes: int
     optimizer_bytes: int
@@ -174,8 +177,8 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             return float(loss.detach()), counted, grads
 
-        if step == 1:
-            resident = module_bytes(model)
+        if step == min(2, config.steps):
+            resident = module_bytes(model) + optimizer_state_bytes(optimizer)
             (loss_value, saved, gradient_bytes), measured = measure_peak(
                 one_step, resident_bytes=resident
             )
