@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_weights.py
 	$(BIN)/python benchmarks/engine_kv.py
 	$(BIN)/python benchmarks/engine_sessions.py
+	$(BIN)/python benchmarks/train_techniques.py
 	$(BIN)/python benchmarks/tracing.py
 
 # On a machine with an NVIDIA GPU: torch's CUDA build (PyPI's Linux x86-64 wheel is one;

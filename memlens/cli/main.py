@@ -29,6 +29,7 @@ from memlens.cli import (
     run,
     topology,
     traces,
+    train,
 )
 from memlens.errors import MemlensError
 
@@ -36,6 +37,7 @@ SUBCOMMANDS: tuple[ModuleType, ...] = (
     estimate,
     profile,
     compress,
+    train,
     generate,
     chat,
     bench,
