@@ -20,6 +20,7 @@ from torch import nn
 
 from memlens import __version__
 from memlens.engine.weights.config import WeightConfig, config_from_json, config_to_json
+from memlens.engine.weights.int4_devices import portable_int4
 from memlens.engine.weights.layers import (
     CompressedLinear,
     Int4Linear,
@@ -29,10 +30,14 @@ from memlens.engine.weights.layers import (
 )
 from memlens.engine.weights.schemes import replace_module
 from memlens.errors import ConfigError
+from memlens.kernels import int4_values
 
 METADATA = "memlens.json"
 WEIGHTS = "model.safetensors"
 _BUFFER = "__buffer__."  # prefix of non-persistent buffers stored beside the state
+PORTABLE_INT4 = "portable"
+"""``int4_layout`` of checkpoints whose INT4 weights are in the portable packing (see
+``int4_devices.py``); older ones hold aten's CPU packing of the machine that wrote them."""
 
 
 def _scheme(module: nn.Module) -> str | None:
@@ -62,6 +67,7 @@ def save_compressed(model: nn.Module, config: WeightConfig, folder: str | Path) 
         "config": config_to_json(config),
         "layers": layers,
         "model_config": base.to_dict(),
+        "int4_layout": PORTABLE_INT4,
     }
     tensors, aliases = _unique_tensors(model)
     metadata["aliases"] = aliases
@@ -132,6 +138,18 @@ def _empty_module(spec: dict[str, Any]) -> nn.Module:
         )
 
 
+def _repack_machine_int4(metadata: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    """A checkpoint from before the portable INT4 packing: its INT4 weights are read in
+    this machine's aten CPU layout (right where the writer's CPU was of the same kind, as
+    such checkpoints always were) and stored portably."""
+    for name, spec in metadata.get("layers", {}).items():
+        key = f"{name}.packed"
+        if spec.get("scheme") == "int4" and key in tensors:
+            n, k = int(spec["out_features"]), int(spec["in_features"])
+            values = int4_values(tensors[key], n, k, int(spec["group_size"]))
+            tensors[key] = portable_int4(values)
+
+
 def load_compressed(folder: str | Path) -> nn.Module:
     """Load what :func:`save_compressed` wrote (on the CPU, in eval mode)."""
     from memlens.profiler.meta import build_meta_model
@@ -148,6 +166,8 @@ def load_compressed(folder: str | Path) -> nn.Module:
     buffers = {
         k.removeprefix(_BUFFER): tensors.pop(k) for k in list(tensors) if k.startswith(_BUFFER)
     }
+    if metadata.get("int4_layout") != PORTABLE_INT4:
+        _repack_machine_int4(metadata, tensors)
     model = build_meta_model(metadata["model_config"])
     try:
         for name, spec in metadata["layers"].items():

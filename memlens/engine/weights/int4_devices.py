@@ -1,10 +1,13 @@
 """How an INT4 layer follows its module across devices: one stored form, re-packed for
 the kernel of the device it moves to.
 
-The stored form (checkpoints, ``state_dict``, the bytes ``memlens estimate`` counts) is
-aten's CPU packing. Moving the layer to a CUDA device re-packs the 4-bit values into
-tinygemm's layout there (the same ``N·K/2`` bytes); moving it back, or saving its state,
-gives the CPU packing again. Scales and zeros are shared by both kernels as they are.
+In memory the layer holds its 4-bit values packed for the kernel of its device: aten's CPU
+packing (whose byte order differs between CPU builds: AVX-512, AVX2 and the plain path
+each lay it out their own way) or tinygemm's CUDA layout, the same ``N·K/2`` bytes either
+way. Its state (``state_dict``, checkpoints) holds the portable form instead, two values
+per byte in :func:`memlens.kernels.formats.pack_int4`'s order, so a checkpoint written on
+one machine reads the same on any other; loading packs it for the layer's device. Scales
+and zeros are shared by both kernels as they are.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any, Self
 import torch
 from torch import nn
 
-from memlens.kernels import int4_values, pack_int4, uses_cuda_int4_layout
+from memlens.kernels import formats, int4_values, pack_int4, uses_cuda_int4_layout
 
 
 class Int4DevicePacking(nn.Module):
@@ -46,8 +49,8 @@ class Int4DevicePacking(nn.Module):
         self, destination: dict[str, Any], prefix: str, keep_vars: bool
     ) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        if uses_cuda_int4_layout(self.packed.device):
-            destination[prefix + "packed"] = pack_int4(self._values(), torch.device("cpu"))
+        if not self.packed.is_meta:
+            destination[prefix + "packed"] = portable_int4(self._values())
 
     def _load_from_state_dict(
         self,
@@ -61,9 +64,17 @@ class Int4DevicePacking(nn.Module):
     ) -> None:
         key = prefix + "packed"
         stored = state_dict.get(key)
-        if uses_cuda_int4_layout(self.packed.device) and isinstance(stored, torch.Tensor):
-            values = int4_values(stored, self.out_features, self.in_features, self.group_size)
-            state_dict = {**state_dict, key: pack_int4(values, self.packed.device)}
+        if isinstance(stored, torch.Tensor) and not stored.is_meta:
+            # a layer built on the meta device (a checkpoint's skeleton) takes the stored
+            # tensor's device, as load_state_dict(assign=True) would
+            device = stored.device if self.packed.is_meta else self.packed.device
+            values = formats.unpack_int4(stored).to(torch.int32)
+            state_dict = {**state_dict, key: pack_int4(values, device)}
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
+
+
+def portable_int4(values: torch.Tensor) -> torch.Tensor:
+    """INT4 values ``(N, K)`` in [0, 15] → the stored form: ``(N, K/2)`` uint8 on the CPU."""
+    return formats.pack_int4(values.cpu().to(torch.uint8))

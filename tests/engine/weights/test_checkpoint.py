@@ -4,10 +4,15 @@ damaged or mismatched checkpoint is a clear ConfigError."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from memlens.engine import Int4WeightConfig, Int8WeightConfig, WeightConfig, compress_
 from memlens.engine.weights.checkpoint import load_compressed, save_compressed
@@ -104,3 +109,65 @@ def test_mismatched_config_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "memlens.json").write_text(json.dumps(metadata))
     with pytest.raises(ConfigError, match="version 99"):
         load_compressed(tmp_path)
+
+
+_WRITE_ON_ANOTHER_CPU = textwrap.dedent(
+    """
+    import sys, torch
+    from memlens.engine import Int4WeightConfig, compress_
+    from memlens.engine.weights.checkpoint import save_compressed
+    from tests.support.tiny_configs import build_model
+    config = dict(model_type="llama", hidden_size=64, intermediate_size=128,
+                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  vocab_size=256, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(0)
+    model = compress_(build_model(config).to(torch.bfloat16), Int4WeightConfig(group_size=32))
+    ids = torch.arange(3, 15)[None]
+    with torch.no_grad():
+        torch.save(model(ids).logits, sys.argv[2])
+    save_compressed(model, Int4WeightConfig(group_size=32), sys.argv[1])
+    """
+)
+
+
+def test_an_int4_checkpoint_reads_the_same_on_a_cpu_that_packs_differently(
+    tmp_path: Path,
+) -> None:
+    """aten packs INT4 for the CPU in a byte order of its build's CPU level (the plain path,
+    AVX2 and AVX-512 each their own): a checkpoint written under the plain path must give
+    the same model here."""
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "PYTHONPATH": os.getcwd()}
+    folder, logits = tmp_path / "ckpt", tmp_path / "logits.pt"
+    subprocess.run(
+        [sys.executable, "-c", _WRITE_ON_ANOTHER_CPU, str(folder), str(logits)],
+        env=env,
+        check=True,
+    )
+    loaded = load_compressed(folder)
+    with torch.no_grad():
+        here = loaded(torch.arange(3, 15)[None]).logits
+    there = torch.load(logits)
+    # the kernels differ in rounding; misread weights would differ by whole logits
+    assert (here.float() - there.float()).abs().max() < 0.05 * there.float().abs().max()
+
+
+def test_an_int4_checkpoint_from_before_the_portable_layout_still_loads(
+    tmp_path: Path,
+) -> None:
+    """Checkpoints written before ``int4_layout`` held this machine's aten packing."""
+    config = Int4WeightConfig(group_size=32)
+    model = compress_(_model("llama", False), config)
+    save_compressed(model, config, tmp_path)
+    metadata = json.loads((tmp_path / "memlens.json").read_text())
+    del metadata["int4_layout"]
+    (tmp_path / "memlens.json").write_text(json.dumps(metadata))
+    weights = tmp_path / "model.safetensors"
+    old = load_file(str(weights))
+    for name, module in model.named_modules():
+        if isinstance(module, Int4Linear):
+            old[f"{name}.packed"] = module.packed  # the in-memory (aten) packing
+    save_file(old, str(weights))
+    loaded = load_compressed(tmp_path)
+    ids = torch.arange(3, 15)[None]
+    with torch.no_grad():
+        assert torch.equal(loaded(ids).logits, model(ids).logits)

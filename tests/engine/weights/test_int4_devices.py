@@ -1,5 +1,5 @@
-"""An INT4 layer keeps one stored form across devices
-(memlens/engine/weights/int4_devices.py): its state is aten's CPU packing wherever it
+"""An INT4 layer keeps one stored form across devices and machines
+(memlens/engine/weights/int4_devices.py): its state is the portable packing wherever it
 runs, moves that keep the kernel keep the bytes, and a device with no INT4 kernel says
 so. The moves to and from CUDA run where a GPU is lent."""
 
@@ -11,6 +11,8 @@ from torch import nn
 
 from memlens.engine.weights.layers import Int4Linear
 from memlens.errors import UsageError
+from memlens.kernels import formats
+from memlens.kernels.formats import quantize_int4_weight
 from tests.support.cuda import needs_cuda
 
 
@@ -29,11 +31,18 @@ def test_moves_within_the_cpu_layout_keep_the_bytes() -> None:
     assert on_meta.packed.shape == before.shape and on_meta.packed.is_meta
 
 
-def test_state_is_the_stored_form() -> None:
-    _, layer = _layer()
+def test_state_is_the_portable_form_and_loads_back() -> None:
+    linear, layer = _layer()
+    values, _, _ = quantize_int4_weight(linear.weight.detach(), 32)
     state = layer.state_dict()
-    assert torch.equal(state["packed"], layer.packed)
+    # two values per byte in formats.pack_int4's order, whatever this CPU's aten packs
+    assert torch.equal(state["packed"], formats.pack_int4(values.to(torch.uint8)))
     assert state["packed"].dtype == torch.uint8 and state["packed"].shape == (48, 64)
+    fresh = Int4Linear.from_linear(nn.Linear(128, 48), 32)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.packed, layer.packed)  # packed again for this CPU's kernel
+    x = torch.randn(3, 128)
+    assert torch.equal(fresh(x), layer(x))
 
 
 def test_a_device_without_an_int4_kernel_is_named() -> None:
