@@ -15,7 +15,13 @@ from typing import Any, Literal
 from memlens.errors import UsageError
 from memlens.profiler.activations import ActivationPeak, prefill_peak
 from memlens.profiler.architectures import ArchitectureSpec, BlockKind, describe
-from memlens.profiler.tensors import DEFAULT_GROUP_SIZE, StorageDtype, check_group_size
+from memlens.profiler.tensors import (
+    DEFAULT_GROUP_SIZE,
+    StorageDtype,
+    TensorKind,
+    check_group_size,
+    int4_group_size,
+)
 
 Source = Literal["analytic", "meta", "measured"]
 DEFAULT_CONTEXT = 4096
@@ -178,6 +184,26 @@ def generate_peak_bytes(
     return weight_bytes(spec, dtype, group_size) + max(prefill, last_step)
 
 
+def int4_group_notes(spec: ArchitectureSpec, group_size: int) -> list[str]:
+    """What INT4 with ``group_size`` really stores where a matrix's width does not divide
+    by it: a smaller group, or INT8 (the rule :func:`int4_group_size` shares with
+    ``compress_``)."""
+    taken: dict[tuple[int, int | None], int] = {}  # (width, group or None) → matrices
+    for block in spec.blocks:
+        for tensor in block.tensors:
+            if tensor.kind is not TensorKind.MATRIX:
+                continue
+            group = int4_group_size(tensor.out_features, tensor.in_features, group_size)
+            if group != group_size:
+                key = (tensor.in_features, group)
+                taken[key] = taken.get(key, 0) + 1
+    return [
+        f"INT4: group {group_size} does not divide width {width} of {count} matrices: "
+        + (f"they use group {group}" if group else "they stay INT8")
+        for (width, group), count in sorted(taken.items(), key=lambda item: -item[1])
+    ]
+
+
 def _block_sizes(
     spec: ArchitectureSpec, dtypes: Sequence[StorageDtype], group_size: int
 ) -> list[tuple[int, dict[str, int]]]:
@@ -253,6 +279,8 @@ def estimate_from_spec(
         all_notes.append(
             f"context {context} exceeds the model's {spec.dims.max_positions} positions"
         )
+    if StorageDtype.INT4 in dtypes:
+        all_notes.extend(int4_group_notes(spec, group_size))
     sizes = _block_sizes(spec, dtypes, group_size)
     params = sum(block_params for block_params, _ in sizes)
     by_compute_dtype: dict[StorageDtype, tuple[ActivationPeak, int]] = {}
