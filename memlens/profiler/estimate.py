@@ -88,6 +88,12 @@ class MemoryEstimate:
     group_size: int
     notes: tuple[str, ...] = ()
     fits: tuple[DeviceFit, ...] = field(default=())
+    load_peak_bytes: int = 0
+    """Peak of loading the weights (``weight_bytes`` is their size at rest). Float dtypes
+    load as they rest; INT8/INT4 loaded in one step (``load_model(DIR, weights=…)``)
+    peak at the compressed weights plus the largest tensor read in fp32 and cast to the
+    compute dtype. Loading in fp32 and then calling ``compress_`` peaks at the fp32
+    estimate's ``weight_bytes`` instead."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the CLI's ``--json`` and the worker protocol)."""
@@ -158,6 +164,18 @@ def prefill_transient_bytes(
         spec, dtype, tokens, batch
     )
     return activation_peak(spec, dtype, batch, tokens).total_bytes + beyond_window
+
+
+_SOURCE_BYTES = 4
+"""A checkpoint's tensors are assumed fp32 as they are read (the safe side)."""
+
+
+def load_peak_bytes(spec: ArchitectureSpec, dtype: StorageDtype, weights: int) -> int:
+    """Peak of loading ``weights`` bytes at ``dtype`` (see ``MemoryEstimate.load_peak_bytes``)."""
+    if not dtype.is_quantized:
+        return weights
+    largest = max((t.numel for b in spec.blocks for t in b.tensors), default=0)
+    return weights + largest * (_SOURCE_BYTES + dtype.compute_dtype.float_bytes)
 
 
 def weight_bytes(spec: ArchitectureSpec, dtype: StorageDtype, group_size: int) -> int:
@@ -315,6 +333,7 @@ def estimate_from_spec(
                 batch=batch,
                 group_size=group_size,
                 notes=tuple(all_notes),
+                load_peak_bytes=load_peak_bytes(spec, dtype, weights),
             )
         )
     return estimates
