@@ -3,8 +3,8 @@ one-step load (``load_model(DIR, weights=config)``, compressing shard by shard).
 
 Each variant runs in a fresh subprocess that imports torch, transformers and memlens
 first and takes its resident size then as the base; the figures are the peak resident
-size above that base (``ru_maxrss``) while loading, the resident size above it once
-loaded (resting), and the compressed model's bytes. The goal (issue 14): the one-step
+size above that base while loading (``VmHWM``, reset once the imports are done), the
+resident size above it once loaded (resting), and the compressed model's bytes. The goal (issue 14): the one-step
 peak is at most (compressed bytes + the largest shard) × 1.1.
 
 Models:
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -64,19 +63,29 @@ def _child(variant: str, folder: str, scheme: str) -> dict[str, Any]:
     transformers.AutoModelForCausalLM  # noqa: B018 - resolve the lazy import first
     config = parse_weights(scheme)
     base = psutil.Process().memory_info().rss
+    # ru_maxrss would carry the parent's size over the exec: reset the peak (VmHWM) instead
+    Path("/proc/self/clear_refs").write_text("5")
     start = time.perf_counter()
     if variant == VARIANTS[0]:
         model = compress_(load_model(folder, torch.bfloat16).model, config)
     else:
         model = load_model(folder, torch.bfloat16, weights=config).model
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss()
     return {
         "peak_bytes": peak - base,
         "resting_bytes": psutil.Process().memory_info().rss - base,
         "compressed_bytes": module_bytes(model),
         "seconds": seconds,
     }
+
+
+def _peak_rss() -> int:
+    """The process's peak resident size in bytes since the last reset (VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (this benchmark needs Linux)")
 
 
 def _run_variant(variant: str, folder: Path, scheme: str) -> dict[str, Any]:
@@ -126,7 +135,9 @@ def write_random_checkpoint(folder: Path, config: dict[str, Any], shard_bytes: i
         size += tensor.numel() * 2
     flush()
     (folder / "config.json").write_text(json.dumps(config))
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": index}))
+    total = sum((folder / name).stat().st_size for name in set(index.values()))
+    index_json = {"metadata": {"total_size": total}, "weight_map": index}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index_json))
 
 
 def _cpu() -> dict[str, Any]:
