@@ -4,8 +4,8 @@ one-step load (``load_model(DIR, weights=config)``, compressing shard by shard).
 Each variant runs in a fresh subprocess that imports torch, transformers and memlens
 first and takes its resident size then as the base; the figures are the peak resident
 size above that base while loading (``VmHWM``, reset once the imports are done), the
-resident size above it once loaded (resting), and the compressed model's bytes. The goal (issue 14): the one-step
-peak is at most (compressed bytes + the largest shard) × 1.1.
+resident size above it once loaded (resting), and the compressed model's bytes. The goal
+(issue 14): the one-step peak is at most (compressed bytes + the largest shard) × 1.1.
 
 Models:
 
