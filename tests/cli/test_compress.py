@@ -1,13 +1,20 @@
 """``memlens compress``'s layers table: identical layers share a row with their largest
-error (as ``memlens estimate`` groups blocks); ``--per-layer`` shows every Linear."""
+error (as ``memlens estimate`` groups blocks); ``--per-layer`` shows every Linear. And on
+the real chat model (fixture 3): the compressed copy keeps the chat template."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 from rich.console import Console
 
 from memlens.cli.compress import group_choices, render
 from memlens.engine.compress_job import CompressionReport
 from memlens.engine.weights.sensitivity import LayerChoice
+from tests.support.smollm2 import CAPITAL_QUESTION
 
 
 def _layers() -> tuple[LayerChoice, ...]:
@@ -49,3 +56,37 @@ def test_the_table_is_grouped_by_default_and_full_with_per_layer() -> None:
     assert "model.layers.3.mlp.down_proj" not in grouped
     full = _rendered(per_layer=True)
     assert "model.layers.3.mlp.down_proj" in full and "×30" not in full
+
+
+def test_a_compressed_real_chat_model_keeps_its_template_and_answers(
+    smollm2_dir: Path, tmp_path: Path
+) -> None:
+    """Regression (issue 14): the output lacked chat_template.jinja and
+    generation_config.json, so chat fell back to a transcript and rambled."""
+    text = tmp_path / "text.txt"
+    text.write_text("The capital of France is Paris. The capital of Italy is Rome.\n" * 8)
+    out = tmp_path / "int8"
+    compressed = subprocess.run(
+        [sys.executable, "-m", "memlens", "compress", str(smollm2_dir), "--weights", "int8"]
+        + ["--no-speed", "--calibration", str(text), "--eval-text", str(text), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert compressed.returncode == 0, compressed.stderr
+    assert "model.layers.0–29 ×30 · mlp.down_proj" in compressed.stdout
+    for name in ("chat_template.jinja", "generation_config.json", "tokenizer_config.json"):
+        assert (out / name).read_bytes() == (smollm2_dir / name).read_bytes()
+    chat = subprocess.run(
+        [sys.executable, "-m", "memlens", "chat", str(out), "--json"],
+        input=CAPITAL_QUESTION + "\n",
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert chat.returncode == 0, chat.stderr
+    turn = json.loads(chat.stdout.splitlines()[0])
+    assert "Paris" in turn["reply"]
+    assert turn["prompt_tokens"] > len(CAPITAL_QUESTION.split())  # the template's turns
