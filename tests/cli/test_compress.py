@@ -66,9 +66,9 @@ def test_a_compressed_real_chat_model_keeps_its_template_and_answers(
     text = tmp_path / "text.txt"
     text.write_text("The capital of France is Paris. The capital of Italy is Rome.\n" * 8)
     out = tmp_path / "int8"
-    options = ["--no-speed", "--calibration", str(text), "--eval-text", str(text)]
+    options = ["--no-speed", "--calibration", str(text), "--eval-text", str(text), "--out"]
     compressed = subprocess.run(
-        [sys.executable, "-m", "memlens", "compress", str(smollm2_dir), *options, "--out", str(out)],
+        [sys.executable, "-m", "memlens", "compress", str(smollm2_dir), *options, str(out)],
         capture_output=True,
         text=True,
         timeout=900,
