@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -76,6 +77,8 @@ def _configure_logging(verbose: bool) -> None:
     """memlens's warnings on stderr; other libraries' log records and Python warnings
     only with ``--verbose``. Where logging is configured already (a host program, pytest),
     it is left as it is."""
+    if not verbose:  # torch logs through its own handlers: only errors (TORCH_LOGS syntax)
+        os.environ.setdefault("TORCH_LOGS", "-all")
     root = logging.getLogger()
     before = list(root.handlers)
     logging.basicConfig(
