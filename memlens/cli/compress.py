@@ -184,14 +184,16 @@ def render(report: CompressionReport, console: Console, per_layer: bool = False)
     if report.ppl_before is not None:
         delta = report.ppl_delta or 0.0
         console.print(
-            f"perplexity {_float(report.ppl_before)} → {_float(report.ppl_after)} ({delta:+.2%})"
+            f"perplexity {_float(report.ppl_before)} → {_float(report.ppl_after)} ({delta:+.2%}) "
+            f"on {report.evaluation_tokens:,} tokens of held-out text"
         )
     if report.embedding_cosine is not None:
         console.print(f"embedding cosine vs uncompressed {report.embedding_cosine:.4f}")
     if report.tokens_per_s_before is not None:
         console.print(
             f"decode {_float(report.tokens_per_s_before, 1)} → "
-            f"{_float(report.tokens_per_s_after, 1)} tokens/s (batch 1)"
+            f"{_float(report.tokens_per_s_after, 1)} tokens/s (batch 1, "
+            f"{report.speed_tokens[1]} tokens after a {report.speed_tokens[0]}-token prompt)"
         )
     for note in report.notes:
         console.print(f"[yellow]note:[/] {note}")

@@ -82,6 +82,10 @@ class CompressionReport:
     out: str | None = None
     """Where the compressed checkpoint was written."""
     notes: tuple[str, ...] = field(default=())
+    evaluation_tokens: int = 0
+    """Tokens of held-out text the perplexities are measured on."""
+    speed_tokens: tuple[int, int] = (0, 0)
+    """``(prompt, new)`` tokens of the decode-speed runs; (0, 0) when not measured."""
 
     @property
     def ppl_delta(self) -> float | None:
@@ -202,6 +206,10 @@ def run_compress(job: CompressJob, on_progress: JobProgress | None = None) -> Co
         tokens_per_s_after=after.tokens_per_s,
         out=None if job.out is None else str(job.out),
         notes=tuple(notes),
+        evaluation_tokens=int(evaluation.numel()) if loaded.causal else 0,
+        speed_tokens=(SPEED_PROMPT_TOKENS, SPEED_NEW_TOKENS)
+        if loaded.causal and job.measure_speed
+        else (0, 0),
     )
 
 
