@@ -7,6 +7,7 @@ Loading never runs a repository's own code and reads weights from safetensors on
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,8 @@ def is_causal(model: nn.Module) -> bool:
 def load_model(
     path: str | Path, dtype: torch.dtype = torch.bfloat16, weights: WeightConfig | None = None
 ) -> LoadedModel:
-    """Load a model folder (``config.json`` + ``*.safetensors``) or a memlens checkpoint.
+    """Load a model folder (``config.json`` + ``*.safetensors``) or a memlens checkpoint;
+    ``path`` may also be a hub id (``owner/name``) already in the Hugging Face cache.
 
     A folder whose config names a ``…ForCausalLM`` class (or has no class) loads with its
     LM head; an encoder config (e.g. ``BertModel``) loads as that encoder.
@@ -56,9 +58,7 @@ def load_model(
     (``memlens/engine/load_compressing.py``); the result equals ``load_model`` then
     ``compress_``. ``auto`` and low-rank error targets need calibration: use ``compress_``.
     """
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise ModelNotFoundError(f"{folder} is not a folder with a model in it")
+    folder = _model_folder(path)
     if (folder / METADATA).is_file():
         config = read_config(folder)
         if weights is not None:
@@ -99,6 +99,28 @@ def load_model(
         if shown:
             progress.enable_progress_bar()
     return LoadedModel(model, folder, causal, None)
+
+
+def _model_folder(path: str | Path) -> Path:
+    """A local folder, or a hub id (``owner/name``) already in the Hugging Face cache;
+    nothing is downloaded."""
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        return folder
+    if isinstance(path, str) and _REPO_ID.fullmatch(path):
+        from memlens.profiler.configs import hf_cache_snapshot
+
+        if (snapshot := hf_cache_snapshot(path)) is not None:
+            return snapshot
+        raise ModelNotFoundError(
+            f"{path} is neither a local folder nor in the Hugging Face cache: download it "
+            f"first (hf download {path})"
+        )
+    raise ModelNotFoundError(f"{folder} is not a folder with a model in it")
+
+
+_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+"""``owner/name``: a hub id a folder path could also be (the folder wins)."""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -27,7 +27,7 @@ from memlens.engine.weights.config import (
     WeightConfig,
 )
 from memlens.engine.weights.quantize import compress_
-from memlens.errors import ConfigError, UsageError
+from memlens.errors import ConfigError, ModelNotFoundError, UsageError
 from tests.support.byte_model import BYTE_MODEL_CONFIG
 from tests.support.tiny_configs import build_model
 
@@ -181,3 +181,16 @@ def test_a_missing_or_unknown_tensor_is_a_config_error(
     match = "no stored values for model.layers.1.mlp.up_proj"
     with pytest.raises(ConfigError, match=match + (".*transformer.h.1.fc" if renamed else "")):
         load_model(folder, weights=Int8WeightConfig())
+
+
+def test_a_hub_id_loads_from_the_hugging_face_cache_only(
+    byte_model_dir: Path, hf_cache: Path
+) -> None:
+    with pytest.raises(ModelNotFoundError, match="hf download acme/tiny"):
+        load_model("acme/tiny", weights=Int8WeightConfig())
+    snapshot = hf_cache / "models--acme--tiny" / "snapshots" / "abc123"
+    shutil.copytree(byte_model_dir, snapshot)
+    (hf_cache / "models--acme--tiny" / "refs").mkdir()
+    (hf_cache / "models--acme--tiny" / "refs" / "main").write_text("abc123")
+    loaded = load_model("acme/tiny", weights=Int8WeightConfig())
+    assert loaded.folder == snapshot and loaded.compressed == Int8WeightConfig()
