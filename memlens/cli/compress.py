@@ -32,6 +32,10 @@ _DTYPES = (StorageDtype.BF16, StorageDtype.FP32)
 """The dtypes ``--dtype`` offers for the uncompressed model (fp16 is not one)."""
 
 
+_PIPE_WIDTH = 120
+"""Columns of the report when stdout is not a terminal."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``memlens compress``."""
     parser.add_argument("model", metavar="MODEL", help="folder with config.json, *.safetensors")
@@ -104,7 +108,9 @@ def run(args: argparse.Namespace) -> int:
         json.dump(report.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        render(report, Console(), per_layer=args.per_layer)
+        # off a terminal rich assumes 80 columns and would fold the layer names
+        console = Console() if sys.stdout.isatty() else Console(width=_PIPE_WIDTH)
+        render(report, console, per_layer=args.per_layer)
     return 0
 
 
@@ -160,7 +166,9 @@ def render(report: CompressionReport, console: Console, per_layer: bool = False)
     layers = Table(title="Layers", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     error = "rel. error" if per_layer else "max rel. error"
     for column in ("layer", "scheme", "before", "after", error):
-        layers.add_column(column, justify="left" if column in ("layer", "scheme") else "right")
+        layers.add_column(
+            column, justify="left" if column in ("layer", "scheme") else "right", no_wrap=True
+        )
     groups = (
         [LayerRow(layer.name, 1, layer, layer.rel_error) for layer in report.layers]
         if per_layer
