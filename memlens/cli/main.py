@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -68,13 +69,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _own_records(record: logging.LogRecord) -> bool:
+    """Whether a log record is memlens's own (libraries that transformers imports, e.g.
+    torchao's missing CUDA extensions or Triton, log warnings a user cannot act on)."""
+    return record.name == "memlens" or record.name.startswith("memlens.")
+
+
+def _configure_logging(verbose: bool) -> None:
+    """memlens's warnings on stderr; other libraries' log records and Python warnings
+    only with ``--verbose``. Where logging is configured already (a host program, pytest),
+    it is left as it is."""
+    if not verbose:  # torch logs through its own handlers: only errors (TORCH_LOGS syntax)
+        os.environ.setdefault("TORCH_LOGS", "-all")
+    root = logging.getLogger()
+    before = list(root.handlers)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="memlens: %(levelname)s: %(message)s",
+    )
+    added = [handler for handler in root.handlers if handler not in before]
+    if added:
+        logging.captureWarnings(True)  # warnings.warn → the "py.warnings" logger
+    if not verbose:
+        for handler in added:
+            handler.addFilter(_own_records)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="memlens: %(levelname)s: %(message)s",
-    )
+    _configure_logging(args.verbose)
     try:
         code: int = args.run(args)
     except MemlensError as exc:

@@ -23,7 +23,13 @@ from memlens.engine.loading import LoadedModel, load_model
 from memlens.engine.measure.quality import mean_cosine, perplexity, sentence_embeddings
 from memlens.engine.measure.speed import decode_speed
 from memlens.engine.measure.texts import calibration_text, evaluation_text
-from memlens.engine.tokens import TOKENIZER_FILES, HuggingFaceCodec, TextCodec, load_codec
+from memlens.engine.tokens import (
+    CHAT_TEMPLATES_DIR,
+    COMPANION_FILES,
+    HuggingFaceCodec,
+    TextCodec,
+    load_codec,
+)
 from memlens.engine.weights.checkpoint import save_compressed
 from memlens.engine.weights.config import AutoWeightConfig, WeightConfig, config_to_json
 from memlens.engine.weights.quantize import compress_, resolve_plan
@@ -76,6 +82,10 @@ class CompressionReport:
     out: str | None = None
     """Where the compressed checkpoint was written."""
     notes: tuple[str, ...] = field(default=())
+    evaluation_tokens: int = 0
+    """Tokens of held-out text the perplexities are measured on."""
+    speed_tokens: tuple[int, int] = (0, 0)
+    """``(prompt, new)`` tokens of the decode-speed runs; (0, 0) when not measured."""
 
     @property
     def ppl_delta(self) -> float | None:
@@ -196,6 +206,10 @@ def run_compress(job: CompressJob, on_progress: JobProgress | None = None) -> Co
         tokens_per_s_after=after.tokens_per_s,
         out=None if job.out is None else str(job.out),
         notes=tuple(notes),
+        evaluation_tokens=int(evaluation.numel()) if loaded.causal else 0,
+        speed_tokens=(SPEED_PROMPT_TOKENS, SPEED_NEW_TOKENS)
+        if loaded.causal and job.measure_speed
+        else (0, 0),
     )
 
 
@@ -213,13 +227,17 @@ def _save(model: nn.Module, config: WeightConfig, source: Path, out: Path) -> No
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     save_compressed(model, config, partial)
-    _copy_tokenizer(source, partial)
+    _copy_companions(source, partial)
     if out.exists():
         shutil.rmtree(out)
     os.replace(partial, out)
 
 
-def _copy_tokenizer(source: Path, out: Path) -> None:
-    for name in TOKENIZER_FILES:
+def _copy_companions(source: Path, out: Path) -> None:
+    """Copy the tokenizer, chat template and generation files ``source`` has into ``out``
+    (without them ``memlens chat`` on the copy would lose the chat template)."""
+    for name in COMPANION_FILES:
         if (source / name).is_file():
             shutil.copy2(source / name, out / name)
+    if (source / CHAT_TEMPLATES_DIR).is_dir():
+        shutil.copytree(source / CHAT_TEMPLATES_DIR, out / CHAT_TEMPLATES_DIR)

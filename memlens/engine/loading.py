@@ -7,6 +7,7 @@ Loading never runs a repository's own code and reads weights from safetensors on
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from torch import nn
 from memlens._transformers import transformers_module
 from memlens.engine.weights.checkpoint import METADATA, load_compressed, read_config
 from memlens.engine.weights.config import WeightConfig
-from memlens.errors import ConfigError, ModelNotFoundError
+from memlens.errors import ConfigError, ModelNotFoundError, UsageError
 from memlens.profiler.meta import build_meta_model
 
 
@@ -32,7 +33,8 @@ class LoadedModel:
     causal: bool
     """Whether it predicts next tokens (has an LM head)."""
     compressed: WeightConfig | None
-    """The config a memlens checkpoint was made with; None for plain weights."""
+    """The config a memlens checkpoint was made with, or the one applied while loading;
+    None for plain weights."""
 
 
 def is_causal(model: nn.Module) -> bool:
@@ -41,17 +43,26 @@ def is_causal(model: nn.Module) -> bool:
     return callable(getter) and getter() is not None
 
 
-def load_model(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> LoadedModel:
-    """Load a model folder (``config.json`` + ``*.safetensors``) or a memlens checkpoint.
+def load_model(
+    path: str | Path, dtype: torch.dtype = torch.bfloat16, weights: WeightConfig | None = None
+) -> LoadedModel:
+    """Load a model folder (``config.json`` + ``*.safetensors``) or a memlens checkpoint;
+    ``path`` may also be a hub id (``owner/name``) already in the Hugging Face cache.
 
     A folder whose config names a ``…ForCausalLM`` class (or has no class) loads with its
     LM head; an encoder config (e.g. ``BertModel``) loads as that encoder.
+
+    With ``weights`` (e.g. ``Int4WeightConfig(group_size=64)``), loading and compressing
+    are one step: each layer is compressed as its shard is read, so the peak is the
+    compressed model plus one shard, never the full-precision model
+    (``memlens/engine/load_compressing.py``); the result equals ``load_model`` then
+    ``compress_``. ``auto`` and low-rank error targets need calibration: use ``compress_``.
     """
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise ModelNotFoundError(f"{folder} is not a folder with a model in it")
+    folder = _model_folder(path)
     if (folder / METADATA).is_file():
         config = read_config(folder)
+        if weights is not None:
+            raise UsageError(f"{folder} is already compressed ({config.label()})")
         model = load_compressed(folder)
         return LoadedModel(model, folder, is_causal(model), config)
     if not (folder / "config.json").is_file():
@@ -69,6 +80,11 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> LoadedM
         ) from None
     names = list(getattr(config, "architectures", None) or [])
     causal = not names or any(name.endswith("ForCausalLM") for name in names)
+    if weights is not None:
+        from memlens.engine.load_compressing import load_compressing
+
+        model = load_compressing(folder, config.to_dict(), weights, dtype)
+        return LoadedModel(model, folder, is_causal(model), weights)
     auto = transformers.AutoModelForCausalLM if causal else transformers.AutoModel
     progress = transformers.utils.logging
     shown = progress.is_progress_bar_enabled()
@@ -83,6 +99,28 @@ def load_model(path: str | Path, dtype: torch.dtype = torch.bfloat16) -> LoadedM
         if shown:
             progress.enable_progress_bar()
     return LoadedModel(model, folder, causal, None)
+
+
+def _model_folder(path: str | Path) -> Path:
+    """A local folder, or a hub id (``owner/name``) already in the Hugging Face cache;
+    nothing is downloaded."""
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        return folder
+    if isinstance(path, str) and _REPO_ID.fullmatch(path):
+        from memlens.profiler.configs import hf_cache_snapshot
+
+        if (snapshot := hf_cache_snapshot(path)) is not None:
+            return snapshot
+        raise ModelNotFoundError(
+            f"{path} is neither a local folder nor in the Hugging Face cache: download it "
+            f"first (hf download {path})"
+        )
+    raise ModelNotFoundError(f"{folder} is not a folder with a model in it")
+
+
+_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+"""``owner/name``: a hub id a folder path could also be (the folder wins)."""
 
 
 def _first_line(exc: BaseException) -> str:

@@ -26,7 +26,21 @@ TOKENIZER_FILES = (
     "vocab.json",
     "merges.txt",
 )
-"""Files that travel with a model when memlens writes a compressed copy."""
+"""Files whose presence means a folder has a tokenizer of its own."""
+COMPANION_FILES = (
+    *TOKENIZER_FILES,
+    "added_tokens.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "generation_config.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.tiktoken",
+    "preprocessor_config.json",
+)
+"""Tokenizer, chat-template and generation files that travel with a model when memlens
+writes a compressed copy (with the ``additional_chat_templates/`` folder)."""
+CHAT_TEMPLATES_DIR = "additional_chat_templates"
 
 
 class TextCodec(Protocol):

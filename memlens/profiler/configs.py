@@ -110,6 +110,13 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+def hf_cache_snapshot(ref: str) -> Path | None:
+    """The local Hugging Face cache's snapshot folder of model ``ref`` that has a
+    ``config.json`` (``refs/main`` first, else the newest), without any network."""
+    found = _from_hf_cache(ref)
+    return None if found is None else Path(found.location).parent
+
+
 def _from_hf_cache(ref: str) -> ResolvedConfig | None:
     repo = hf_cache_dir() / ("models--" + ref.replace("/", "--"))
     snapshots = repo / "snapshots"

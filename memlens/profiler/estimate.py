@@ -15,7 +15,13 @@ from typing import Any, Literal
 from memlens.errors import UsageError
 from memlens.profiler.activations import ActivationPeak, prefill_peak
 from memlens.profiler.architectures import ArchitectureSpec, BlockKind, describe
-from memlens.profiler.tensors import DEFAULT_GROUP_SIZE, StorageDtype, check_group_size
+from memlens.profiler.tensors import (
+    DEFAULT_GROUP_SIZE,
+    StorageDtype,
+    TensorKind,
+    check_group_size,
+    int4_group_size,
+)
 
 Source = Literal["analytic", "meta", "measured"]
 DEFAULT_CONTEXT = 4096
@@ -82,6 +88,12 @@ class MemoryEstimate:
     group_size: int
     notes: tuple[str, ...] = ()
     fits: tuple[DeviceFit, ...] = field(default=())
+    load_peak_bytes: int = 0
+    """Peak of loading the weights (``weight_bytes`` is their size at rest). Float dtypes
+    load as they rest; INT8/INT4 loaded in one step (``load_model(DIR, weights=…)``)
+    peak at the compressed weights plus the largest tensor read in fp32 and cast to the
+    compute dtype. Loading in fp32 and then calling ``compress_`` peaks at the fp32
+    estimate's ``weight_bytes`` instead."""
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the CLI's ``--json`` and the worker protocol)."""
@@ -154,6 +166,18 @@ def prefill_transient_bytes(
     return activation_peak(spec, dtype, batch, tokens).total_bytes + beyond_window
 
 
+_SOURCE_BYTES = 4
+"""A checkpoint's tensors are assumed fp32 as they are read (the safe side)."""
+
+
+def load_peak_bytes(spec: ArchitectureSpec, dtype: StorageDtype, weights: int) -> int:
+    """Peak of loading ``weights`` bytes at ``dtype`` (see ``MemoryEstimate.load_peak_bytes``)."""
+    if not dtype.is_quantized:
+        return weights
+    largest = max((t.numel for b in spec.blocks for t in b.tensors), default=0)
+    return weights + largest * (_SOURCE_BYTES + dtype.compute_dtype.float_bytes)
+
+
 def weight_bytes(spec: ArchitectureSpec, dtype: StorageDtype, group_size: int) -> int:
     """Exact bytes of every parameter stored as ``dtype``, tied weights once."""
     return sum(t.nbytes(dtype, group_size) for b in spec.blocks for t in b.tensors)
@@ -176,6 +200,26 @@ def generate_peak_bytes(
         spec, dtype, prompt_tokens + new_tokens, batch
     ) + prefill_transient_bytes(spec, dtype, batch, 1)
     return weight_bytes(spec, dtype, group_size) + max(prefill, last_step)
+
+
+def int4_group_notes(spec: ArchitectureSpec, group_size: int) -> list[str]:
+    """What INT4 with ``group_size`` really stores where a matrix's width does not divide
+    by it: a smaller group, or INT8 (the rule :func:`int4_group_size` shares with
+    ``compress_``)."""
+    taken: dict[tuple[int, int | None], int] = {}  # (width, group or None) → matrices
+    for block in spec.blocks:
+        for tensor in block.tensors:
+            if tensor.kind is not TensorKind.MATRIX:
+                continue
+            group = int4_group_size(tensor.out_features, tensor.in_features, group_size)
+            if group != group_size:
+                key = (tensor.in_features, group)
+                taken[key] = taken.get(key, 0) + 1
+    return [
+        f"INT4: group {group_size} does not divide width {width} of {count} matrices: "
+        + (f"they use group {group}" if group else "they stay INT8")
+        for (width, group), count in sorted(taken.items(), key=lambda item: -item[1])
+    ]
 
 
 def _block_sizes(
@@ -253,6 +297,8 @@ def estimate_from_spec(
         all_notes.append(
             f"context {context} exceeds the model's {spec.dims.max_positions} positions"
         )
+    if StorageDtype.INT4 in dtypes:
+        all_notes.extend(int4_group_notes(spec, group_size))
     sizes = _block_sizes(spec, dtypes, group_size)
     params = sum(block_params for block_params, _ in sizes)
     by_compute_dtype: dict[StorageDtype, tuple[ActivationPeak, int]] = {}
@@ -287,6 +333,7 @@ def estimate_from_spec(
                 batch=batch,
                 group_size=group_size,
                 notes=tuple(all_notes),
+                load_peak_bytes=load_peak_bytes(spec, dtype, weights),
             )
         )
     return estimates

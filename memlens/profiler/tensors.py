@@ -153,10 +153,9 @@ class TensorSpec:
         """Exact bytes of this tensor stored as ``dtype``."""
         if self.kind is not TensorKind.MATRIX or not dtype.is_quantized:
             return self.numel * dtype.float_bytes
-        if dtype is StorageDtype.INT4 and int4_fits(
-            self.out_features, self.in_features, group_size
-        ):
-            groups = self.out_features * (self.in_features // group_size)
+        group = int4_group_size(self.out_features, self.in_features, group_size)
+        if dtype is StorageDtype.INT4 and group is not None:
+            groups = self.out_features * (self.in_features // group)
             return math.ceil(self.numel / 2) + groups * 2 * _SCALE_BYTES
         return self.numel + self.out_features * _SCALE_BYTES
 
@@ -169,6 +168,18 @@ def int4_fits(out_features: int, in_features: int, group_size: int) -> bool:
     """Whether a matrix stores as INT4; one that does not falls back to INT8 (the engine
     and the estimator share this rule)."""
     return in_features % group_size == 0 and out_features % INT4_OUT_MULTIPLE == 0
+
+
+def int4_group_size(out_features: int, in_features: int, group_size: int) -> int | None:
+    """The group size a matrix stores INT4 with: the largest supported size up to
+    ``group_size`` that divides ``in_features`` (576 wide with 128 asked → 64), or None
+    when none does and it falls back to INT8 (the engine and the estimator share this)."""
+    fitting = [
+        size
+        for size in VALID_GROUP_SIZES
+        if size <= group_size and int4_fits(out_features, in_features, size)
+    ]
+    return max(fitting, default=None)
 
 
 def matrix(

@@ -9,6 +9,7 @@ from memlens.profiler.tensors import (
     StorageDtype,
     check_group_size,
     embedding,
+    int4_group_size,
     matrix,
     parse_dtypes,
     transposed_matrix,
@@ -40,6 +41,17 @@ def test_stacked_experts_and_transposed_matrices_count_every_output_row() -> Non
     assert experts.nbytes(StorageDtype.INT8) == 4 * 96 * 64 + 4 * 96 * 2
     conv = transposed_matrix("c", 64, 192)  # GPT-2 Conv1D: (in, out)
     assert conv.nbytes(StorageDtype.INT4, 32) == 64 * 192 // 2 + 192 * 2 * 2 * 2
+
+
+def test_int4_uses_the_largest_group_up_to_the_asked_one_that_divides_the_width() -> None:
+    assert int4_group_size(1536, 576, 128) == 64  # SmolLM2: 576 = 9 × 64
+    assert int4_group_size(1536, 576, 32) == 32
+    assert int4_group_size(64, 96, 128) == 32
+    assert int4_group_size(64, 100, 128) is None  # no supported group divides: INT8
+    assert int4_group_size(40, 64, 32) is None  # outputs not a multiple of 16
+    assert matrix("w", 1536, 576).nbytes(StorageDtype.INT4, 128) == matrix("w", 1536, 576).nbytes(
+        StorageDtype.INT4, 64
+    )
 
 
 def test_non_matrix_tensors_stay_bf16_under_integer_formats() -> None:

@@ -67,7 +67,9 @@ class Int4WeightConfig(WeightConfig):
 
     scheme: ClassVar[str] = "int4"
     group_size: int = 128
-    """Input features per scale/zero pair: 32, 64 or 128."""
+    """Input features per scale/zero pair: 32, 64 or 128. A layer whose input width this
+    does not divide takes the largest of these below it that does (SmolLM2's 576 with 128
+    → 64); one that none divides is stored INT8."""
 
     def __post_init__(self) -> None:
         check_group_size(self.group_size)

@@ -1,8 +1,9 @@
 """How each scheme config converts one ``nn.Linear``: a registry keyed by config type.
 
-A new scheme is a new ``@converts`` entry. A converter may fall back when its scheme
-cannot hold that layer (INT4 needs inputs that divide by the group and outputs in
-multiples of 16, else INT8, as the estimator assumes; a low-rank factorisation that would
+A new scheme is a new ``@converts`` entry. A converter may adapt or fall back when its scheme
+cannot hold that layer as asked (INT4 takes the largest supported group up to the asked
+one that divides the inputs, needs outputs in multiples of 16, else INT8, as the
+estimator assumes; a low-rank factorisation that would
 not be smaller stays dense).
 """
 
@@ -28,7 +29,7 @@ from memlens.engine.weights.layers import (
     LowRankLinear,
 )
 from memlens.errors import UsageError
-from memlens.profiler.tensors import int4_fits
+from memlens.profiler.tensors import int4_group_size
 
 Converter = Callable[[nn.Linear, WeightConfig, torch.Tensor | None], nn.Module]
 _CONVERTERS: dict[type[WeightConfig], Converter] = {}
@@ -73,9 +74,10 @@ def _int8_dyn(linear: nn.Linear, config: WeightConfig, inputs: torch.Tensor | No
 @converts(Int4WeightConfig)
 def _int4(linear: nn.Linear, config: WeightConfig, inputs: torch.Tensor | None) -> nn.Module:
     assert isinstance(config, Int4WeightConfig)
-    if not int4_fits(linear.out_features, linear.in_features, config.group_size):
+    group = int4_group_size(linear.out_features, linear.in_features, config.group_size)
+    if group is None:
         return Int8Linear.from_linear(linear)
-    return Int4Linear.from_linear(linear, config.group_size)
+    return Int4Linear.from_linear(linear, group)
 
 
 @converts(LowRankWeightConfig)

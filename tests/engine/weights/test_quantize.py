@@ -76,6 +76,18 @@ def test_int4_falls_back_to_int8_for_ragged_inputs() -> None:
     assert float(error) < 0.01
 
 
+def test_int4_takes_the_largest_group_that_divides_the_width_as_the_estimator_does() -> None:
+    from memlens.profiler.tensors import matrix
+
+    # regression (issue 14): SmolLM2's width 576 with group 128 fell back to INT8
+    model = torch.nn.Sequential(torch.nn.Linear(576, 64, bias=False))
+    compress_(model, Int4WeightConfig(group_size=128))
+    assert isinstance(model[0], Int4Linear) and model[0].group_size == 64
+    assert scheme_of(model[0]) == "int4:g64"
+    held = sum(b.numel() * b.element_size() for b in model.buffers())
+    assert held == matrix("w", 64, 576).nbytes(StorageDtype.INT4, 128)
+
+
 def test_int4_needs_outputs_in_multiples_of_16_as_the_estimator_assumes() -> None:
     from memlens.profiler.tensors import matrix
 
