@@ -136,7 +136,8 @@ def test_an_int4_checkpoint_reads_the_same_on_a_cpu_that_packs_differently(
     """aten packs INT4 for the CPU in a byte order of its build's CPU level (the plain path,
     AVX2 and AVX-512 each their own): a checkpoint written under the plain path must give
     the same model here."""
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "PYTHONPATH": os.getcwd()}
+    root = Path(__file__).resolve().parents[3]  # the repository: memlens and tests.support
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default", "PYTHONPATH": str(root)}
     folder, logits = tmp_path / "ckpt", tmp_path / "logits.pt"
     subprocess.run(
         [sys.executable, "-c", _WRITE_ON_ANOTHER_CPU, str(folder), str(logits)],
