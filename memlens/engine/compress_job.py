@@ -39,6 +39,8 @@ from memlens.profiler.measure import module_bytes
 
 JobProgress = Callable[[str, float], None]
 """``(message, percent 0–100)``."""
+CountedProgress = Callable[[int, int], None]
+"""``(done, total)`` of a counted step."""
 SPEED_PROMPT_TOKENS = 32
 SPEED_NEW_TOKENS = 16
 MAX_SENTENCES = 32
@@ -122,25 +124,39 @@ class _Quality:
     tokens_per_s: float | None = None
 
 
+def _counted(report: JobProgress, label: str, start: float, end: float) -> CountedProgress:
+    """Progress of a counted step (``label: 3 of 16``) between two percentages."""
+
+    def step(done: int, total: int) -> None:
+        report(f"{label}: {done} of {total}", start + (end - start) * done / max(total, 1))
+
+    return step
+
+
 def _measure(
     loaded: LoadedModel,
     codec: TextCodec,
     evaluation: torch.Tensor,
     sentences: list[str],
     speed: bool,
+    stage: tuple[str, float, float, JobProgress],
 ) -> _Quality:
+    """Quality (and speed) of the model as it is now; ``stage`` is the phase's name, its
+    start and end percentages and where progress goes."""
+    name, start, end, report = stage
     model = loaded.model
     if loaded.causal:
         window = min(256, _max_positions(model))
-        return _Quality(
-            ppl=perplexity(model, evaluation, window),
-            tokens_per_s=(
-                decode_speed(model, SPEED_PROMPT_TOKENS, SPEED_NEW_TOKENS, repeats=1)[1]
-                if speed
-                else None
-            ),
-        )
+        middle = start + (end - start) * (0.6 if speed else 1.0)
+        label = f"{name}: perplexity, windows of {window} tokens"
+        ppl = perplexity(model, evaluation, window, _counted(report, label, start, middle))
+        if not speed:
+            return _Quality(ppl=ppl)
+        report(f"{name}: decode speed, {SPEED_NEW_TOKENS} tokens", middle)
+        tokens_per_s = decode_speed(model, SPEED_PROMPT_TOKENS, SPEED_NEW_TOKENS, repeats=1)[1]
+        return _Quality(ppl=ppl, tokens_per_s=tokens_per_s)
     if isinstance(codec, HuggingFaceCodec):
+        report(f"{name}: embeddings of {len(sentences)} sentences", start)
         return _Quality(embeddings=sentence_embeddings(model, codec.tokenizer, sentences))
     return _Quality()
 
@@ -163,8 +179,14 @@ def run_compress(job: CompressJob, on_progress: JobProgress | None = None) -> Co
     sentences = [line.strip()[:200] for line in eval_text.splitlines() if line.strip()][
         :MAX_SENTENCES
     ]
-    report("Measuring the uncompressed model", 10)
-    before = _measure(loaded, codec, evaluation, sentences, job.measure_speed)
+    before = _measure(
+        loaded,
+        codec,
+        evaluation,
+        sentences,
+        job.measure_speed,
+        ("Measuring the uncompressed model", 10, 30, report),
+    )
     bytes_before = module_bytes(model)
 
     def planning(message: str, done: int, total: int) -> None:
@@ -180,8 +202,14 @@ def run_compress(job: CompressJob, on_progress: JobProgress | None = None) -> Co
         layers = tuple(evaluate_plan(model, resolve_plan(model, applied), calibration, planning))
     report("Compressing", 70)
     compress_(model, applied, calibration)
-    report("Measuring the compressed model", 75)
-    after = _measure(loaded, codec, evaluation, sentences, job.measure_speed)
+    after = _measure(
+        loaded,
+        codec,
+        evaluation,
+        sentences,
+        job.measure_speed,
+        ("Measuring the compressed model", 75, 95, report),
+    )
     notes = []
     if isinstance(job.weights, AutoWeightConfig):
         notes.append(f"auto plan: {_plan_summary(layers)}")

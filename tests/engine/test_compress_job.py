@@ -35,8 +35,18 @@ def test_the_report_matches_the_model_it_compressed(byte_model_dir: Path, tmp_pa
         dtype=torch.float32,
     )
     progress: list[float] = []
-    report = run_compress(job, lambda _, percent: progress.append(percent))
+    messages: list[str] = []
+
+    def on_progress(message: str, percent: float) -> None:
+        messages.append(message)
+        progress.append(percent)
+
+    report = run_compress(job, on_progress)
     assert progress == sorted(progress) and progress[-1] == 100
+    # the measuring phases count their steps: 256 tokens in windows of 256 → 1 of 1
+    for phase in ("Measuring the uncompressed model", "Measuring the compressed model"):
+        counted = [m for m in messages if m.startswith(f"{phase}: perplexity")]
+        assert counted and counted[-1].endswith("1 of 1"), messages
     assert report.weight_bytes_before == module_bytes(original)
     compressed = {layer.name: layer for layer in report.layers if layer.scheme == "int8"}
     assert set(compressed) == set(linears) - {"lm_head"}
