@@ -540,6 +540,7 @@ def analyze(
                 if isinstance(statement, ast.ImportFrom)
                 and statement.module == "memlens.engine"
                 and not statement.level
+                and all(alias.name != "*" for alias in statement.names)
             ),
             None,
         ),

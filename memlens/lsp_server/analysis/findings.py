@@ -211,5 +211,6 @@ class Analysis:
     import_line: int = 0
     """Where a new top-level import goes: after the docstring and ``__future__`` imports."""
     engine_import: tuple[Span, tuple[str, ...]] | None = None
-    """The first top-level ``from memlens.engine import …``: its span and the names as
-    written (``load_model``, ``compress_ as c``), for quick fixes that add names to it."""
+    """The first top-level ``from memlens.engine import …`` (not ``*``): its span and the
+    names as written (``load_model``, ``compress_ as c``), for quick fixes that add names
+    to it."""

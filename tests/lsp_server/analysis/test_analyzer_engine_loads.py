@@ -106,6 +106,7 @@ def test_the_first_memlens_engine_import_is_found() -> None:
     assert names == ("compress_ as c", "load_model")
     assert span is not None and (span.start.line, span.end.line) == (2, 5)
     assert analyze("from .engine import load_model\n").engine_import is None
+    assert analyze("from memlens.engine import *\n").engine_import is None  # cannot take more
 
 
 def test_the_int4_group_as_written_is_estimated_and_a_bad_one_says_why() -> None:
