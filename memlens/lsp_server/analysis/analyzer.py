@@ -1,7 +1,8 @@
 """Python source → findings, from the text alone (``ast``; no imports of the user's code,
 no torch).
 
-Finds model loads (``X.from_pretrained``/``from_config``, ``pipeline``), layer
+Finds model loads (``X.from_pretrained``/``from_config``, ``pipeline``, memlens's
+``load_model(ID, dtype, weights=...)``), layer
 constructors inside ``nn.Module`` subclasses with their multiplicities, ``generate``
 calls, dtype changes and transformers ``*Config(...)`` constructors. Arguments count
 when they are literals, module or local constants, or simple arithmetic on them;
@@ -60,6 +61,15 @@ _CONFIG_NOT_A_MODEL = {
     "TorchAoConfig",
     "HqqConfig",
 }
+
+_LOAD_MODEL = {"memlens.engine.load_model", "memlens.engine.loading.load_model"}
+_WEIGHT_CONFIGS = {
+    f"memlens.engine{module}.{name}": scheme
+    for module in ("", ".weights.config")
+    for name, scheme in (("Int8WeightConfig", "int8"), ("Int4WeightConfig", "int4"))
+}
+_ENGINE_DEFAULT_DTYPE = "bf16"
+"""``load_model``'s dtype when the call names none (``torch.bfloat16``)."""
 
 
 def _position(lines: list[str], lineno: int, byte_col: int) -> Position:
@@ -261,6 +271,62 @@ class _Analyzer:
                 return
         if canonical in ("transformers.pipeline", "pipeline"):
             self.loads.append(self._load(call, "pipeline", "pipeline", scope))
+        elif canonical in _LOAD_MODEL:
+            self.loads.append(self._engine_load(call, canonical, scope))
+
+    def _argument(self, call: ast.Call, index: int, name: str) -> ast.expr | None:
+        keyword = _keyword(call, name)
+        if keyword is not None:
+            return keyword.value
+        return call.args[index] if len(call.args) > index else None
+
+    def _engine_load(self, call: ast.Call, loader: str, scope: Scope) -> ModelLoad:
+        """``load_model(ID, dtype, weights=...)``: ID at that dtype (bf16 when not
+        given), compressed as ``weights`` says when it is a config the analysis reads."""
+        ref_expr = self._argument(call, 0, "path")
+        ref_value = evaluate(ref_expr, scope) if ref_expr is not None else UNKNOWN
+        dtype_expr = self._argument(call, 1, "dtype")
+        weights = self._argument(call, 2, "weights")
+        quantization, group_size = self._engine_weights(weights, scope)
+        dtype_kw = _keyword(call, "dtype")
+        return ModelLoad(
+            span=self.span(call),
+            loader=loader,
+            model_ref=ref_value if isinstance(ref_value, str) else None,
+            dtype=(
+                static_dtype(dtype_expr, scope, self.index.aliases)
+                if dtype_expr is not None
+                else _ENGINE_DEFAULT_DTYPE
+            ),
+            dtype_keyword=dtype_kw.arg if dtype_kw else None,
+            dtype_span=self.span(dtype_expr) if dtype_expr is not None else None,
+            insert_at=self._insert_position(call),
+            insert_prefix=self._insert_prefix(call),
+            quantization=quantization,
+            group_size=group_size,
+            target=self.index.model_targets.get(id(call)) or self.targets.get(id(call)),
+            double_star=any(k.arg is None for k in call.keywords),
+        )
+
+    def _engine_weights(self, node: ast.expr | None, scope: Scope) -> tuple[str | None, int | None]:
+        """``Int8WeightConfig()`` → (``int8``, None); ``Int4WeightConfig(group_size=64)``
+        → (``int4``, 64), also through a name assigned once; anything else (a config
+        with other arguments, one the analysis cannot read) → (None, None): no guess."""
+        if isinstance(node, ast.Name):
+            node = scope.node(node.id)
+        if not isinstance(node, ast.Call) or node.args:
+            return None, None
+        scheme = _WEIGHT_CONFIGS.get(self.canonical(dotted_name(node.func)) or "")
+        names = {k.arg for k in node.keywords}
+        if scheme == "int8" and not names:
+            return scheme, None
+        if scheme != "int4" or not names <= {"group_size"}:
+            return None, None
+        group = _keyword(node, "group_size")
+        if group is None:
+            return scheme, None
+        size = static_int(group.value, scope)
+        return (scheme, size) if size is not None else (None, None)
 
     def _dtype_change(self, call: ast.Call, method: str, scope: Scope) -> str | None:
         if method in CAST_METHODS and not call.args and not call.keywords:
@@ -329,6 +395,15 @@ class _Analyzer:
             target=self.targets.get(id(call)),
             double_star=any(k.arg is None for k in call.keywords),
             config=config,
+            only_id_and_dtype=(
+                method == "from_pretrained"
+                and chained is None
+                and len(call.args) <= 1
+                and all(
+                    k.arg in ("pretrained_model_name_or_path", "dtype", "torch_dtype")
+                    for k in call.keywords
+                )
+            ),
         )
 
     def _pretrained_config_id(self, node: ast.expr | None, scope: Scope) -> Any:
@@ -452,4 +527,21 @@ def analyze(
             None,
         ),
         import_line=_import_line(parsed.tree, parsed.lines),
+        engine_import=next(
+            (
+                (
+                    analyzer.span(statement),
+                    tuple(
+                        alias.name + (f" as {alias.asname}" if alias.asname else "")
+                        for alias in statement.names
+                    ),
+                )
+                for statement in parsed.tree.body
+                if isinstance(statement, ast.ImportFrom)
+                and statement.module == "memlens.engine"
+                and not statement.level
+                and all(alias.name != "*" for alias in statement.names)
+            ),
+            None,
+        ),
     )

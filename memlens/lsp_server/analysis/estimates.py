@@ -17,7 +17,7 @@ from memlens.lsp_server.analysis.findings import ModelLoad
 from memlens.lsp_server.analysis.lru import Lru
 from memlens.profiler.configs import ResolvedConfig, resolve_config
 from memlens.profiler.estimate import MemoryEstimate, analytic_estimate
-from memlens.profiler.tensors import FLOAT_DTYPES, StorageDtype
+from memlens.profiler.tensors import DEFAULT_GROUP_SIZE, FLOAT_DTYPES, StorageDtype
 
 CACHE_SECONDS = 30.0
 MAX_CACHED = 1024
@@ -127,6 +127,7 @@ class Estimator:
             config_key,
             load.dtype,
             load.quantization,
+            load.group_size,
             dtype_override,
             batch,
             str(document_dir),
@@ -157,7 +158,12 @@ class Estimator:
         dtype, assumed = storage_dtype(load, config, dtype_override)
         try:
             [estimate] = analytic_estimate(
-                config, model, [dtype], bare=builds_bare_model(load), batch=batch
+                config,
+                model,
+                [dtype],
+                bare=builds_bare_model(load),
+                batch=batch,
+                group_size=DEFAULT_GROUP_SIZE if load.group_size is None else load.group_size,
             )
         except MemlensError as exc:
             return LoadEstimate(None, str(exc))

@@ -31,7 +31,8 @@ class Span:
 
 @dataclass(frozen=True)
 class ModelLoad:
-    """``X.from_pretrained(...)``, ``X.from_config(...)`` or ``pipeline(..., model=...)``."""
+    """``X.from_pretrained(...)``, ``X.from_config(...)``, ``pipeline(..., model=...)`` or
+    memlens's ``load_model(ID, dtype, weights=...)``."""
 
     span: Span
     loader: str
@@ -50,7 +51,10 @@ class ModelLoad:
     after a trailing comma, ``""`` in an empty call."""
     device_map: str | None = None
     quantization: str | None = None
-    """``int8`` or ``int4`` from ``load_in_8bit/4bit`` or a ``BitsAndBytesConfig``."""
+    """``int8`` or ``int4`` from ``load_in_8bit/4bit``, a ``BitsAndBytesConfig`` or
+    ``load_model``'s ``weights=Int8WeightConfig()``/``Int4WeightConfig(...)``."""
+    group_size: int | None = None
+    """INT4's group size as ``Int4WeightConfig(group_size=N)`` writes it; None: the default."""
     trust_remote_code: bool = False
     target: str | None = None
     """The variable the model is assigned to."""
@@ -58,6 +62,9 @@ class ModelLoad:
     """The call passes ``**kwargs``, which may already hold a dtype."""
     config: dict[str, object] | None = None
     """For ``from_config(CONFIG)``: the literal fields of that ``*Config(...)`` call."""
+    only_id_and_dtype: bool = False
+    """The call passes nothing but the model id and a dtype (no chained cast either), so
+    ``load_model`` can do the same load: the engine quick fixes rewrite only such loads."""
 
 
 @dataclass(frozen=True)
@@ -203,3 +210,7 @@ class Analysis:
     """The local name bound to the ``torch`` module (``T`` after ``import torch as T``)."""
     import_line: int = 0
     """Where a new top-level import goes: after the docstring and ``__future__`` imports."""
+    engine_import: tuple[Span, tuple[str, ...]] | None = None
+    """The first top-level ``from memlens.engine import …`` (not ``*``): its span and the
+    names as written (``load_model``, ``compress_ as c``), for quick fixes that add names
+    to it."""

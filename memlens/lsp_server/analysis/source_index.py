@@ -73,6 +73,8 @@ class SourceIndex:
     aliases: dict[str, str] = field(default_factory=dict)
     targets: dict[int, str] = field(default_factory=dict)
     """``id(value)`` of ``NAME = call(...)`` → NAME."""
+    model_targets: dict[int, str] = field(default_factory=dict)
+    """``id(call)`` of ``NAME = call(...).model`` → NAME (``load_model(...).model``)."""
     classes: list[tuple[ast.ClassDef, ScopeInfo]] = field(default_factory=list)
     calls: list[CallSite] = field(default_factory=list)
 
@@ -172,8 +174,15 @@ class _Indexer:
         if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             if direct:
                 scope.plain.append((node.targets[0].id, node.value))
-            if isinstance(node.value, ast.Call):
-                self.index.targets[id(node.value)] = node.targets[0].id
+            value = node.value
+            if isinstance(value, ast.Call):
+                self.index.targets[id(value)] = node.targets[0].id
+            elif (
+                isinstance(value, ast.Attribute)
+                and value.attr == "model"
+                and isinstance(value.value, ast.Call)
+            ):
+                self.index.model_targets[id(value.value)] = node.targets[0].id
         self.expression(node.value, scope, owner, factors)
 
     def _annotated_assign(

@@ -1,5 +1,6 @@
 """Quick fixes that set or replace the dtype of a load or of a call that builds a module
-class of the file (adding ``import torch`` when needed), or compress a loaded model."""
+class of the file (adding ``import torch`` when needed), or load and compress a model in
+one step with memlens's ``load_model``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from memlens.errors import MemlensError
 from memlens.lsp_server.analysis import ModelBuild, ModelLoad, Position, Span
-from memlens.profiler.tensors import StorageDtype
+from memlens.lsp_server.features.compress_options import int4_coverage
+from memlens.lsp_server.features.labels import weights_label
+from memlens.profiler.architectures import describe
+from memlens.profiler.tensors import DEFAULT_GROUP_SIZE, VALID_GROUP_SIZES, StorageDtype
 from memlens.units import format_bytes, format_count
 
 if TYPE_CHECKING:
@@ -61,44 +66,106 @@ def build_dtype_edits(
     return [*edits, types.TextEdit(range=ls.to_lsp_range(uri, build.cast.span), new_text=new_text)]
 
 
-ENGINE_CONFIGS = {"int8": "Int8WeightConfig()", "int4": "Int4WeightConfig(group_size=128)"}
+ENGINE_SCHEMES = ("int8", "int4")
+ENGINE_LOADER = "memlens.engine.load_model"
+_ENGINE_DTYPES = (StorageDtype.BF16, StorageDtype.FP16)
+"""The dtypes the rewrite keeps from the load; any other (fp32, ``auto``, none) becomes
+bf16, the dtype the estimate of a compressed load assumes for what stays uncompressed."""
+
+
+def int4_group(ls: MemlensServer, uri: str, load: ModelLoad) -> int:
+    """The largest INT4 group size whose every matrix's width it divides (128, 64, 32);
+    the default when none does (those matrices fall back) or the model is not known."""
+    if load.model_ref is None:
+        return DEFAULT_GROUP_SIZE
+    try:
+        resolved = ls.estimator.resolve(load.model_ref, ls.document_dir(uri))
+        spec = describe(resolved.config, source=resolved.model)
+    except MemlensError:
+        return DEFAULT_GROUP_SIZE
+    fitting = [g for g in VALID_GROUP_SIZES if not int4_coverage(spec, g)[2]]
+    return max(fitting, default=DEFAULT_GROUP_SIZE)
+
+
+def _engine_import(ls: MemlensServer, uri: str, names: tuple[str, ...]) -> types.TextEdit:
+    """Add ``names`` to the file's ``from memlens.engine import …``, or a new one."""
+    analysis = ls.analysis(uri)
+    if analysis.engine_import is None:
+        at = ls.to_lsp(uri, Position(analysis.import_line, 0))
+        return types.TextEdit(
+            range=types.Range(at, at), new_text=f"from memlens.engine import {', '.join(names)}\n"
+        )
+    span, written = analysis.engine_import
+    merged = sorted({*written, *names}, key=str.lower)
+    return types.TextEdit(
+        range=ls.to_lsp_range(uri, span), new_text=f"from memlens.engine import {', '.join(merged)}"
+    )
+
+
+def engine_load(ls: MemlensServer, uri: str, load: ModelLoad, scheme: str) -> ModelLoad:
+    """What the analysis finds once :func:`engine_edits` rewrote ``load``."""
+    group = int4_group(ls, uri, load) if scheme == "int4" else None
+    return replace(
+        load,
+        loader=ENGINE_LOADER,
+        dtype=_engine_dtype(load).value,
+        quantization=scheme,
+        group_size=group,
+    )
+
+
+def _engine_dtype(load: ModelLoad) -> StorageDtype:
+    return next((d for d in _ENGINE_DTYPES if d == load.dtype), StorageDtype.BF16)
 
 
 def engine_edits(ls: MemlensServer, uri: str, load: ModelLoad, scheme: str) -> list[types.TextEdit]:
-    """Compress the loaded model in place right after its load statement:
-    ``compress_(model, Int8WeightConfig())``, importing both from ``memlens.engine``."""
-    assert load.target is not None
-    analysis = ls.analysis(uri)
-    lines = ls.lines(uri)
-    statement_line = lines[load.span.start.line]
-    indent = statement_line[: len(statement_line) - len(statement_line.lstrip())]
-    config = ENGINE_CONFIGS[scheme]
-    end = ls.to_lsp(uri, Position(load.span.end.line, len(lines[load.span.end.line])))
-    at_import = ls.to_lsp(uri, Position(analysis.import_line, 0))
-    name = config.split("(")[0]
+    """Rewrite ``load``'s call into memlens's one-step load-and-compress,
+    ``load_model(ID, torch.bfloat16, weights=Int4WeightConfig(group_size=64)).model``,
+    importing both from ``memlens.engine`` (and ``torch`` when no name is bound to it)."""
+    assert load.model_ref is not None
+    rewritten = engine_load(ls, uri, load, scheme)
+    dtype, edits = _torch_dtype(ls, uri, _engine_dtype(load))
+    config = (
+        f"Int4WeightConfig(group_size={rewritten.group_size})"
+        if scheme == "int4"
+        else "Int8WeightConfig()"
+    )
+    ref = repr(load.model_ref) if '"' in load.model_ref else f'"{load.model_ref}"'
+    call = f"load_model({ref}, {dtype}, weights={config}).model"
     return [
-        types.TextEdit(
-            range=types.Range(at_import, at_import),
-            new_text=f"from memlens.engine import {name}, compress_\n",
-        ),
-        types.TextEdit(
-            range=types.Range(end, end), new_text=f"\n{indent}compress_({load.target}, {config})"
-        ),
+        *edits,
+        _engine_import(ls, uri, (config.split("(")[0], "load_model")),
+        types.TextEdit(range=ls.to_lsp_range(uri, load.span), new_text=call),
     ]
 
 
 def _engine_actions(
     ls: MemlensServer, uri: str, load: ModelLoad, related: list[types.Diagnostic]
 ) -> list[types.CodeAction]:
-    if load.target is None or load.loader == "pipeline" or load.quantization is not None:
+    # Only a causal LM's from_pretrained of a static id with nothing but a dtype besides
+    # it can be rewritten faithfully: load_model takes no quantization_config,
+    # device_map, trust_remote_code, revision or **kwargs, builds no pipeline, and loads
+    # a causal LM with its LM head (not a bare AutoModel, not another task's head).
+    if (
+        load.target is None
+        or load.model_ref is None
+        or not load.only_id_and_dtype
+        or load.quantization is not None
+        or not load.loader.removesuffix(".from_pretrained").endswith("ForCausalLM")
+    ):
         return []
     actions = []
-    for scheme in ENGINE_CONFIGS:
-        estimate = ls.load_estimate(uri, replace(load, quantization=scheme)).estimate
-        size = f" (≈ {format_bytes(estimate.total_bytes)})" if estimate else ""
+    for scheme in ENGINE_SCHEMES:
+        rewritten = engine_load(ls, uri, load, scheme)
+        estimate = ls.load_estimate(uri, rewritten).estimate
+        size = f" ({weights_label(estimate.weight_bytes)})" if estimate else ""
+        group = f" g{rewritten.group_size}" if rewritten.group_size else ""
         actions.append(
             types.CodeAction(
-                title=f"memlens: compress the weights to {scheme.upper()} after loading{size}",
+                title=(
+                    f"memlens: load and compress the weights to {scheme.upper()}{group} "
+                    f"in one step{size}"
+                ),
                 kind=types.CodeActionKind.QuickFix,
                 diagnostics=related or None,
                 edit=types.WorkspaceEdit(changes={uri: engine_edits(ls, uri, load, scheme)}),

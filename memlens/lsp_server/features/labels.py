@@ -11,12 +11,20 @@ from memlens.units import format_bytes, format_count
 
 
 def load_label(estimate: MemoryEstimate) -> str:
-    """``weights ≈ 12.6 GiB bf16 · KV 512.0 KiB/tok``: the inline hint, kept short (the
-    serving total and the per-block table are in hover)."""
-    label = f"{weights_label(estimate.weight_bytes)} {estimate.dtype}"
+    """``weights ≈ 12.6 GiB bf16 · KV 512.0 KiB/tok`` (``int4 g64``): the inline hint,
+    kept short (the serving total and the per-block table are in hover)."""
+    label = f"{weights_label(estimate.weight_bytes)} {dtype_label(estimate)}"
     if estimate.kv_bytes_per_token:
         label += f" · KV {format_bytes(estimate.kv_bytes_per_token)}/tok"
     return label
+
+
+def dtype_label(estimate: MemoryEstimate) -> str:
+    """``bf16``; ``int4 g64`` for INT4 with the group size asked (a matrix whose width it
+    does not divide takes a smaller one or INT8, as the estimate's notes say)."""
+    if estimate.dtype == "int4":
+        return f"int4 g{estimate.group_size}"
+    return estimate.dtype
 
 
 def weights_label(num_bytes: int) -> str:
