@@ -75,3 +75,22 @@ def apply_edits(text: str, edits: list[types.TextEdit]) -> str:
         end = offsets[edit.range.end.line] + edit.range.end.character
         text = text[:start] + edit.new_text + text[end:]
     return text
+
+
+async def pulled_diagnostics(client: LanguageClient, uri: str) -> list[types.Diagnostic]:
+    """The document's diagnostics, pulled."""
+    report = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
+    )
+    assert isinstance(report, types.RelatedFullDocumentDiagnosticReport)
+    return list(report.items)
+
+
+async def hints_by_target(client: LanguageClient, uri: str, text: str) -> dict[str, str]:
+    """Each hinted line's assignment target (or its whole text) → the hint's label."""
+    lines = text.splitlines()
+    whole = types.Range(types.Position(0, 0), types.Position(len(lines), 0))
+    hints = await client.text_document_inlay_hint_async(
+        types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=whole)
+    )
+    return {lines[h.position.line].split(" = ")[0].strip(): str(h.label) for h in hints or []}

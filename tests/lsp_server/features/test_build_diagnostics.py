@@ -11,29 +11,11 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from memlens.units import format_bytes, format_count
-from tests.support.lsp_client import apply_edits, open_document
+from tests.support.lsp_client import apply_edits, hints_by_target, open_document, pulled_diagnostics
 from tests.support.meta_truth import build_on_meta, run_on_meta, torch_size
 from tests.support.model_sources import NAMED_CONFIGS
 
 SEVEN = 'seven = Transformer.from_name("7B")'
-
-
-async def _diagnostics(client: LanguageClient, uri: str) -> list[types.Diagnostic]:
-    report = await client.text_document_diagnostic_async(
-        types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
-    )
-    assert isinstance(report, types.RelatedFullDocumentDiagnosticReport)
-    return list(report.items)
-
-
-async def _hints(client: LanguageClient, uri: str, text: str) -> dict[str, str]:
-    """Each hinted line's assignment target (or its whole text) → the hint's label."""
-    lines = text.splitlines()
-    whole = types.Range(types.Position(0, 0), types.Position(len(lines), 0))
-    hints = await client.text_document_inlay_hint_async(
-        types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=whole)
-    )
-    return {lines[h.position.line].split(" = ")[0].strip(): str(h.label) for h in hints or []}
 
 
 def _change(client: LanguageClient, uri: str, text: str, version: int) -> None:
@@ -62,7 +44,7 @@ async def test_a_7b_build_in_fp32_is_flagged_and_each_cast_fix_reaches_its_promi
     client: LanguageClient, workspace: Path
 ) -> None:
     uri = open_document(client, workspace / "build_7b.py", NAMED_CONFIGS)
-    found = await _diagnostics(client, uri)
+    found = await pulled_diagnostics(client, uri)
     by_code = {d.code: d for d in found}
     assert set(by_code) == {"over-budget", "fp32-load"}
     line = NAMED_CONFIGS.splitlines().index(SEVEN)
@@ -87,8 +69,8 @@ async def test_a_7b_build_in_fp32_is_flagged_and_each_cast_fix_reaches_its_promi
         _change(client, uri, fixed, version)
         promised = casts[name].title.split("(")[-1].rstrip(")")
         assert promised == f"{format_count(params)} params · {format_bytes(size // 2)}"
-        assert (await _hints(client, uri, fixed))["seven"] == f"{promised} {dtype}"
-        assert await _diagnostics(client, uri) == []
+        assert (await hints_by_target(client, uri, fixed))["seven"] == f"{promised} {dtype}"
+        assert await pulled_diagnostics(client, uri) == []
 
 
 async def test_cast_fixes_replace_a_chained_cast_and_keep_a_device_move(
@@ -119,7 +101,7 @@ async def test_cast_fixes_replace_a_chained_cast_and_keep_a_device_move(
         fixed = apply_edits(text, bf16.edit.changes[uri])
         assert f"{target} = {after}" in fixed.splitlines()
         _change(client, uri, fixed, version)
-        hint = (await _hints(client, uri, fixed))[target]
+        hint = (await hints_by_target(client, uri, fixed))[target]
         assert hint == bf16.title.split("(")[-1].rstrip(")") + " bf16"
         _change(client, uri, text, version + 10)
 
@@ -129,5 +111,5 @@ async def test_a_build_under_set_default_dtype_is_not_flagged(
 ) -> None:
     text = NAMED_CONFIGS.replace(SEVEN, f"torch.set_default_dtype(torch.bfloat16)\n{SEVEN}")
     uri = open_document(client, workspace / "build_default.py", text)
-    assert await _diagnostics(client, uri) == []
-    assert (await _hints(client, uri, text))["seven"].endswith(" bf16")
+    assert await pulled_diagnostics(client, uri) == []
+    assert (await hints_by_target(client, uri, text))["seven"].endswith(" bf16")

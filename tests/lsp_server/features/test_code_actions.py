@@ -9,7 +9,7 @@ from pathlib import Path
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.support.lsp_client import apply_edits, open_document
+from tests.support.lsp_client import apply_edits, hints_by_target, open_document, pulled_diagnostics
 
 
 async def actions_at(
@@ -75,24 +75,6 @@ async def test_no_dtype_fix_next_to_double_star_kwargs(
     assert not [a for a in actions if "load in" in a.title]
 
 
-async def _diagnostics(client: LanguageClient, uri: str) -> list[types.Diagnostic]:
-    report = await client.text_document_diagnostic_async(
-        types.DocumentDiagnosticParams(text_document=types.TextDocumentIdentifier(uri=uri))
-    )
-    assert isinstance(report, types.RelatedFullDocumentDiagnosticReport)
-    return list(report.items)
-
-
-async def _hints(client: LanguageClient, uri: str, text: str) -> dict[str, str]:
-    """Each hinted line's assignment target → the hint's label."""
-    lines = text.splitlines()
-    whole = types.Range(types.Position(0, 0), types.Position(len(lines), 0))
-    hints = await client.text_document_inlay_hint_async(
-        types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=whole)
-    )
-    return {lines[h.position.line].split(" = ")[0].strip(): str(h.label) for h in hints or []}
-
-
 SERVE = (
     '"""Serve a chat model."""\n\nimport torch\n'
     "from transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
@@ -108,7 +90,7 @@ async def test_engine_quick_fixes_load_compressed_in_one_step_and_keep_their_pro
 ) -> None:
     for version, scheme in enumerate(("INT8", "INT4"), 2):
         uri = open_document(client, workspace / f"serve_{scheme}.py", SERVE)
-        found = await _diagnostics(client, uri)
+        found = await pulled_diagnostics(client, uri)
         assert {"over-budget", "fp32-load"} <= {d.code for d in found}
         line = SERVE.splitlines().index(next(ln for ln in SERVE.splitlines() if "model =" in ln))
         at = types.Range(types.Position(line, 10), types.Position(line, 10))
@@ -142,8 +124,9 @@ async def test_engine_quick_fixes_load_compressed_in_one_step_and_keep_their_pro
         promised = fix.title.split("(")[-1].rstrip(")")
         assert promised.startswith("weights ≈ ")
         shown = "int4 g128" if scheme == "INT4" else "int8"
-        assert (await _hints(client, uri, fixed))["model"].startswith(f"{promised} {shown} · KV ")
-        codes = {d.code for d in await _diagnostics(client, uri)}
+        hint = (await hints_by_target(client, uri, fixed))["model"]
+        assert hint.startswith(f"{promised} {shown} · KV ")
+        codes = {d.code for d in await pulled_diagnostics(client, uri)}
         assert not codes & {"over-budget", "fp32-load"}, codes
 
 
