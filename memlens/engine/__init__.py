@@ -17,8 +17,9 @@ nor transformers, so the CLI and the worker pay for them only when they run a mo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from memlens._lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from memlens.engine.compress_job import CompressionReport, CompressJob, run_compress
@@ -129,15 +130,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Import the module owning ``name`` on first use and return the name from it."""
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _MODULES, __all__)
