@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from memlens.lsp_server.analysis import ModelBuild
-from memlens.lsp_server.features.diagnostics import FP32_WARNING_PARAMS, SOURCE, Problem
+from memlens.lsp_server.features.diagnostics import FP32_WARNING_PARAMS, Problem
 from memlens.units import format_bytes, format_count
 
 if TYPE_CHECKING:
@@ -85,15 +85,9 @@ def _over_budget(ls: MemlensServer, build: ModelBuild) -> Problem | None:
 
 def build_diagnostics(ls: MemlensServer, uri: str, build: ModelBuild) -> list[types.Diagnostic]:
     """Every diagnostic one build earns."""
+    where = ls.to_lsp_range(uri, build.span)
     return [
-        types.Diagnostic(
-            range=ls.to_lsp_range(uri, build.span),
-            message=problem.message,
-            severity=problem.severity,
-            source=SOURCE,
-            code=code,
-            data=problem.data,
-        )
+        problem.diagnostic(where, code)
         for code, check in BUILD_CHECKS.items()
         if (problem := check(ls, build)) is not None
     ]

@@ -41,6 +41,17 @@ class Problem:
     severity: types.DiagnosticSeverity
     data: dict[str, object] | None = None
 
+    def diagnostic(self, where: types.Range, code: str) -> types.Diagnostic:
+        """This problem as memlens's diagnostic ``code`` over ``where``."""
+        return types.Diagnostic(
+            range=where,
+            message=self.message,
+            severity=self.severity,
+            source=SOURCE,
+            code=code,
+            data=self.data,
+        )
+
 
 LoadCheck = Callable[["MemlensServer", str, ModelLoad, LoadEstimate], Problem | None]
 """A check of one load (in the document at a URI, with its analytic estimate)."""
@@ -136,15 +147,9 @@ def _over_budget(
 def load_diagnostics(ls: MemlensServer, uri: str, load: ModelLoad) -> list[types.Diagnostic]:
     """Every diagnostic one model load earns."""
     result = ls.load_estimate(uri, load)
+    where = ls.to_lsp_range(uri, load.span)
     return [
-        types.Diagnostic(
-            range=ls.to_lsp_range(uri, load.span),
-            message=problem.message,
-            severity=problem.severity,
-            source=SOURCE,
-            code=code,
-            data=problem.data,
-        )
+        problem.diagnostic(where, code)
         for code, check in LOAD_CHECKS.items()
         if (problem := check(ls, uri, load, result)) is not None
     ]
