@@ -59,6 +59,23 @@ export class Workbench {
     return this.page.locator(".editor-instance .view-line").filter({ hasText: text });
   }
 
+  /**
+   * Opens the quick-fix menu on the line holding `line` and applies the action titled `title`.
+   * Asks again until the action is offered: right after a window reload the language server
+   * is still starting, and VS Code answers the first Ctrl+. with an empty menu.
+   */
+  async applyQuickFix(line: string, title: string): Promise<void> {
+    const action = this.page.locator(".action-widget .monaco-list-row, .context-view .action-label").filter({ hasText: title }).first();
+    await this.until(async () => {
+      await this.line(line).click();
+      await this.page.keyboard.press("Control+.");
+      const offered = await action.waitFor({ timeout: 5_000 }).then(() => true, () => false);
+      if (!offered) await this.page.keyboard.press("Escape");
+      return offered;
+    }, `the quick fix "${title}"`);
+    await action.click();
+  }
+
   /** Waits until `condition` holds (polled: VS Code gives no event for most of its DOM). */
   async until(condition: () => Promise<boolean>, what: string): Promise<void> {
     const deadline = Date.now() + STEP_MS;
