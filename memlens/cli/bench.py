@@ -14,6 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from memlens.cli.output import stdout_console
 from memlens.cli.progress import progress_bar
 from memlens.errors import UsageError
 from memlens.profiler.configs import resolve_config
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump({**payload, "results": [r.to_json() for r in results]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        render(args.model, bandwidth, results, Console())
+        render(args.model, bandwidth, results, stdout_console())
     return 0
 
 

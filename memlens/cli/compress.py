@@ -15,6 +15,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from memlens.cli.output import stdout_console
 from memlens.cli.progress import progress_bar
 from memlens.errors import UsageError
 from memlens.profiler.layer_groups import format_indices
@@ -30,10 +31,6 @@ NAME = "compress"
 HELP = "compress a local model's weights (INT8, INT4, low-rank or auto) and measure the cost"
 _DTYPES = (StorageDtype.BF16, StorageDtype.FP32)
 """The dtypes ``--dtype`` offers for the uncompressed model (fp16 is not one)."""
-
-
-_PIPE_WIDTH = 120
-"""Columns of the report when stdout is not a terminal."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump(report.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        # off a terminal rich assumes 80 columns and would fold the layer names
-        console = Console() if sys.stdout.isatty() else Console(width=_PIPE_WIDTH)
+        console = stdout_console()
         render(report, console, per_layer=args.per_layer)
     return 0
 

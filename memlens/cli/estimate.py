@@ -11,6 +11,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from memlens.cli.output import stdout_console
 from memlens.cli.training_options import add_training_arguments, config_from_args, render_training
 from memlens.errors import UnsupportedArchitectureError
 from memlens.profiler.configs import ResolvedConfig, resolve_config
@@ -73,7 +74,7 @@ def _training_run(args: argparse.Namespace, resolved: ResolvedConfig) -> int:
         json.dump(estimate.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        render_training(estimate, Console())
+        render_training(estimate, stdout_console())
     return 0
 
 
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump([e.to_json() for e in estimates], sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        render(estimates, resolved, Console())
+        render(estimates, resolved, stdout_console())
     return 0
 
 

@@ -1,4 +1,5 @@
-"""What the tracing commands print: JSON documents on stdout, and plain rich tables."""
+"""What the commands print on stdout: JSON documents, plain rich tables, and the console
+that prints tables readably whether stdout is a terminal or a pipe."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
+
+PIPE_WIDTH = 200
+"""Columns of a table printed when stdout is not a terminal: rich would assume 80 there and
+cut every column of a wide table to a few characters."""
 
 
 def emit_json(payload: Any) -> None:
@@ -26,3 +32,10 @@ def plain_table(title: str, columns: Iterable[str]) -> Table:
     for column in columns:
         table.add_column(column)
     return table
+
+
+def stdout_console() -> Console:
+    """The console for stdout: the terminal's width on a terminal, :data:`PIPE_WIDTH` off one."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=PIPE_WIDTH)

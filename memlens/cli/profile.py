@@ -13,6 +13,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from memlens.cli.output import stdout_console
 from memlens.cli.progress import progress_bar
 from memlens.cli.training_options import add_training_arguments, config_from_args
 from memlens.errors import UsageError
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         json.dump({"model": args.model, **measured.to_json()}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        render(args.model, measured, Console())
+        render(args.model, measured, stdout_console())
     return 0
 
 
@@ -125,7 +126,7 @@ def _train_run(args: argparse.Namespace) -> int:
     for name, predicted, actual, is_bytes in rows:
         show = format_bytes if is_bytes else format_count
         table.add_row(name, show(predicted), show(actual))
-    Console().print(table)
+    stdout_console().print(table)
     return 0
 
 

@@ -8,7 +8,7 @@ import re
 import time
 from pathlib import Path
 
-from memlens.cli.output import emit_json, plain_table
+from memlens.cli.output import emit_json, plain_table, stdout_console
 from memlens.errors import UsageError
 
 NAME = "topology"
@@ -34,7 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the service edges of spans that started within the window."""
-    from rich.console import Console
 
     from memlens.tracing.store import TraceStore
     from memlens.tracing.topology import service_graph
@@ -60,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
             f"{e.p95_ms:.1f}",
             style="red" if e.errors else None,
         )
-    Console().print(table)
+    stdout_console().print(table)
     return 0

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memlens.cli.output import emit_json, plain_table
+from memlens.cli.output import emit_json, plain_table, stdout_console
 from memlens.errors import UsageError
 
 if TYPE_CHECKING:
@@ -104,7 +104,6 @@ def _trace(store: TraceStore, args: argparse.Namespace, base: str | None) -> Non
 
 
 def _print_waterfall(trace_id: str, rows: list[WaterfallRow], base: str | None) -> None:
-    from rich.console import Console
 
     from memlens.tracing import jaeger
 
@@ -125,7 +124,7 @@ def _print_waterfall(trace_id: str, rows: list[WaterfallRow], base: str | None) 
             code,
             style=style,
         )
-    console = Console()
+    console = stdout_console()
     console.print(table)
     link = jaeger.trace_link(base, trace_id)
     if link:
@@ -134,7 +133,6 @@ def _print_waterfall(trace_id: str, rows: list[WaterfallRow], base: str | None) 
 
 def _code_locations(store: TraceStore, args: argparse.Namespace) -> None:
     """``--code [PATH]``: spans per code location, optionally of one file."""
-    from rich.console import Console
 
     from memlens.tracing.topology import code_index
 
@@ -155,12 +153,11 @@ def _code_locations(store: TraceStore, args: argparse.Namespace) -> None:
             f"{st.p95_ms:.1f}",
             st.latest_trace_id,
         )
-    Console().print(table)
+    stdout_console().print(table)
 
 
 def _recent(store: TraceStore, args: argparse.Namespace, base: str | None) -> None:
     """No mode option: the most recent traces."""
-    from rich.console import Console
 
     from memlens.tracing import jaeger
     from memlens.tracing.topology import recent_traces
@@ -190,4 +187,4 @@ def _recent(store: TraceStore, args: argparse.Namespace, base: str | None) -> No
             f"{t.duration_ms:.1f}",
             style="red" if t.errors else None,
         )
-    Console().print(table)
+    stdout_console().print(table)

@@ -14,12 +14,13 @@ import pytest
 from benchmarks.fixtures.byte_llama_model import fixture_dir
 
 
-def memlens(*args: str) -> subprocess.CompletedProcess[str]:
+def memlens(*args: str, columns: str | None = "160") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     return subprocess.run(
         [sys.executable, "-m", "memlens", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, "COLUMNS": "160"},
+        env=env if columns is None else {**env, "COLUMNS": columns},
     )
 
 
@@ -52,6 +53,22 @@ def test_estimate_train_table_shows_blocks_and_the_peak() -> None:
     assert "model.layers.0–31 ×32" in result.stdout
     assert "per device (8 × zero3)" in result.stdout
     assert "step peak" in result.stdout
+
+
+def test_piped_table_keeps_every_column_whole() -> None:
+    """Regression: piped to a file, rich assumed 80 columns and cut every header and figure
+    of the nine-column training table to a few characters (``traina…``, ``22.3 G…``)."""
+    result = memlens(
+        "estimate", "mistralai/Mixtral-8x7B-v0.1", "--offline", "--train", "qlora:r16",
+        "--batch", "1", "--seq", "512", columns=None,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "trainable" in line)
+    assert header.split() == [
+        "block", "trainable", "weights", "adapters", "grads", "optim", "master", "saved",
+        "saved", "(ckpt)",
+    ]  # fmt: skip
+    assert "…" not in result.stdout
 
 
 @pytest.mark.parametrize(
