@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from memlens.errors import UsageError
+from memlens.train.adamw_update import adamw_update_
 
 
 class CpuOffloadAdamW(torch.optim.Optimizer):
@@ -66,7 +67,6 @@ class CpuOffloadAdamW(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
             for param in group["params"]:
                 event = self._ready.pop(param, None)
                 if event is None:
@@ -74,13 +74,7 @@ class CpuOffloadAdamW(torch.optim.Optimizer):
                 event.synchronize()
                 state: dict[str, Any] = self.state[param]
                 state["step"] += 1
-                grad, master = state["grad"], state["master"]
-                state["exp_avg"].mul_(beta1).add_(grad, alpha=1 - beta1)
-                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                bias1 = 1 - beta1 ** state["step"]
-                bias2 = 1 - beta2 ** state["step"]
-                denom = (state["exp_avg_sq"] / bias2).sqrt_().add_(group["eps"])
-                master.mul_(1 - group["lr"] * group["weight_decay"])
-                master.addcdiv_(state["exp_avg"], denom, value=-group["lr"] / bias1)
+                master, moments = state["master"], (state["exp_avg"], state["exp_avg_sq"])
+                adamw_update_(master, *moments, state["grad"], state["step"], group)
                 param.copy_(master, non_blocking=True)
         return loss

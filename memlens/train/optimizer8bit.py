@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from memlens.errors import UsageError
+from memlens.train.adamw_update import adamw_update_
 
 _DECADES = 7  # 1e-6 … 1: the dynamic range the code covers below each block's maximum
 
@@ -135,7 +136,6 @@ class AdamW8bit(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
             for param in group["params"]:
                 if param.grad is None:
                     continue
@@ -143,23 +143,14 @@ class AdamW8bit(torch.optim.Optimizer):
                 if not state:
                     state.update(self._init_state(param))
                 state["step"] += 1
-                step = state["step"]
                 m_store, v_store = state["exp_avg"], state["exp_avg_sq"]
                 quantized = isinstance(m_store, BlockQuantized)
                 m = m_store.load() if quantized else m_store
                 v = v_store.load() if quantized else v_store
-                grad = param.grad.float()
-                m.mul_(beta1).add_(grad, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                adamw_update_(param, m, v, param.grad.float(), state["step"], group)
                 if quantized:
                     m_store.store(m)
                     v_store.store(v)
-                bias1 = 1 - beta1**step
-                bias2 = 1 - beta2**step
-                denom = (v / bias2).sqrt_().add_(group["eps"])
-                update = (m / bias1) / denom
-                param.mul_(1 - group["lr"] * group["weight_decay"])
-                param.add_(update.to(param.dtype), alpha=-group["lr"])
         return loss
 
     def state_bytes(self) -> int:
