@@ -241,9 +241,11 @@ def _export_after(data: TokenData) -> Callable[[nn.Module, Any], dict[str, Any]]
 def _prune_after(data: TokenData) -> Callable[[nn.Module, Any], dict[str, Any]]:
     def after(model: nn.Module, gates: Any) -> dict[str, Any]:
         before = parameter_count(model)
+        with gates.opened():  # the trained model, nothing removed
+            dense = eval_loss(model, data)
         pruned = prune(model, gates)
         return {
-            "eval_loss_gated": eval_loss(model, data),
+            "eval_loss_dense": dense,
             "eval_loss_after": eval_loss(pruned, data),
             "parameters_after": parameter_count(pruned),
             "parameters_removed": 1 - parameter_count(pruned) / before,
@@ -345,7 +347,7 @@ def _print(console: Console, rows: list[dict[str, Any]]) -> None:
             "eval_loss_bf16",
             "eval_loss_ptq_int4",
             "eval_loss_exported_int4",
-            "eval_loss_gated",
+            "eval_loss_dense",
         ):
             if key in row:
                 notes.append(f"{key.removeprefix('eval_loss_')} {row[key]:.4f}")

@@ -26,9 +26,15 @@ INT8_K_MULTIPLE = 8
 """``_weight_int8pack_mm`` reads K in blocks of 8: other K crash or go wrong for M > 1."""
 
 
+INT8_ALIGNMENT = 64
+"""Bytes the weight's address must be a multiple of: on AVX-512 CPUs the kernel crashes the
+process (segmentation fault) on a weight that starts 8 bytes off, as safetensors' reader
+leaves tensors after a header of arbitrary length."""
+
+
 def int8_fits(q: torch.Tensor) -> bool:
     """Whether the packed kernel can take this weight."""
-    return q.shape[1] % INT8_K_MULTIPLE == 0
+    return q.shape[1] % INT8_K_MULTIPLE == 0 and q.data_ptr() % INT8_ALIGNMENT == 0
 
 
 def int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """The training loop the techniques compose in: next-token loss on random windows,
-optional gradient checkpointing, INT8 saved activations and L0 gates, any registered
+optional gradient checkpointing, INT8 saved activations and L0 gates (fixed at what pruning
+keeps for their last `recover_fraction` of the steps), any registered
 optimizer; per-step progress and a final :class:`TrainReport`.
 
 Peak memory is measured on the second step, when the optimizer state exists and stays
@@ -139,6 +140,11 @@ def _parameter_groups(model: nn.Module, gates: PruningGates | None) -> list[dict
     return groups
 
 
+def _recovering(gates: PruningGates, step: int, steps: int) -> bool:
+    """Whether ``step`` (from 1) lies in the last ``recover_fraction`` of ``steps``."""
+    return step > steps - round(steps * gates.config.recover_fraction)
+
+
 def train(
     model: nn.Module,
     data: TokenData,
@@ -154,7 +160,8 @@ def train(
         if not callable(enable):
             raise UsageError(f"{type(model).__name__} has no gradient checkpointing")
         enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    before = eval_loss(model, data)
+    with gates.opened() if gates is not None else contextlib.nullcontext():
+        before = eval_loss(model, data)
     optimizer = build_optimizer(config.optimizer, _parameter_groups(model, gates), config.lr)
     model.train()
     if gates is not None:
@@ -164,6 +171,8 @@ def train(
     peak = gradient_bytes = 0
     started = time.perf_counter()
     for step in range(1, config.steps + 1):
+        if gates is not None and not gates.fixed and _recovering(gates, step, config.steps):
+            gates.fix_()
         windows = data.batch(config.batch_size, generator)
 
         def one_step(windows: torch.Tensor = windows) -> tuple[float, SavedBytes, int]:

@@ -4,9 +4,12 @@
 attention output before ``o_proj``) and on every MLP channel (scaling ``down_proj``'s
 input). While training, gates are sampled from the hard-concrete distribution and
 :meth:`PruningGates.penalty` pulls the expected share of gated parameters that are
-switched off towards the target sparsity. :func:`prune` then removes the weakest heads
-and channels physically: the result is a smaller dense model of the same transformers
-class, its config updated, that saves, loads and estimates like any other.
+switched off towards the target sparsity. For the last ``recover_fraction`` of the steps
+the gates are fixed (:meth:`PruningGates.fix_`) at what pruning will keep, so the remaining
+weights learn to do without what is removed. In eval mode the gates are those hard values:
+the gated model computes what the pruned one will. :func:`prune` then removes the weakest
+heads and channels physically: the result is a smaller dense model of the same
+transformers class, its config updated, that saves, loads and estimates like any other.
 
 transformers configs hold one head count and one MLP width for all layers, so every
 layer keeps the same number of heads (per key/value group, with grouped-query
@@ -17,8 +20,10 @@ llama, mistral, qwen2 and similar families.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,11 +51,18 @@ class PruneConfig:
     """Learning rate of the gates' log-alpha (they must move within a short run)."""
     init_log_alpha: float = 3.0
     """Initial log-alpha: gates start almost surely open."""
-    version: int = 1
+    recover_fraction: float = 0.25
+    """Share of the training steps, at the end, trained with the gates fixed at what
+    pruning keeps (the rest closed): the kept weights recover from the removal."""
+    version: int = 2
 
     def __post_init__(self) -> None:
         if not 0 < self.sparsity < 1:
             raise UsageError(f"the pruning sparsity must lie in (0, 1), got {self.sparsity}")
+        if not 0 <= self.recover_fraction < 1:
+            raise UsageError(
+                f"the recovery share of the steps must lie in [0, 1), got {self.recover_fraction}"
+            )
         if self.penalty < 0 or self.gate_lr <= 0:
             raise UsageError("the pruning penalty must be ≥ 0 and the gate learning rate > 0")
 
@@ -63,13 +75,22 @@ class L0Gate(nn.Module):
         self.log_alpha = nn.Parameter(torch.full(shape, init))
 
     def forward(self) -> torch.Tensor:
-        """Gate values in [0, 1]: sampled while training, deterministic in eval mode."""
+        """Gate values in [0, 1]: sampled while training, their median in eval mode."""
         if self.training:
             u = torch.rand_like(self.log_alpha).clamp(1e-6, 1 - 1e-6)
             s = torch.sigmoid((u.log() - (1 - u).log() + self.log_alpha) / _BETA)
         else:
             s = torch.sigmoid(self.log_alpha)
         return (s * (_ZETA - _GAMMA) + _GAMMA).clamp(0, 1)
+
+    def kept(self, count: int, groups: int = 1) -> torch.Tensor:
+        """Indices of the ``count`` largest gates of each row's ``groups`` equal parts,
+        ascending: ``(rows, groups · count)``."""
+        rows = self.log_alpha.detach().view(self.log_alpha.shape[0], groups, -1)
+        per_group = rows.shape[-1]
+        top = rows.topk(count, dim=-1).indices.sort(dim=-1).values  # (rows, groups, count)
+        offsets = torch.arange(groups)[None, :, None] * per_group
+        return (top + offsets).flatten(1)
 
     def open_probability(self) -> torch.Tensor:
         """``P(gate ≠ 0)`` per gate (differentiable)."""
@@ -124,6 +145,7 @@ class PruningGates(nn.Module):
         s = self.shape
         self.heads = L0Gate((s.layers, s.heads), config.init_log_alpha)
         self.channels = L0Gate((s.layers, s.intermediate), config.init_log_alpha)
+        self._fixed: tuple[torch.Tensor, torch.Tensor] | None = None
         self._handles: list[Any] = []
         for index, block in enumerate(_blocks(model)):
             attn_out: nn.Module = block.self_attn.o_proj  # type: ignore[union-attr, assignment]
@@ -135,7 +157,7 @@ class PruningGates(nn.Module):
     def _gate_heads(self, index: int) -> Any:
         def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
             x = args[0]  # (B, T, H·D)
-            z = self.heads()[index]  # (H,)
+            z = self.values()[0][index]  # (H,)
             heads = x.view(*x.shape[:-1], self.shape.heads, self.shape.head_dim)  # (B, T, H, D)
             gated = heads * z[:, None].to(x.dtype)
             return (gated.flatten(-2), *args[1:])  # (B, T, H·D)
@@ -145,9 +167,66 @@ class PruningGates(nn.Module):
     def _gate_channels(self, index: int) -> Any:
         def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
             x = args[0]  # (B, T, I)
-            return (x * self.channels()[index].to(x.dtype), *args[1:])
+            return (x * self.values()[1][index].to(x.dtype), *args[1:])
 
         return hook
+
+    def values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Head and channel gate values, ``(L, H)`` and ``(L, I)``: sampled while training
+        and not fixed; else the hard values pruning leaves (the median of each kept gate,
+        0 for every removed one)."""
+        if self._fixed is not None:
+            return self._fixed
+        if self.training:
+            return self.heads(), self.channels()
+        return self._hard_values()
+
+    def kept(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices of the query heads ``(L, kept heads)`` and MLP channels ``(L, kept
+        channels)`` pruning keeps: the largest gates, as many as the target allows."""
+        heads_kept, channels_kept = _kept_counts(self)
+        s = self.shape
+        groups = s.kv_heads if s.heads // s.kv_heads > 1 else 1
+        return self.heads.kept(heads_kept, groups), self.channels.kept(channels_kept)
+
+    @torch.no_grad()
+    def _hard_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        was_training = self.training
+        self.heads.eval()
+        self.channels.eval()
+        heads, channels = self.kept()
+        hard = tuple(
+            torch.zeros_like(z).scatter_(1, index, z.gather(1, index))
+            for z, index in ((self.heads(), heads), (self.channels(), channels))
+        )
+        self.heads.train(was_training)
+        self.channels.train(was_training)
+        return hard[0], hard[1]
+
+    def fix_(self) -> None:
+        """From now on, train and evaluate with the hard values pruning leaves (the gates
+        stop learning; :meth:`penalty` is 0)."""
+        self._fixed = self._hard_values()
+        for param in self.parameters():
+            param.requires_grad_(False)
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[None]:
+        """Every gate fully open inside the block: the model as it was before gating."""
+        kept = self._fixed
+        self._fixed = (
+            torch.ones_like(self.heads.log_alpha),
+            torch.ones_like(self.channels.log_alpha),
+        )
+        try:
+            yield
+        finally:
+            self._fixed = kept
+
+    @property
+    def fixed(self) -> bool:
+        """Whether :meth:`fix_` has run."""
+        return self._fixed is not None
 
     def _weights(self) -> tuple[float, float]:
         """Parameters one head gate and one channel gate switch off."""
@@ -164,7 +243,10 @@ class PruningGates(nn.Module):
         return closed / total
 
     def penalty(self) -> torch.Tensor:
-        """``penalty · (expected sparsity - target)²``, added to the training loss."""
+        """``penalty · (expected sparsity - target)²``, added to the training loss (0 once
+        the gates are fixed)."""
+        if self._fixed is not None:
+            return torch.zeros(())
         gap = self.expected_sparsity() - self.config.sparsity
         return self.config.penalty * gap * gap
 
@@ -189,10 +271,6 @@ def _kept_counts(gates: PruningGates) -> tuple[int, int]:
     return heads_kept, max(_CHANNEL_MULTIPLE, min(s.intermediate, channels))
 
 
-def _top(scores: torch.Tensor, k: int) -> torch.Tensor:
-    return scores.topk(k).indices.sort().values
-
-
 @torch.no_grad()
 def prune(model: nn.Module, gates: PruningGates) -> nn.Module:
     """A new, smaller dense model of ``model``'s class: per layer the heads and channels
@@ -203,18 +281,14 @@ def prune(model: nn.Module, gates: PruningGates) -> nn.Module:
     s = gates.shape
     gates.remove_hooks()
     gates.eval()
-    head_z, channel_z = gates.heads().detach(), gates.channels().detach()  # (L, H), (L, I)
-    heads_kept, channels_kept = _kept_counts(gates)
+    head_z, channel_z = gates.values()  # (L, H), (L, I)
+    kept_heads, kept_channels = gates.kept()  # (L, kept heads), (L, kept channels)
     grouped = s.heads // s.kv_heads > 1
-    per_group = s.heads // s.kv_heads if grouped else s.heads
     state = {k: v.detach() for k, v in model.state_dict().items()}
     d = s.head_dim
     for index in range(s.layers):
         prefix = f"model.layers.{index}."
-        scores = gates.heads.log_alpha[index].view(-1, per_group)  # (groups, per_group)
-        heads = torch.cat(
-            [g * per_group + _top(row, heads_kept) for g, row in enumerate(scores)]
-        )  # query heads kept, in order
+        heads = kept_heads[index]
         rows = (heads[:, None] * d + torch.arange(d)).reshape(-1)  # (kept·D,)
         _select(state, prefix + "self_attn.q_proj", rows, dim=0)
         if not grouped:
@@ -222,15 +296,15 @@ def prune(model: nn.Module, gates: PruningGates) -> nn.Module:
             _select(state, prefix + "self_attn.v_proj", rows, dim=0)
         scale = head_z[index, heads].repeat_interleave(d)  # (kept·D,)
         _select(state, prefix + "self_attn.o_proj", rows, dim=1, scale=scale)
-        channels = _top(gates.channels.log_alpha[index], channels_kept)
+        channels = kept_channels[index]
         _select(state, prefix + "mlp.gate_proj", channels, dim=0)
         _select(state, prefix + "mlp.up_proj", channels, dim=0)
         _select(state, prefix + "mlp.down_proj", channels, dim=1, scale=channel_z[index, channels])
     config: Any = copy.deepcopy(model.config)
-    config.num_attention_heads = heads_kept * (s.kv_heads if grouped else 1)
-    config.num_key_value_heads = s.kv_heads if grouped else heads_kept
+    config.num_attention_heads = kept_heads.shape[1]
+    config.num_key_value_heads = s.kv_heads if grouped else kept_heads.shape[1]
     config.head_dim = d
-    config.intermediate_size = channels_kept
+    config.intermediate_size = kept_channels.shape[1]
     with no_init_weights():
         pruned: nn.Module = type(model)(config)
     pruned.load_state_dict(state, strict=True)

@@ -24,6 +24,20 @@ def test_int8_matmul_matches_reference(m: int, k: int, n: int, dtype: torch.dtyp
     torch.testing.assert_close(int8_matmul(x, q, scale, KernelPreference.REFERENCE), expected)
 
 
+def test_int8_matmul_takes_a_weight_8_bytes_off_alignment() -> None:
+    """Regression: a weight read by safetensors' loader started 8 bytes past a 64-byte
+    boundary and ``_weight_int8pack_mm`` killed the process on an AVX-512 CPU; the gate now
+    sends such a weight to the reference."""
+    generator = torch.Generator().manual_seed(8)
+    q, scale = formats.quantize_int8_weight(torch.randn(256, 256, generator=generator))
+    storage = torch.empty(q.numel() + 8, dtype=torch.int8)
+    storage[8:] = q.flatten()
+    shifted = storage[8:].view(256, 256)  # (N, K), 8 bytes off
+    assert not cpu.int8_fits(shifted) and cpu.int8_fits(q)
+    x = torch.randn(27, 256, generator=generator).to(torch.bfloat16)  # (M, K), M > 1
+    torch.testing.assert_close(int8_matmul(x, shifted, scale), reference.int8_matmul(x, q, scale))
+
+
 @pytest.mark.parametrize(("m", "k", "n"), SHAPES)
 @pytest.mark.parametrize("group", [32, 64])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -1,6 +1,7 @@
 """L0-gated structured pruning: gates start open, the pruned model is a smaller dense
 model of the same class whose parameter count is what ``memlens estimate`` says for its
-new config, and removing closed gates changes nothing."""
+new config, the gated model in eval mode computes what the pruned one does (whatever the
+gates learned), and fixed gates stop learning while the kept weights recover."""
 
 from __future__ import annotations
 
@@ -25,14 +26,12 @@ def _model(**changes: int) -> nn.Module:
     return build_model({**SMALL_LLAMA_CONFIG, **changes}).float().eval()
 
 
-def test_gates_start_open_and_leave_the_output_unchanged() -> None:
+def test_gates_start_open() -> None:
     model = _model()
-    with torch.no_grad():
-        before = model(IDS).logits
-        gates = add_gates(model, PruneConfig(0.3))
-        gates.eval()
-        after = model(IDS).logits
-    torch.testing.assert_close(after, before)
+    gates = add_gates(model, PruneConfig(0.3))
+    gates.heads.eval()
+    gates.channels.eval()
+    assert bool((gates.heads() == 1).all()) and bool((gates.channels() == 1).all())
     assert float(gates.expected_sparsity().detach()) < 0.02
 
 
@@ -80,6 +79,51 @@ def test_removing_closed_gates_keeps_the_function() -> None:
         pruned = prune(model, gates).eval()
         assert pruned.config.intermediate_size == 160  # type: ignore[union-attr]
         torch.testing.assert_close(pruned(IDS).logits, gated, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("sparsity", [0.3, 0.5])
+def test_gated_eval_computes_what_the_pruned_model_does(sparsity: float) -> None:
+    """Regression: eval-mode gates were each gate's median, open for gates pruning then
+    removed, so the gated loss (3.22) said nothing of the pruned model's (4.14)."""
+    model = _model()
+    gates = add_gates(model, PruneConfig(sparsity))
+    with torch.no_grad():  # gates half-way through training: none saturated
+        gates.heads.log_alpha.uniform_(-1.0, 1.0)
+        gates.channels.log_alpha.uniform_(-1.0, 1.0)
+    gates.eval()
+    with torch.no_grad():
+        gated = model(IDS).logits
+        pruned = prune(model, gates).eval()
+        torch.testing.assert_close(pruned(IDS).logits, gated, rtol=1e-4, atol=1e-4)
+
+
+def test_fixed_gates_stop_learning_and_keep_what_pruning_keeps() -> None:
+    model = _model().train()
+    gates = add_gates(model, PruneConfig(0.5))
+    with torch.no_grad():
+        gates.channels.log_alpha.uniform_(-1.0, 1.0)
+    gates.train()
+    gates.fix_()
+    log_alpha = gates.channels.log_alpha.detach().clone()
+    channels = gates.values()[1]
+    kept = gates.kept()[1]
+    assert bool((channels.gather(1, kept) > 0).all())
+    assert int((channels > 0).sum()) == kept.numel()
+    optimizer = torch.optim.AdamW([*model.parameters(), *gates.parameters()], lr=0.1)
+    for _ in range(3):
+        loss = model(IDS, labels=IDS).loss + gates.penalty()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert float(gates.penalty()) == 0.0
+    torch.testing.assert_close(gates.channels.log_alpha, log_alpha, rtol=0, atol=0)
+    torch.testing.assert_close(gates.values()[1], channels, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.0])
+def test_recovery_share_outside_0_1_is_refused(share: float) -> None:
+    with pytest.raises(UsageError, match=r"\[0, 1\)"):
+        PruneConfig(0.3, recover_fraction=share)
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 1.0, -0.1, 1.5])

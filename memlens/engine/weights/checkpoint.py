@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from memlens import __version__
@@ -156,9 +155,11 @@ def load_compressed(folder: str | Path) -> nn.Module:
 
     folder = Path(folder)
     metadata = _read_metadata(folder)
-    try:
-        tensors = load_file(str(folder / WEIGHTS))
-    except (OSError, SafetensorError) as exc:
+    from memlens.engine.load_compressing import read_safetensors
+
+    try:  # each tensor in its own aligned memory (see kernels.cpu.INT8_ALIGNMENT)
+        tensors = dict(read_safetensors(folder / WEIGHTS))
+    except ConfigError as exc:
         raise ConfigError(f"{folder / WEIGHTS} is missing, truncated or corrupt: {exc}") from None
     for alias, name in metadata.get("aliases", {}).items():
         if name in tensors:

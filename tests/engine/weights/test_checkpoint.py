@@ -75,6 +75,7 @@ def test_save_then_load_is_bit_exact(
         assert torch.equal(loaded.state_dict()[name], tensor), name
     with torch.no_grad():
         assert torch.equal(loaded(ids).logits, expected)
+    assert all(t.data_ptr() % 64 == 0 for t in loaded.state_dict().values())  # kernels.cpu
     metadata = json.loads((tmp_path / "memlens.json").read_text())
     assert metadata["config"]["version"] == CONFIG_VERSION
     assert metadata["config"]["scheme"] == config.scheme
