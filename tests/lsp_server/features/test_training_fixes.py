@@ -20,9 +20,7 @@ from tests.support.training_sources import EXAMPLE, model_estimate, training_hin
 QWEN = "Qwen/Qwen2.5-0.5B"
 FULL = TrainingConfig(batch=8, seq=1024)
 EXPECTED_FIXES = {
-    "enable gradient checkpointing": TrainingConfig(
-        batch=8, seq=1024, gradient_checkpointing=True
-    ),
+    "enable gradient checkpointing": TrainingConfig(batch=8, seq=1024, gradient_checkpointing=True),
     "train in bf16 mixed precision": TrainingConfig(
         batch=8, seq=1024, precision=Precision.BF16_MIXED
     ),
@@ -70,14 +68,15 @@ async def test_over_budget_names_the_first_change_that_fits(
     assert full.peak_bytes > 24 << 30 >= checkpointed.peak_bytes
     assert f"peaks at {format_bytes(full.peak_bytes)}" in found[0].message
     assert found[0].message.endswith(
-        f"with gradient checkpointing it would need {format_bytes(checkpointed.peak_bytes)} "
-        "and fit"
+        f"with gradient checkpointing it would need {format_bytes(checkpointed.peak_bytes)} and fit"
     )
     assert found[0].data == {"fits": "gradient checkpointing"}
 
 
 async def test_no_diagnostic_under_budget(client: LanguageClient, workspace: Path) -> None:
-    text = EXAMPLE.read_text().replace("per_device_train_batch_size=8", "per_device_train_batch_size=1")
+    text = EXAMPLE.read_text().replace(
+        "per_device_train_batch_size=8", "per_device_train_batch_size=1"
+    )
     uri = open_document(client, workspace / "under_budget.py", text)
     codes = [d.code for d in await pulled_diagnostics(client, uri)]
     assert model_estimate(QWEN, TrainingConfig(batch=1, seq=1024)).peak_bytes <= 24 << 30
