@@ -91,12 +91,18 @@ _CHECKS = {OVER_BUDGET: _over_budget, BAD_CONFIG: _bad_config}
 
 
 def _training_diagnostics(ls: MemlensServer, uri: str) -> list[types.Diagnostic]:
-    return [
-        problem.diagnostic(ls.to_lsp_range(uri, site.span), code)
-        for site in ls.analysis(uri).training
-        for code, check in _CHECKS.items()
-        if (problem := check(ls, uri, site)) is not None
-    ]
+    """Each site's diagnostics; one configuration problem is reported once, at its first
+    site (a bad LoraConfig reaches its wrap, the optimizer and the Trainer alike)."""
+    found: list[types.Diagnostic] = []
+    reported: set[str] = set()
+    for site in ls.analysis(uri).training:
+        for code, check in _CHECKS.items():
+            problem = check(ls, uri, site)
+            if problem is None or (code == BAD_CONFIG and problem.message in reported):
+                continue
+            reported.add(problem.message)
+            found.append(problem.diagnostic(ls.to_lsp_range(uri, site.span), code))
+    return found
 
 
 def register(server: MemlensServer) -> None:
