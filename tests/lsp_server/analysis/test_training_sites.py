@@ -129,3 +129,54 @@ def test_lora_reads_rank_targets_and_all_linear() -> None:
     assert configs[0].lora_targets == ("q_proj", "k_proj")
     assert configs[1] is not None and configs[1].lora_targets == ("all-linear",)
     assert configs[2] is None
+
+
+def _apply(text: str, edits: list[tuple[tuple[int, int], tuple[int, int], str]]) -> str:
+    """Apply (start, end, new text) edits given as (line, column) pairs, last first."""
+    lines = text.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+    for start, end, new in sorted(edits, reverse=True):
+        text = text[: offsets[start[0]] + start[1]] + new + text[offsets[end[0]] + end[1] :]
+    return text
+
+
+HAND_LOOP = LOAD + (
+    "from torch.utils.data import DataLoader\n"
+    "loader = DataLoader(data, batch_size=4)\n"
+    "max_length = 256\n"
+    "optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)\n"
+    "for batch in loader:\n"
+    "    loss = model(**batch).loss\n"
+    "    loss.backward()\n"
+)
+TRAINER = LOAD + (
+    "from transformers import Trainer, TrainingArguments\n"
+    "args = TrainingArguments(output_dir='o', per_device_train_batch_size=2, "
+    "gradient_checkpointing=False)\n"
+    "trainer = Trainer(model=model, args=args)\n"
+)
+
+
+def test_every_change_states_its_configuration_once_applied() -> None:
+    """Each quick fix's edits, applied to the text, make the analysis find exactly the
+    configuration the fix promised (the over-budget titles are estimates of it)."""
+    every = ["gradient checkpointing", "bf16 mixed precision", "8-bit optimizer", "LoRA", "QLoRA"]
+    for text, kind in ((HAND_LOOP, "backward"), (TRAINER, "trainer")):
+        [site] = _sites(text, kind)
+        names = [c.name for c in site.changes]
+        assert names == (every if kind == "trainer" else every[:1] + every[2:])
+        analysis = analyze(text)
+        for change in site.changes:
+            at = (analysis.import_line, 0)
+            edits = [(at, at, "".join(f"{line}\n" for line in change.imports))]
+            edits += [
+                ((e.span.start.line, e.span.start.col), (e.span.end.line, e.span.end.col), e.text)
+                for e in change.edits
+            ]
+            [edited] = _sites(_apply(text, edits), kind)
+            assert edited.config == change.config, change.name
+            if change.load is not None:
+                assert edited.load is not None
+                assert edited.load.quantization == change.load.quantization == "int4"
