@@ -9,10 +9,18 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
+from benchmarks.fixtures.byte_llama_model import fixture_dir
 from memlens.errors import UsageError
 from memlens.lsp_server.features.commands import request_params
 from memlens.lsp_server.server import MemlensServer
-from memlens.profiler.training_config import TrainingConfig, config_from_json
+from memlens.profiler.training_config import (
+    Optimizer,
+    TrainingConfig,
+    TrainMethod,
+    config_from_json,
+)
+from memlens.worker.methods import RequestContext
+from memlens.worker.tasks.profile import profile
 from tests.support.training_sources import EXAMPLE
 
 
@@ -42,3 +50,35 @@ def test_profile_on_a_trainer_line_sends_the_training_config(tmp_path: Path) -> 
     assert "train" not in request_params(server, "memlens.profile", (uri, load))
     with pytest.raises(UsageError, match="no model load with a static id on line"):
         request_params(server, "memlens.compress", (uri, trainer))
+
+
+def test_the_worker_measures_the_step_the_script_states(tmp_path: Path) -> None:
+    """The params a training line sends run in the worker's ``memlens.profile`` (the
+    byte-level fixture's weights are on disk: one real step is measured)."""
+    pytest.importorskip("peft")
+    text = (
+        "import torch\nfrom peft import LoraConfig, get_peft_model\n"
+        "from transformers import AutoModelForCausalLM\n"
+        f"model = AutoModelForCausalLM.from_pretrained({str(fixture_dir())!r})\n"
+        'model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))\n'
+        "optimizer = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+        "ids = torch.randint(0, 256, (1, 32))\n"
+        "model(ids, labels=ids).loss.backward()\n"
+    )
+    server, uri = _server_with(tmp_path / "loop.py", text)
+    params = request_params(server, "memlens.profile", (uri, 7))
+    expected = TrainingConfig(
+        method=TrainMethod.LORA,
+        lora_rank=4,
+        lora_targets=("q_proj", "v_proj"),
+        optimizer=Optimizer.SGD,
+        batch=1,
+        seq=32,
+    )
+    assert config_from_json(params["train"]) == expected
+    report = profile(params, RequestContext(request_id=1, write=lambda message: None))
+    assert report["kind"] == "training-profile"
+    assert report["measured"]["trainable_params"] == report["estimate"]["trainable_params"]
+    assert report["measured"]["peak_bytes"] == pytest.approx(
+        report["estimate"]["peak_bytes"], rel=0.15
+    )
