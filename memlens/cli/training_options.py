@@ -4,14 +4,13 @@ training estimate's table."""
 from __future__ import annotations
 
 import argparse
-import re
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from memlens.profiler.layer_groups import format_indices
-from memlens.profiler.training import TrainingBlock, TrainingEstimate
+from memlens.profiler.layer_groups import group_training_blocks
+from memlens.profiler.training import TrainingEstimate
 from memlens.profiler.training_config import (
     Optimizer,
     Precision,
@@ -22,7 +21,6 @@ from memlens.profiler.training_config import (
 from memlens.units import format_bytes, format_count
 
 DEFAULT_SEQ = 512
-_INDEXED = re.compile(r"^(?P<prefix>.*\.)(?P<index>\d+)$")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,30 +77,6 @@ def config_from_args(args: argparse.Namespace) -> TrainingConfig:
     )
 
 
-def _grouped(blocks: tuple[TrainingBlock, ...]) -> list[tuple[str, int, TrainingBlock]]:
-    """Identical ``prefix.N`` blocks as one row: (label, count, representative)."""
-    rows: list[tuple[str, list[int], TrainingBlock]] = []
-    index_of: dict[tuple[object, ...], int] = {}
-    for block in blocks:
-        match = _INDEXED.match(block.name)
-        if match is None:
-            rows.append((block.name, [], block))
-            continue
-        key = (match["prefix"], *(v for k, v in vars(block).items() if k != "name"))
-        if key not in index_of:
-            index_of[key] = len(rows)
-            rows.append((match["prefix"], [], block))
-        rows[index_of[key]][1].append(int(match["index"]))
-    return [
-        (
-            prefix + format_indices(indices) if len(indices) > 1 else block.name,
-            len(indices) or 1,
-            block,
-        )
-        for prefix, indices, block in rows
-    ]
-
-
 def render_training(estimate: TrainingEstimate, console: Console) -> None:
     """Per block: weights, trainable parameters, adapters, gradients, optimizer states,
     master weights, saved activations; then the step's totals and fit."""
@@ -121,7 +95,7 @@ def render_training(estimate: TrainingEstimate, console: Console) -> None:
     for name in ("trainable", "weights", "adapters", "grads", "optim", "master", "saved"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("saved (ckpt)", justify="right", no_wrap=True)
-    for label, count, block in _grouped(estimate.blocks):
+    for label, count, block in group_training_blocks(estimate.blocks):
         table.add_row(
             label + (f" ×{count}" if count > 1 else ""),
             format_count(block.trainable_params * count),

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from memlens.profiler.estimate import LayerMemory
+from memlens.profiler.training import TrainingBlock
 
 _INDEXED = re.compile(r"^(?P<prefix>.*\.)(?P<index>\d+)$")
 
@@ -70,4 +71,30 @@ def group_layers(layers: tuple[LayerMemory, ...]) -> list[LayerGroup]:
             tuple(names),
         )
         for prefix, indices, layer, names in entries
+    ]
+
+
+def group_training_blocks(
+    blocks: tuple[TrainingBlock, ...],
+) -> list[tuple[str, int, TrainingBlock]]:
+    """Identical ``prefix.N`` blocks as one row: (label, count, representative)."""
+    rows: list[tuple[str, list[int], TrainingBlock]] = []
+    index_of: dict[tuple[object, ...], int] = {}
+    for block in blocks:
+        match = _INDEXED.match(block.name)
+        if match is None:
+            rows.append((block.name, [], block))
+            continue
+        key = (match["prefix"], *(v for k, v in vars(block).items() if k != "name"))
+        if key not in index_of:
+            index_of[key] = len(rows)
+            rows.append((match["prefix"], [], block))
+        rows[index_of[key]][1].append(int(match["index"]))
+    return [
+        (
+            prefix + format_indices(indices) if len(indices) > 1 else block.name,
+            len(indices) or 1,
+            block,
+        )
+        for prefix, indices, block in rows
     ]

@@ -16,9 +16,12 @@ from memlens.lsp_server.analysis.findings import (
     ModelSize,
     ModuleClass,
     Position,
+    SourceEdit,
     Span,
     SubmoduleUse,
     SyntaxProblem,
+    TrainingChange,
+    TrainingSite,
 )
 from memlens.lsp_server.analysis.module_sizes import ClassTotal, class_totals, layer_bytes
 from memlens.lsp_server.analysis.parse_cache import ParseCache, ParseCacheSize
@@ -42,9 +45,12 @@ __all__ = [
     "ParseCache",
     "ParseCacheSize",
     "Position",
+    "SourceEdit",
     "Span",
     "SubmoduleUse",
     "SyntaxProblem",
+    "TrainingChange",
+    "TrainingSite",
     "analyze",
     "class_totals",
     "layer_bytes",

@@ -31,6 +31,7 @@ from memlens.lsp_server.analysis.findings import (
     Span,
     SubmoduleUse,
     SyntaxProblem,
+    TrainingSite,
 )
 from memlens.lsp_server.analysis.layer_params import LAYERS, PARAMETERLESS
 from memlens.lsp_server.analysis.parse_cache import ParseCache
@@ -43,6 +44,7 @@ from memlens.lsp_server.analysis.static_values import (
     static_int,
 )
 from memlens.lsp_server.analysis.tolerant_parse import parse_tolerant
+from memlens.lsp_server.analysis.training_sites import find_training_sites
 from memlens.lsp_server.analysis.workspace_modules import ModuleLoader
 from memlens.profiler.architectures import supported_model_types
 from memlens.profiler.tensors import FLOAT_DTYPES
@@ -128,6 +130,7 @@ class _Analyzer:
         self.chained_casts: dict[int, str] = {}
         """``id(load call)`` → the dtype a cast chained on it names (``….half()``)."""
         self.classes: list[ModuleClass] = []
+        self.training: tuple[TrainingSite, ...] = ()
 
     def canonical(self, name: str | None) -> str | None:
         return canonical_name(self.index.aliases, name)
@@ -242,6 +245,14 @@ class _Analyzer:
             self._call(site.call, site.scope.scope())
         self._module_findings()
         self.builds = find_builds(self.evaluator, self.tree, self.index, self.span)
+        self.training = find_training_sites(
+            self.tree,
+            self.lines,
+            self.index,
+            tuple(sorted(self.loads, key=lambda f: f.span.start)),
+            self.span,
+            self.insertion,
+        )
 
     def _call(self, call: ast.Call, scope: Scope) -> None:
         name = dotted_name(call.func)
@@ -418,6 +429,10 @@ class _Analyzer:
             return UNKNOWN
         return evaluate(node.args[0], scope)
 
+    def insertion(self, call: ast.Call) -> tuple[Position, str]:
+        """Where a new keyword argument of ``call`` goes and what it starts with."""
+        return self._insert_position(call), self._insert_prefix(call)
+
     def _insert_position(self, call: ast.Call) -> Position:
         end = _position(self.lines, call.end_lineno or call.lineno, call.end_col_offset or 1)
         return Position(end.line, max(end.col - 1, 0))
@@ -515,6 +530,7 @@ def analyze(
         configs=tuple(analyzer.configs),
         builds=tuple(analyzer.builds),
         batch_sizes=tuple(analyzer.batch_sizes),
+        training=analyzer.training,
         syntax_problems=problems,
         torch_name=next(
             (

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from memlens.profiler.training_config import TrainingConfig
+
 
 @dataclass(frozen=True, order=True)
 class Position:
@@ -214,3 +216,57 @@ class Analysis:
     """The first top-level ``from memlens.engine import …`` (not ``*``): its span and the
     names as written (``load_model``, ``compress_ as c``), for quick fixes that add names
     to it."""
+    training: tuple[TrainingSite, ...] = ()
+    """Training sites that follow a model load of the file."""
+
+
+@dataclass(frozen=True)
+class SourceEdit:
+    """Replace ``span`` by ``text`` (an empty span inserts)."""
+
+    span: Span
+    text: str
+
+
+@dataclass(frozen=True)
+class TrainingChange:
+    """One quick fix of a training site: the configuration the edited code states, and
+    the edits (plus the import lines, added where the file lacks the names) that write it."""
+
+    name: str
+    """``gradient checkpointing``, ``bf16 mixed precision``, ``8-bit optimizer``, ``LoRA``
+    or ``QLoRA``."""
+    config: TrainingConfig
+    edits: tuple[SourceEdit, ...]
+    imports: tuple[str, ...] = ()
+    """Whole import lines (``from peft import LoraConfig, get_peft_model``)."""
+    load: ModelLoad | None = None
+    """The base model's load as the edited code writes it, when a change edits it (QLoRA
+    loads in 4 bits); None: the site's load unchanged."""
+
+
+@dataclass(frozen=True)
+class TrainingSite:
+    """Training code that follows a model of the file: an optimizer over its parameters,
+    its LoRA wrap, a ``Trainer`` or ``loss.backward()`` of a hand-written loop."""
+
+    span: Span
+    kind: str
+    """``optimizer``, ``lora``, ``trainer`` or ``backward``."""
+    load: ModelLoad | None
+    """The base model's load (followed through ``get_peft_model`` and friends)."""
+    config: TrainingConfig | None
+    """The step's configuration as the script states it; None when a figure it needs is
+    not static or not valid (``problem`` says which)."""
+    problem: str | None = None
+    """Why the script's configuration is invalid (a LoRA rank of 0, an unknown ``optim``,
+    a batch of 0), for a diagnostic; None when valid or merely unknown."""
+    assumed: tuple[str, ...] = ()
+    """What the configuration assumes that the script does not state (``seq 512``)."""
+    changes: tuple[TrainingChange, ...] = ()
+    """Quick fixes, in the order the over-budget diagnostic tries them."""
+
+    @property
+    def reports_peak(self) -> bool:
+        """Whether the site's hint is the step's peak (a Trainer, a backward call)."""
+        return self.kind in ("trainer", "backward")

@@ -19,6 +19,7 @@ from memlens.lsp_server.features import (
     run_memory,
     summary,
     traces,
+    training_diagnostics,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ FEATURES = (
     hover,
     diagnostics,
     build_diagnostics,  # after diagnostics: a document's loads' diagnostics come first
+    training_diagnostics,
     run_memory,
     code_actions,
     code_lens,

@@ -1,6 +1,6 @@
 """Quick fixes that set or replace the dtype of a load or of a call that builds a module
 class of the file (adding ``import torch`` when needed), or load and compress a model in
-one step with memlens's ``load_model``."""
+one step with memlens's ``load_model``; and a training site's fixes (``training_fixes``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from memlens.errors import MemlensError
 from memlens.lsp_server.analysis import ModelBuild, ModelLoad, Position, Span
 from memlens.lsp_server.features.compress_options import int4_coverage
 from memlens.lsp_server.features.labels import weights_label
+from memlens.lsp_server.features.training_fixes import training_actions
 from memlens.profiler.architectures import describe
 from memlens.profiler.tensors import DEFAULT_GROUP_SIZE, VALID_GROUP_SIZES, StorageDtype
 from memlens.units import format_bytes, format_count
@@ -212,6 +213,7 @@ def register(server: MemlensServer) -> None:
         ours = [d for d in params.context.diagnostics if d.source == "memlens"]
         actions: list[types.CodeAction] = []
         related = [d for d in ours if d.code in ("over-budget", "fp32-load")]
+        actions.extend(training_actions(ls, uri, wanted, ours))
         for build in ls.analysis(uri).builds:
             if build.span.start <= wanted.end and wanted.start <= build.span.end:
                 actions.extend(_build_actions(ls, uri, build, related))

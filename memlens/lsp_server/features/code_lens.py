@@ -1,5 +1,6 @@
-"""Code lenses: ``Profile memory`` and ``Compress…`` above model loads (trusted
-workspaces only: they run the worker), each ``nn.Module`` class's total, and, with tracing
+"""Code lenses: ``Profile memory`` and ``Compress…`` above model loads, ``Profile training
+step`` above a Trainer or a hand loop's ``backward()`` (trusted workspaces only: they run
+the worker), each ``nn.Module`` class's total, and, with tracing
 on, ``12 traces · p50 34 ms · open`` above each function that started spans (``open``
 shows its latest trace: the client's ``memlens.openTrace`` with ``{"trace_id"}``)."""
 
@@ -11,7 +12,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from memlens.lsp_server.analysis import Position, Span, class_totals, parse_tolerant
-from memlens.lsp_server.features.commands import runnable
+from memlens.lsp_server.features.commands import runnable, training_site_at
 from memlens.lsp_server.features.labels import class_label, size_label
 from memlens.lsp_server.traces import function_ranges, function_traces, lens_title
 
@@ -47,6 +48,19 @@ def _document_lenses(ls: MemlensServer, uri: str) -> list[types.CodeLens]:
                     types.CodeLens(
                         range=at,
                         command=types.Command(title=title, command=command, arguments=[uri, line]),
+                    )
+                )
+        for line in sorted({site.span.start.line for site in analysis.training}):
+            if training_site_at(analysis, line) is not None:
+                at = ls.to_lsp_range(uri, Span(Position(line, 0), Position(line, 0)))
+                lenses.append(
+                    types.CodeLens(
+                        range=at,
+                        command=types.Command(
+                            title="Profile training step",
+                            command="memlens.profile",
+                            arguments=[uri, line],
+                        ),
                     )
                 )
     totals = class_totals(analysis.classes)

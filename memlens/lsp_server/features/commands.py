@@ -5,7 +5,9 @@ notification; plus
 ``memlens.workerStatus`` and ``memlens.serverStatus`` (what the server holds: open
 documents, the parse cache's size and bounds, the longest garbage-collector pause).
 
-Arguments are ``[uri, line]`` (the model load on that line), ``[uri, line, options]``
+Arguments are ``[uri, line]`` (the model load on that line; for ``memlens.profile`` also a
+Trainer or ``backward()`` line, which sends the worker ``{"model", "train": <TrainingConfig
+JSON>}``), ``[uri, line, options]``
 (``memlens.compress``'s ``{"weights": "int4:g64", "max_error": 0.02}``, as the Compress…
 quick pick chose from ``memlens/compressOptions``) or ``[{"model": ID, ...}]``. A client
 that sends a ``workDoneToken`` with the request gets the progress on that token (the
@@ -22,7 +24,7 @@ from typing import Any
 from lsprotocol import types
 
 from memlens.errors import MemlensError, UsageError
-from memlens.lsp_server.analysis import ModelLoad
+from memlens.lsp_server.analysis import Analysis, ModelLoad, TrainingSite
 from memlens.lsp_server.server import MemlensServer  # pygls resolves command annotations
 from memlens.profiler.tensors import StorageDtype
 
@@ -40,6 +42,23 @@ def runnable(load: ModelLoad) -> bool:
     return load.model_ref is not None and load.config is None and load.quantization is None
 
 
+def training_site_at(analysis: Analysis, line: int) -> TrainingSite | None:
+    """The peak site (a Trainer, a ``backward()``) on ``line`` the worker can profile."""
+    return next(
+        (
+            site
+            for site in analysis.training
+            if site.reports_peak
+            and site.span.start.line == line
+            and site.config is not None
+            and site.load is not None
+            and site.load.model_ref is not None
+            and site.load.config is None
+        ),
+        None,
+    )
+
+
 def request_params(ls: MemlensServer, command: str, arguments: tuple[Any, ...]) -> dict[str, Any]:
     """Worker params from ``[uri, line]`` or ``[{"model": ...}]``; UsageError otherwise."""
     if len(arguments) == 1 and isinstance(arguments[0], dict) and "model" in arguments[0]:
@@ -53,6 +72,15 @@ def request_params(ls: MemlensServer, command: str, arguments: tuple[Any, ...]) 
         if uri not in ls.workspace.text_documents:
             raise UsageError(f"{uri} is not open")
         load = next((ld for ld in ls.analysis(uri).loads if ld.span.start.line == line), None)
+        site = training_site_at(ls.analysis(uri), line) if load is None else None
+        if command == "memlens.profile" and site is not None:
+            assert site.load is not None and site.config is not None
+            folder = ls.document_dir(uri)
+            return {
+                "model": site.load.model_ref,
+                "train": site.config.to_json(),
+                "document_dir": str(folder) if folder else None,
+            }
         if load is None or not runnable(load):
             raise UsageError(f"no model load with a static id on line {line + 1}")
         estimate = ls.load_estimate(uri, load).estimate

@@ -1,6 +1,7 @@
 """Hover: the per-block memory table of a model load (analytic at once; the worker's
 exact or measured figures once it has them), the per-submodule table of a call that builds
-a module class of the file, or a layer's parameter count."""
+a module class of the file, a training site's per-block training table, or a layer's
+parameter count."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from lsprotocol import types
 
 from memlens.lsp_server.analysis import ModelBuild, ModelLoad, Position
 from memlens.lsp_server.features.labels import layer_label, serving_label
+from memlens.lsp_server.features.training_hover import training_hover
 from memlens.profiler.estimate import MemoryEstimate, estimate_from_json
 from memlens.profiler.layer_groups import group_layers
 from memlens.units import format_bytes, format_count
@@ -137,6 +139,11 @@ def register(server: MemlensServer) -> None:
             return types.Hover(
                 contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),
                 range=ls.to_lsp_range(uri, load.span),
+            )
+        if (training := training_hover(ls, uri, position)) is not None:
+            return types.Hover(
+                contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=training[0]),
+                range=ls.to_lsp_range(uri, training[1]),
             )
         for build in ls.analysis(uri).builds:
             if build.span.contains(position):

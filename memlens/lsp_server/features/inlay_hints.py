@@ -1,8 +1,9 @@
 """Inlay hints: ``≈ 12.6 GiB bf16`` at model loads, dtype changes and config
 constructors; ``45.1M params · 172.0 MiB fp32`` at layer constructors and at calls that
 build a module class of the file (``GPT(GPTConfig(n_layer=24))``); the KV cache a
-``generate(max_new_tokens=N)`` adds. Computed once per document version, answered for the
-requested range."""
+``generate(max_new_tokens=N)`` adds; at training sites, the step's peak, the trainable
+parameters or the optimizer's states (``training_estimates``). Computed once per document
+version, answered for the requested range."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from lsprotocol import types
 from memlens.errors import MemlensError
 from memlens.lsp_server.analysis import Analysis, Position
 from memlens.lsp_server.features.labels import build_label, layer_label, load_label
+from memlens.lsp_server.features.training_estimates import training_hint_texts
 from memlens.profiler.estimate import analytic_estimate
 from memlens.profiler.tensors import StorageDtype
 from memlens.units import format_bytes, format_count
@@ -67,7 +69,7 @@ def hint_texts(ls: MemlensServer, uri: str, analysis: Analysis) -> list[tuple[Po
         for layer in cls.layers:
             if label := layer_label(layer):
                 hints.append((layer.span.end, label))
-    return hints
+    return hints + training_hint_texts(ls, uri)
 
 
 def register(server: MemlensServer) -> None:

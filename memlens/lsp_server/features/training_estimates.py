@@ -1,0 +1,106 @@
+"""Training sites → the profiler's analytic training estimates (computed once per
+document version), and the short texts their hints show."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from memlens.errors import MemlensError
+from memlens.lsp_server.analysis import ModelLoad, Position, TrainingSite
+from memlens.profiler.training import TrainingEstimate, training_estimate
+from memlens.profiler.training_config import TrainingConfig
+from memlens.units import format_bytes
+
+if TYPE_CHECKING:
+    from memlens.lsp_server.server import MemlensServer
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """The estimate of one configuration of one load, or why there is none."""
+
+    estimate: TrainingEstimate | None
+    error: str | None = None
+    invalid: bool = False
+    """True when the script's configuration is wrong for this model (a LoRA target that
+    matches no module), not merely unknown."""
+
+
+def _model_config(ls: MemlensServer, uri: str, load: ModelLoad) -> tuple[dict[str, Any], str]:
+    if load.config is not None:
+        if any(v is None for v in load.config.values()):
+            raise MemlensError("the config has fields memlens cannot read statically")
+        return dict(load.config), f"{load.config['model_type']} config"
+    if load.model_ref is None:
+        raise MemlensError("the model id is not a literal or module constant")
+    resolved = ls.estimator.resolve(load.model_ref, ls.document_dir(uri))
+    return resolved.config, resolved.model
+
+
+def estimate_training(
+    ls: MemlensServer, uri: str, load: ModelLoad, config: TrainingConfig
+) -> TrainingResult:
+    """The training estimate of ``load`` trained as ``config`` (memoized per version)."""
+    cache: dict[tuple[object, ...], TrainingResult] = ls.version_results(uri).get(
+        "training estimates", dict
+    )
+    key = (load.model_ref, repr(load.config), load.span, config)
+    if key not in cache:
+        try:
+            model_config, model = _model_config(ls, uri, load)
+        except MemlensError as exc:
+            cache[key] = TrainingResult(None, str(exc))
+        else:
+            try:
+                cache[key] = TrainingResult(training_estimate(model_config, model, config))
+            except MemlensError as exc:
+                cache[key] = TrainingResult(None, str(exc), invalid=True)
+    return cache[key]
+
+
+def site_estimate(ls: MemlensServer, uri: str, site: TrainingSite) -> TrainingResult | None:
+    """The estimate of the site's configuration; None when the script does not state one."""
+    if site.load is None or site.config is None:
+        return None
+    return estimate_training(ls, uri, site.load, site.config)
+
+
+def peak_label(estimate: TrainingEstimate) -> str:
+    """``train step ≈ 95.3 GiB · full · adamw · fp32 · batch 4 × 512``."""
+    return f"train step ≈ {format_bytes(estimate.peak_bytes)} · {estimate.config.describe()}"
+
+
+def trainable_label(estimate: TrainingEstimate) -> str:
+    """What peft's ``print_trainable_parameters()`` prints, and the adapters' bytes."""
+    total = estimate.params + estimate.adapter_params
+    share = 100 * estimate.trainable_params / total if total else 0.0
+    return (
+        f"trainable params: {estimate.trainable_params:,} || all params: {total:,} || "
+        f"trainable%: {share:.4f} · adapters {format_bytes(estimate.adapter_bytes)}"
+    )
+
+
+def optimizer_label(estimate: TrainingEstimate) -> str:
+    """``adamw states ≈ 50.2 GiB`` (for the parameters that train)."""
+    return f"{estimate.config.optimizer} states ≈ {format_bytes(estimate.optimizer_bytes)}"
+
+
+SITE_LABELS: dict[str, Callable[[TrainingEstimate], str]] = {
+    "trainer": peak_label,
+    "backward": peak_label,
+    "lora": trainable_label,
+    "optimizer": optimizer_label,
+}
+"""The hint each kind of site shows."""
+
+
+def training_hint_texts(ls: MemlensServer, uri: str) -> list[tuple[Position, str]]:
+    """(position, label) of every training site's hint."""
+    hints: list[tuple[Position, str]] = []
+    for site in ls.analysis(uri).training:
+        result = site_estimate(ls, uri, site)
+        if result is not None and result.estimate is not None:
+            hints.append((site.span.end, SITE_LABELS[site.kind](result.estimate)))
+    return hints
