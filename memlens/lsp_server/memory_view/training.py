@@ -212,9 +212,11 @@ def _block_bar(block: _Block) -> Bar:
 
 
 def _error(estimated: Number, measured: Number) -> str:
-    """The estimate's error relative to the measured value (``+2.10%``)."""
+    """The estimate's error relative to the measured value (``+2.10%``; ``exact``)."""
+    if estimated == measured:
+        return "exact"
     if measured == 0:
-        return "exact" if estimated == 0 else "measured 0"
+        return "measured 0"
     error = (estimated - measured) / measured
     return ("+" if error >= 0 else "-") + format_percent(abs(error))
 
