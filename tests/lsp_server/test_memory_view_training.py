@@ -1,9 +1,11 @@
 """The memory view of a training step (memlens/lsp_server/memory_view/training.py), from
 real ``training-profile`` results of the worker's ``memlens.profile``: one measured step of
-the byte-level Llama fixture, and estimates of Llama-2-7B (no weights on disk)."""
+the byte-level Llama fixture, and estimates of Llama-2-7B (no weights on disk); and the
+same view sent by the real server after ``memlens.profile`` with a training configuration."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import re
 from dataclasses import asdict
@@ -11,6 +13,8 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytest
+from lsprotocol import types
+from pytest_lsp import LanguageClient
 
 from benchmarks.fixtures.byte_llama_model import fixture_dir
 from memlens.errors import MalformedReportError
@@ -277,3 +281,24 @@ def test_every_segment_kind_has_a_legend_name_a_webview_kind_and_a_colour() -> N
     assert set(re.findall(r'"([a-z]+)"', listed[1])) == kinds
     css = (EXTENSION / "media" / "webview.css").read_text(encoding="utf-8")
     assert kinds <= set(re.findall(r"\.seg-([a-z]+) \{ background:", css))
+
+
+async def test_the_server_sends_the_training_view_after_a_training_profile(
+    client: LanguageClient, workspace: Path
+) -> None:
+    pytest.importorskip("peft")
+    notification = asyncio.ensure_future(client.wait_for_notification("memlens/memoryReport"))
+    train = {"method": "lora", "lora_rank": 4, "batch": 1, "seq": 32}
+    params = {"model": str(workspace / "tiny-llama"), "train": train}
+    report = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="memlens.profile", arguments=[params])
+    )
+    assert isinstance(report, dict) and report["kind"] == "training-profile"
+    view = await asyncio.wait_for(notification, 60)  # JSON arrives as an object
+    assert (
+        view.title == f"Training step · {report['model']} · lora:r4 · adamw · fp32 · batch 1 × 32"
+    )
+    assert [bar.label for bar in view.totals][1] == "Measured · peak on cpu"
+    assert view.totals[1].total_bytes == report["measured"]["peak_bytes"]
+    assert view.budget.bytes == 24 * GIB  # the server's memoryBudget setting
+    assert {"adapters", "transient"} <= {item.kind for item in view.legend}

@@ -1,4 +1,4 @@
-// The `memlens/memoryReport` payload (built by memlens/lsp_server/memory_view.py) and its
+// The `memlens/memoryReport` payload (built by memlens/lsp_server/memory_view/) and its
 // validation: the view draws only a payload that passed, and a bad one names its field.
 import {
   ReportError,
