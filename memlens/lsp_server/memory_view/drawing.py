@@ -13,8 +13,10 @@ from memlens.lsp_server.memory_view.payload import (
     Cell,
     CellValue,
     Column,
+    Figure,
     LayerGroup,
     LegendItem,
+    MemoryView,
     Number,
     Segment,
     SegmentKind,
@@ -104,9 +106,31 @@ def _merged(values: Sequence[CellValue], fmt: CellFormat) -> CellValue:
     return max(numbers) if fmt == "percent" else sum(numbers)
 
 
-def table(
-    spec: Columns, values: Sequence[Mapping[str, CellValue]]
-) -> tuple[tuple[Column, ...], tuple[dict[str, Cell], ...], tuple[dict[str, Cell], ...]]:
-    """A table's columns, its rows and its rows grouped by layer kind, as the payload
-    holds them."""
-    return columns(spec), rows(spec, values), rows(spec, grouped(spec, values))
+def view(
+    *,
+    title: str,
+    subtitle: str,
+    figures: Sequence[Figure],
+    totals: Sequence[Bar],
+    layers: Sequence[LayerGroup],
+    spec: Columns,
+    values: Sequence[Mapping[str, CellValue]],
+    notes: Sequence[str],
+    checkpoint: str | None = None,
+) -> MemoryView:
+    """The view of these bars and this table: the legend of the kinds the bars draw, the
+    rows grouped by layer kind; ``build_memory_view`` adds the budget line."""
+    return MemoryView(
+        title=title,
+        subtitle=subtitle,
+        figures=tuple(figures),
+        legend=legend(totals, layers),
+        totals=tuple(totals),
+        budget=None,
+        layers=tuple(layers),
+        columns=columns(spec),
+        rows=rows(spec, values),
+        summary_rows=rows(spec, grouped(spec, values)),
+        notes=tuple(notes),
+        checkpoint=checkpoint,
+    )

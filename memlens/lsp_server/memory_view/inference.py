@@ -219,20 +219,16 @@ def profile_view(report: Mapping[str, Any]) -> MemoryView:
             row["measured"] = m.weights if m else None
             row["measuredKv"] = m.kv if m else None
             row["measuredActivations"] = m.activations if m else None
-    columns, rows, summary_rows = draw.table(spec, values)
-    return MemoryView(
+    return draw.view(
         title=f"Profile · {string(report, 'model', 'report')}",
         subtitle="measured next to the static estimate"
         if has_measured
         else "estimate only: nothing measured",
-        figures=tuple(figures),
-        legend=draw.legend(totals, layers),
-        totals=tuple(totals),
-        budget=None,
-        layers=tuple(layers),
-        columns=columns,
-        rows=rows,
-        summary_rows=summary_rows,
+        figures=figures,
+        totals=totals,
+        layers=layers,
+        spec=spec,
+        values=values,
         notes=(*strings(report.get("notes")), *estimate.notes),
     )
 
@@ -254,8 +250,7 @@ def estimate_view(report: Mapping[str, Any]) -> MemoryView:
         LayerGroup(layer.name, (_stacked(first.dtype, layer.weights, layer.kv, layer.activations),))
         for layer in first.layers
     ]
-    columns, rows, summary_rows = draw.table(_ESTIMATE_COLUMNS, _estimate_rows(first))
-    return MemoryView(
+    return draw.view(
         title=f"Estimate · {string(report, 'model', 'report')}",
         subtitle=f"per layer of {first.model} at {first.dtype}"
         if several
@@ -264,13 +259,10 @@ def estimate_view(report: Mapping[str, Any]) -> MemoryView:
             Figure(f"{e.model} serving" if several else f"Total {e.dtype}", draw.size(e.total))
             for e in estimates
         ),
-        legend=draw.legend(totals, layers),
-        totals=tuple(totals),
-        budget=None,
-        layers=tuple(layers),
-        columns=columns,
-        rows=rows,
-        summary_rows=summary_rows,
+        totals=totals,
+        layers=layers,
+        spec=_ESTIMATE_COLUMNS,
+        values=_estimate_rows(first),
         notes=(*strings(report.get("notes")), *first.notes),
     )
 
@@ -373,19 +365,15 @@ def compress_view(report: Mapping[str, Any]) -> MemoryView:
         }
         for layer in layers
     ]
-    columns, rows, summary_rows = draw.table(_COMPRESS_COLUMNS, values)
-    return MemoryView(
+    return draw.view(
         title=f"Compress · {string(report, 'model', 'report')}",
         subtitle=f"{scheme or 'compression plan'} · {quality}",
         figures=figures,
-        legend=draw.legend(totals, groups),
-        totals=tuple(totals),
-        budget=None,
-        layers=tuple(groups),
-        columns=columns,
-        rows=rows,
+        totals=totals,
+        layers=groups,
+        spec=_COMPRESS_COLUMNS,
+        values=values,
         notes=(*fallback_notes, *strings(report.get("notes"))),
-        summary_rows=summary_rows,
         checkpoint=out if isinstance(out := report.get("out"), str) and out else None,
     )
 

@@ -339,18 +339,13 @@ def training_view(report: Mapping[str, Any]) -> MemoryView:
     )
     if config.sharding is not Sharding.NONE:
         subtitle += f" · per device of {config.devices} ({config.sharding}); blocks unsharded"
-    spec = _columns(estimate)
-    columns, rows, summary_rows = draw.table(spec, _rows(estimate))
-    return MemoryView(
+    return draw.view(
         title=f"Training step · {model} · {config.describe()}",
         subtitle=subtitle,
-        figures=tuple(figures),
-        legend=draw.legend(totals, layers),
-        totals=tuple(totals),
-        budget=None,
-        layers=tuple(layers),
-        columns=columns,
-        rows=rows,
-        summary_rows=summary_rows,
+        figures=figures,
+        totals=totals,
+        layers=layers,
+        spec=_columns(estimate),
+        values=_rows(estimate),
         notes=(*strings(report.get("notes")), *estimate.notes),
     )
