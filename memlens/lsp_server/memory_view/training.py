@@ -30,7 +30,7 @@ from typing import Any
 
 from memlens.errors import MalformedReportError, UsageError
 from memlens.lsp_server.memory_view import drawing as draw
-from memlens.lsp_server.memory_view.drawing import Columns
+from memlens.lsp_server.memory_view.drawing import CellFormat, Columns
 from memlens.lsp_server.memory_view.payload import (
     Bar,
     CellValue,
@@ -71,7 +71,6 @@ _BLOCK_FIELDS = {
 _ESTIMATE_FIELDS = {
     **_BLOCK_FIELDS,
     "states": "model_state_bytes",
-    "transient": "transient_bytes",
     "peak": "peak_bytes",
 }
 _MEASURED_FIELDS = {
@@ -171,11 +170,11 @@ def _bar(label: str, parts: Sequence[tuple[SegmentKind, Number]]) -> Bar:
 
 
 def _estimate_bar(estimate: _Estimate) -> Bar:
-    sizes = estimate.sizes
+    sizes, held = estimate.sizes, estimate.held(estimate.sizes)
     resident = [(kind, sizes[kind]) for kind in _RESIDENT]
-    transient = sizes["transient"]
-    gradients = min(estimate.held(sizes)["gradients"], transient)
-    saved = min(estimate.held(sizes)["saved"], transient - gradients)
+    transient = sizes["peak"] - sum(size for _, size in resident)  # ≥ 0: checked when read
+    gradients = min(held["gradients"], transient)
+    saved = min(held["saved"], transient - gradients)
     return _bar(
         f"Estimate · peak at {estimate.phase}",
         [
@@ -255,7 +254,7 @@ def _estimate_figures(estimate: _Estimate) -> list[Figure]:
     return figures
 
 
-_COMPARED: tuple[tuple[str, str, str], ...] = (
+_COMPARED: tuple[tuple[str, str, CellFormat], ...] = (
     ("peak", "Step peak", "bytes"),
     ("weights", "Weights and adapters", "bytes"),
     ("gradients", "Gradients", "bytes"),
