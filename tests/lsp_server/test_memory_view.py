@@ -1,4 +1,4 @@
-"""The memory view's payload (memlens/lsp_server/memory_view.py) from real worker results:
+"""The memory view's payload (memlens/lsp_server/memory_view/) from real worker results:
 the webview fixtures in vscode-extension/test/fixtures, which generate.py wrote from the
 worker; their committed ``view`` must be what ``build_memory_view`` builds today."""
 

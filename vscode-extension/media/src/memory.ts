@@ -1,4 +1,4 @@
-// The memory view draws the payload memlens/lsp_server/memory_view.py built: totals against
+// The memory view draws the payload memlens/lsp_server/memory_view/ built: totals against
 // the budget, stacked bars per layer, a table sortable by its cells' raw values.
 import { ReportError } from "../../src/webviews/model/format";
 import { Bar, MemoryView, parseMemoryView } from "../../src/webviews/model/memory";

@@ -1,6 +1,6 @@
 // Messages between the extension and its webviews.
 
-/** Extension → memory view: the `memlens/memoryReport` payload (memory_view.py builds it). */
+/** Extension → memory view: the `memlens/memoryReport` payload (memlens/lsp_server/memory_view/ builds it). */
 export interface ShowReport {
   type: "report";
   view: unknown;

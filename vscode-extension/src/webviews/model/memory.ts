@@ -1,4 +1,4 @@
-// The `memlens/memoryReport` payload (built by memlens/lsp_server/memory_view.py) and its
+// The `memlens/memoryReport` payload (built by memlens/lsp_server/memory_view/) and its
 // validation: the view draws only a payload that passed, and a bad one names its field.
 import {
   ReportError,
@@ -10,11 +10,30 @@ import {
   stringField,
 } from "./format";
 
-/** The payload version this view draws (memory_view.VERSION). */
-export const MEMORY_VIEW_VERSION = 2;
+/** The payload version the server sends today (memory_view.VERSION). */
+export const MEMORY_VIEW_VERSION = 3;
+/** The versions this view draws: 3 only added segment kinds (the training report's), so a
+ * version-2 payload (a panel restored from state an older server sent) still draws. */
+const DRAWN_VERSIONS: readonly unknown[] = [2, MEMORY_VIEW_VERSION];
 
-export type SegmentKind = "weights" | "kv" | "activations" | "output" | "measured" | "before" | "after";
-const SEGMENT_KINDS: readonly string[] = ["weights", "kv", "activations", "output", "measured", "before", "after"];
+export const SEGMENT_KINDS = [
+  "weights",
+  "kv",
+  "activations",
+  "output",
+  "measured",
+  "before",
+  "after",
+  // a training step (version 3)
+  "adapters",
+  "gradients",
+  "optimizer",
+  "master",
+  "saved",
+  "temporaries",
+  "transient",
+] as const;
+export type SegmentKind = (typeof SEGMENT_KINDS)[number];
 
 export interface Segment {
   kind: SegmentKind;
@@ -87,8 +106,8 @@ export interface MemoryView {
 export function parseMemoryView(payload: unknown): MemoryView {
   const view = recordAt(payload, "view");
   const version = field(view, "version", "view");
-  if (version !== MEMORY_VIEW_VERSION) {
-    throw new ReportError(`view.version ${JSON.stringify(version)} is not ${MEMORY_VIEW_VERSION}: update the memlens extension or server`);
+  if (!DRAWN_VERSIONS.includes(version)) {
+    throw new ReportError(`view.version ${JSON.stringify(version)} is not ${DRAWN_VERSIONS.join(" or ")}: update the memlens extension or server`);
   }
   const columns = listAt(view, "columns", "view", (c, at) => ({
     key: stringField(c, "key", at),
@@ -103,7 +122,7 @@ export function parseMemoryView(payload: unknown): MemoryView {
     throw new ReportError("view.checkpoint is not a string or null");
   }
   return {
-    version,
+    version: version as number,
     title: stringField(view, "title", "view"),
     subtitle: stringField(view, "subtitle", "view"),
     figures: listAt(view, "figures", "view", (f, at) => ({ label: stringField(f, "label", at), text: stringField(f, "text", at) })),
@@ -163,7 +182,7 @@ function parseCell(raw: unknown, at: string): Cell {
 
 function kindField(record: Record<string, unknown>, where: string): SegmentKind {
   const kind = stringField(record, "kind", where);
-  if (!SEGMENT_KINDS.includes(kind)) {
+  if (!(SEGMENT_KINDS as readonly string[]).includes(kind)) {
     throw new ReportError(`${where}.kind "${kind}" is not one of ${SEGMENT_KINDS.join(", ")}`);
   }
   return kind as SegmentKind;
