@@ -37,6 +37,8 @@ def test_training_profile_without_weights_is_the_estimate() -> None:
     report = profile({"model": "meta-llama/Llama-2-7b-hf", "train": train}, _context([]))
     assert report["measured"] is None and "not on disk" in report["notes"][0]
     assert report["estimate"]["optimizer_bytes"] == 0
+    ram = next(fit for fit in report["estimate"]["fits"] if fit["device"] == "cpu")
+    assert ram["fits"] == (report["estimate"]["peak_bytes"] <= ram["capacity_bytes"])
 
 
 @pytest.mark.parametrize(

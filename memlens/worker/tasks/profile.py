@@ -10,10 +10,12 @@ bytes per layer. Without weights it returns the meta-device skeleton and says so
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memlens.errors import UsageError
+from memlens.profiler.machine import fits, memory_pools
 from memlens.profiler.tensors import FLOAT_DTYPES
 from memlens.profiler.training import training_estimate
 from memlens.profiler.training_config import config_from_json
@@ -76,6 +78,7 @@ def _training_profile(params: dict[str, Any], context: RequestContext) -> dict[s
     context.progress(f"Resolving {request.model}", 2)
     resolved = request.resolve()
     estimate = training_estimate(resolved.config, resolved.model, config)
+    estimate = dataclasses.replace(estimate, fits=fits(estimate.peak_bytes, memory_pools()))
     report: dict[str, Any] = {
         "kind": "training-profile",
         "model": resolved.model,
