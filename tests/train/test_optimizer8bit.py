@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from memlens.errors import UsageError
-from memlens.train.optimizer8bit import AdamW8bit, BlockQuantized, dynamic_code
+from memlens.train.optimizer8bit import (
+    AdamW8bit,
+    BlockQuantized,
+    _midpoints,
+    dynamic_code,
+    nearest_code,
+)
 
 STEPS = 50
 LOSS_TOLERANCE = 0.03
@@ -25,6 +31,34 @@ def test_dynamic_code_is_256_sorted_values(signed: bool) -> None:
     assert torch.all(code[1:] >= code[:-1])
     assert code.max() == 1.0 and (code.min() < -0.99 if signed else code.min() == 0.0)
     assert (code.abs() > 0).any() and code.abs()[code.abs() > 0].min() < 1e-5  # small values
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_table_lookup_equals_bucketize_at_and_around_every_midpoint(signed: bool) -> None:
+    code = dynamic_code(signed)
+    nearest, bounds = nearest_code(code), _midpoints(code)
+    assert nearest is not None
+    generator = torch.Generator().manual_seed(3)
+    values = torch.cat(
+        [
+            torch.randn(200_000, generator=generator).clamp(-1, 1),
+            bounds,  # exactly on a midpoint: bucketize counts it below
+            bounds.nextafter(torch.tensor(2.0)),
+            bounds.nextafter(torch.tensor(-2.0)),
+            torch.tensor([0.0, -0.0, 1.0, -1.0, 1e-30, -1e-30, 1e-7, -1e-7]),
+        ]
+    )
+    values = values if signed else values.abs()
+    assert torch.equal(nearest(values).long(), torch.bucketize(values, bounds))
+
+
+def test_a_code_too_dense_for_the_table_keeps_bucketize() -> None:
+    dense = torch.linspace(1 - 255 * 2**-12, 1.0, 256)  # 2⁻¹² apart: many per 16-bit range
+    assert nearest_code(dense) is None
+    values = 0.6 * torch.linspace(0.95, 1.0, 64)  # normalised into the code's span
+    stored = BlockQuantized(values, dense, block_size=64)
+    assert stored.nearest is None
+    torch.testing.assert_close(stored.load(), values, atol=0.6 * 2**-13, rtol=0)
 
 
 def test_block_storage_keeps_relative_precision() -> None:

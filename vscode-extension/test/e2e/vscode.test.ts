@@ -131,6 +131,25 @@ describe("memlens in code-server (trusted workspace)", { timeout: 15 * 60_000 },
     await bench.until(async () => (await problems.filter({ hasText: "Llama-2-7b-hf" }).count()) === 0 && (await problems.filter({ hasText: "float32 load" }).count()) === 0, "the over-budget and fp32 warnings gone");
     await bench.shot("09-quick-fix-applied");
   });
+
+  it("shows a training step's peak at the Trainer and its quick fix brings it under the budget", async () => {
+    await bench.openFile("train_lora.py");
+    const peak = (gib: string) => bench.line(")").filter({ hasText: `train step ≈ ${gib} GiB · full · adamw · fp32 · batch 8 × 1024` });
+    await peak("39.2").first().waitFor();
+    await bench.shot("10-training-hint");
+    await bench.applyQuickFix("trainer = Trainer(", "enable gradient checkpointing (train step ≈ 20.2 GiB)");
+    await bench.line("gradient_checkpointing=True").waitFor();
+    await bench.line(")").filter({ hasText: "train step ≈ 20.2 GiB" }).first().waitFor();
+    await bench.shot("11-training-quick-fix-applied");
+  });
+
+  it("runs Profile training step and draws the training report", async () => {
+    await bench.page.locator(".editor-instance .codelens-decoration").getByText("Profile training step").first().click();
+    const view = await bench.webview("Training step · Qwen/Qwen2.5-0.5B");
+    assert.deepEqual(await view.locator(".total-bar .bar-label").allTextContents(), ["Estimate"]);
+    assert.match((await view.locator(".notes").textContent())!, /not on disk/);
+    await bench.shot("12-training-memory-view");
+  });
 });
 
 const HINT = "weights ≈ 25.1 GiB fp32 · KV 1.0 MiB/tok";
