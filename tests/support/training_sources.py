@@ -59,24 +59,35 @@ def model_estimate(model: str, config: TrainingConfig) -> TrainingEstimate:
     return training_estimate(resolved.config, resolved.model, config)
 
 
-async def hints_by_line(client: LanguageClient, uri: str, text: str) -> dict[int, list[str]]:
-    """Every hint's label by its 0-based line."""
+async def document_hints(client: LanguageClient, uri: str, text: str) -> list[types.InlayHint]:
+    """Every inlay hint of the document, in the server's order."""
     whole = types.Range(types.Position(0, 0), types.Position(len(text.splitlines()) + 1, 0))
     hints = await client.text_document_inlay_hint_async(
         types.InlayHintParams(text_document=types.TextDocumentIdentifier(uri=uri), range=whole)
     )
+    return list(hints or [])
+
+
+async def hints_by_line(client: LanguageClient, uri: str, text: str) -> dict[int, list[str]]:
+    """Every hint's label by its 0-based line."""
     found: dict[int, list[str]] = {}
-    for hint in hints or []:
+    for hint in await document_hints(client, uri, text):
         found.setdefault(hint.position.line, []).append(str(hint.label))
     return found
 
 
-async def training_hints(client: LanguageClient, uri: str, text: str) -> list[str]:
-    """The hints that state a training step's peak, in source order."""
-    by_line = await hints_by_line(client, uri, text)
+async def training_hints(client: LanguageClient, uri: str, text: str) -> list[tuple[str, str]]:
+    """The hints that state a training step's peak, in source order: the label and the
+    first line of the tooltip (``MODEL: configuration``)."""
+    hints = sorted(await document_hints(client, uri, text), key=lambda h: h.position.line)
     return [
-        label
-        for line in sorted(by_line)
-        for label in by_line[line]
-        if label.startswith("train step ≈ ")
+        (str(h.label), str(h.tooltip).splitlines()[0])
+        for h in hints
+        if str(h.label).startswith("train step ≈ ")
     ]
+
+
+def peak_hint(model: str, config: TrainingConfig, peak: str) -> tuple[str, str]:
+    """What :func:`training_hints` reads for a step of ``model`` under ``config``."""
+    label = f"train step ≈ {peak} · batch {config.batch} × {config.seq}"
+    return label, f"{model}: {config.describe()}"

@@ -42,21 +42,45 @@ def runnable(load: ModelLoad) -> bool:
     return load.model_ref is not None and load.config is None and load.quantization is None
 
 
-def training_site_at(analysis: Analysis, line: int) -> TrainingSite | None:
-    """The peak site (a Trainer, a ``backward()``) on ``line`` the worker can profile."""
-    return next(
-        (
-            site
-            for site in analysis.training
-            if site.reports_peak
-            and site.span.start.line == line
-            and site.config is not None
-            and site.load is not None
-            and site.load.model_ref is not None
-            and site.load.config is None
-        ),
-        None,
+def _profilable(site: TrainingSite) -> bool:
+    """A peak site (a Trainer, a ``backward()``) of a load the worker can run."""
+    return (
+        site.reports_peak
+        and site.config is not None
+        and site.load is not None
+        and site.load.model_ref is not None
+        and site.load.config is None
     )
+
+
+def training_site_at(analysis: Analysis, line: int) -> TrainingSite | None:
+    """The peak site on ``line`` the worker can profile."""
+    return next(
+        (s for s in analysis.training if _profilable(s) and s.span.start.line == line), None
+    )
+
+
+STALE_LINES = 3
+"""How far a lens's line may lag its target: VS Code moves a lens with the text it sits on
+but runs it with the line it was made for until it asks for lenses again."""
+
+
+def _target(
+    analysis: Analysis, line: int, command: str
+) -> tuple[ModelLoad | None, TrainingSite | None]:
+    """The load (or, for ``memlens.profile``, the training site) a command on ``line``
+    means: the one on it, else the nearest within :data:`STALE_LINES`."""
+    loads = [(ld.span.start.line, ld) for ld in analysis.loads if runnable(ld)]
+    sites = [(s.span.start.line, s) for s in analysis.training if _profilable(s)]
+    candidates: list[tuple[int, ModelLoad | TrainingSite]] = [
+        *loads,
+        *(sites if command == "memlens.profile" else []),
+    ]
+    near = [(abs(at - line), at, t) for at, t in candidates if abs(at - line) <= STALE_LINES]
+    if not near:
+        return None, None
+    _, _, target = min(near, key=lambda item: (item[0], item[1]))
+    return (target, None) if isinstance(target, ModelLoad) else (None, target)
 
 
 def request_params(ls: MemlensServer, command: str, arguments: tuple[Any, ...]) -> dict[str, Any]:
@@ -71,9 +95,8 @@ def request_params(ls: MemlensServer, command: str, arguments: tuple[Any, ...]) 
         uri, line = arguments
         if uri not in ls.workspace.text_documents:
             raise UsageError(f"{uri} is not open")
-        load = next((ld for ld in ls.analysis(uri).loads if ld.span.start.line == line), None)
-        site = training_site_at(ls.analysis(uri), line) if load is None else None
-        if command == "memlens.profile" and site is not None:
+        load, site = _target(ls.analysis(uri), line, command)
+        if site is not None:
             assert site.load is not None and site.config is not None
             folder = ls.document_dir(uri)
             return {
@@ -81,7 +104,7 @@ def request_params(ls: MemlensServer, command: str, arguments: tuple[Any, ...]) 
                 "train": site.config.to_json(),
                 "document_dir": str(folder) if folder else None,
             }
-        if load is None or not runnable(load):
+        if load is None:
             raise UsageError(f"no model load with a static id on line {line + 1}")
         estimate = ls.load_estimate(uri, load).estimate
         dtype = StorageDtype(estimate.dtype) if estimate else StorageDtype.BF16
@@ -114,9 +137,13 @@ async def run_in_worker(
     ls: MemlensServer, command: str, arguments: tuple[Any, ...]
 ) -> dict[str, Any]:
     """Run one command in the worker with progress; notify and return its report."""
-    if not ls.settings.trusted:
-        raise UsageError("this workspace is not trusted: memlens runs no worker here")
-    params = request_params(ls, command, arguments)
+    try:
+        if not ls.settings.trusted:
+            raise UsageError("this workspace is not trusted: memlens runs no worker here")
+        params = request_params(ls, command, arguments)
+    except MemlensError as exc:
+        ls.show(f"memlens: {exc}", types.MessageType.Error)
+        raise
     request_id = ls.protocol.msg_id
     client_token = ls.client_progress_tokens.pop(request_id, None)
     token = str(client_token) if client_token is not None else str(uuid.uuid4())

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from lsprotocol import types
 
 from memlens.errors import MemlensError
-from memlens.lsp_server.analysis import Analysis, Position
-from memlens.lsp_server.features.labels import build_label, layer_label, load_label
+from memlens.lsp_server.analysis import Analysis
+from memlens.lsp_server.features.labels import Hint, build_label, layer_label, load_label
 from memlens.lsp_server.features.training_estimates import training_hint_texts
 from memlens.profiler.estimate import analytic_estimate
 from memlens.profiler.tensors import StorageDtype
@@ -23,17 +23,17 @@ if TYPE_CHECKING:
     from memlens.lsp_server.server import MemlensServer
 
 
-def hint_texts(ls: MemlensServer, uri: str, analysis: Analysis) -> list[tuple[Position, str]]:
-    """(position, label) of every hint in the document."""
-    hints: list[tuple[Position, str]] = []
+def hint_texts(ls: MemlensServer, uri: str, analysis: Analysis) -> list[Hint]:
+    """Every hint in the document."""
+    hints: list[Hint] = []
     for load in analysis.loads:
         if estimate := ls.load_estimate(uri, load).estimate:
-            hints.append((load.span.end, load_label(estimate)))
+            hints.append(Hint(load.span.end, load_label(estimate)))
     for change in analysis.dtype_changes:
         changed = ls.target_load(uri, change.target, change.span.start)
         estimate = ls.load_estimate(uri, changed, change.dtype).estimate if changed else None
         if estimate is not None:
-            hints.append((change.span.end, load_label(estimate)))
+            hints.append(Hint(change.span.end, load_label(estimate)))
     batch = max(analysis.batch_sizes, default=1)
     per = f"× batch {batch}" if analysis.batch_sizes else "per sequence"
     for call in analysis.generates:
@@ -42,12 +42,8 @@ def hint_texts(ls: MemlensServer, uri: str, analysis: Analysis) -> list[tuple[Po
             continue
         if (estimate := ls.load_estimate(uri, source).estimate) and estimate.kv_bytes_per_token:
             kv = estimate.kv_bytes_per_token * call.max_new_tokens * batch
-            hints.append(
-                (
-                    call.span.end,
-                    f"KV +{format_bytes(kv)} for {call.max_new_tokens} new tokens {per}",
-                )
-            )
+            kv_label = f"KV +{format_bytes(kv)} for {call.max_new_tokens} new tokens {per}"
+            hints.append(Hint(call.span.end, kv_label))
     for config in analysis.configs:
         if any(v is None for v in config.fields.values()):
             continue
@@ -55,20 +51,15 @@ def hint_texts(ls: MemlensServer, uri: str, analysis: Analysis) -> list[tuple[Po
             [estimate] = analytic_estimate(config.fields, config.config_class, [StorageDtype.FP32])
         except MemlensError:
             continue
-        hints.append(
-            (
-                config.span.end,
-                f"{format_count(estimate.params)} params · "
-                f"{format_bytes(estimate.weight_bytes)} fp32",
-            )
-        )
+        size = f"{format_count(estimate.params)} params · {format_bytes(estimate.weight_bytes)}"
+        hints.append(Hint(config.span.end, f"{size} fp32"))
     for build in analysis.builds:
-        if label := build_label(build.size):
-            hints.append((build.span.end, label))
+        if built := build_label(build.size):
+            hints.append(Hint(build.span.end, built))
     for cls in analysis.classes:
         for layer in cls.layers:
-            if label := layer_label(layer):
-                hints.append((layer.span.end, label))
+            if layer_text := layer_label(layer):
+                hints.append(Hint(layer.span.end, layer_text))
     return hints + training_hint_texts(ls, uri)
 
 
@@ -89,10 +80,11 @@ def _document_hints(ls: MemlensServer, uri: str) -> list[types.InlayHint]:
     """Every hint of the document's current version, in the client's positions."""
     return [
         types.InlayHint(
-            position=ls.to_lsp(uri, position),
-            label=label,
+            position=ls.to_lsp(uri, hint.position),
+            label=hint.label,
             kind=types.InlayHintKind.Type,
+            tooltip=hint.tooltip,
             padding_left=True,
         )
-        for position, label in hint_texts(ls, uri, ls.analysis(uri))
+        for hint in hint_texts(ls, uri, ls.analysis(uri))
     ]

@@ -5,9 +5,24 @@ activations for that context."""
 
 from __future__ import annotations
 
-from memlens.lsp_server.analysis import ClassTotal, LayerFinding, ModelSize, layer_bytes
+from typing import NamedTuple
+
+from memlens.lsp_server.analysis import ClassTotal, LayerFinding, ModelSize, Position, layer_bytes
 from memlens.profiler.estimate import MemoryEstimate
 from memlens.units import format_bytes, format_count
+
+HINT_MAX_CHARS = 43
+"""VS Code cuts a line's inlay hints past this many characters (its
+``editor.inlayHints.maximumLength`` default): every label stays within it, and what does
+not fit goes in the hint's tooltip."""
+
+
+class Hint(NamedTuple):
+    """An inlay hint: ``label`` at ``position``, and the ``tooltip`` shown on pointing."""
+
+    position: Position
+    label: str
+    tooltip: str | None = None
 
 
 def load_label(estimate: MemoryEstimate) -> str:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from memlens.errors import MemlensError
-from memlens.lsp_server.analysis import ModelLoad, Position, TrainingSite
+from memlens.lsp_server.analysis import ModelLoad, TrainingSite
+from memlens.lsp_server.features.labels import Hint
 from memlens.profiler.training import TrainingEstimate, training_estimate
 from memlens.profiler.training_config import TrainingConfig
 from memlens.units import format_bytes
@@ -68,23 +69,40 @@ def site_estimate(ls: MemlensServer, uri: str, site: TrainingSite) -> TrainingRe
 
 
 def peak_label(estimate: TrainingEstimate) -> str:
-    """``train step ≈ 95.3 GiB · full · adamw · fp32 · batch 4 × 512``."""
-    return f"train step ≈ {format_bytes(estimate.peak_bytes)} · {estimate.config.describe()}"
+    """``train step ≈ 95.3 GiB · batch 4 × 512`` (the rest of the configuration is in
+    :func:`site_tooltip`)."""
+    config = estimate.config
+    return f"train step ≈ {format_bytes(estimate.peak_bytes)} · batch {config.batch} × {config.seq}"
 
 
 def trainable_label(estimate: TrainingEstimate) -> str:
-    """What peft's ``print_trainable_parameters()`` prints, and the adapters' bytes."""
-    total = estimate.params + estimate.adapter_params
-    share = 100 * estimate.trainable_params / total if total else 0.0
+    """``trainable 4,194,304 (0.06%) · 16.0 MiB``: the trainable parameters, their share
+    of all and the adapters' bytes (peft's own line is in :func:`site_tooltip`)."""
     return (
-        f"trainable params: {estimate.trainable_params:,} || all params: {total:,} || "
-        f"trainable%: {share:.4f} · adapters {format_bytes(estimate.adapter_bytes)}"
+        f"trainable {estimate.trainable_params:,} ({_trainable_share(estimate):.2f}%) · "
+        f"{format_bytes(estimate.adapter_bytes)}"
     )
+
+
+def _trainable_share(estimate: TrainingEstimate) -> float:
+    total = estimate.params + estimate.adapter_params
+    return 100 * estimate.trainable_params / total if total else 0.0
 
 
 def optimizer_label(estimate: TrainingEstimate) -> str:
     """``adamw states ≈ 50.2 GiB`` (for the parameters that train)."""
     return f"{estimate.config.optimizer} states ≈ {format_bytes(estimate.optimizer_bytes)}"
+
+
+def site_tooltip(estimate: TrainingEstimate) -> str:
+    """The configuration the hint's figure is for and what peft's
+    ``print_trainable_parameters()`` would print for it."""
+    total = estimate.params + estimate.adapter_params
+    return (
+        f"{estimate.model}: {estimate.config.describe()}\n"
+        f"trainable params: {estimate.trainable_params:,} || all params: {total:,} || "
+        f"trainable%: {_trainable_share(estimate):.4f}"
+    )
 
 
 SITE_LABELS: dict[str, Callable[[TrainingEstimate], str]] = {
@@ -96,11 +114,13 @@ SITE_LABELS: dict[str, Callable[[TrainingEstimate], str]] = {
 """The hint each kind of site shows."""
 
 
-def training_hint_texts(ls: MemlensServer, uri: str) -> list[tuple[Position, str]]:
-    """(position, label) of every training site's hint."""
-    hints: list[tuple[Position, str]] = []
+def training_hint_texts(ls: MemlensServer, uri: str) -> list[Hint]:
+    """Every training site's hint."""
+    hints: list[Hint] = []
     for site in ls.analysis(uri).training:
         result = site_estimate(ls, uri, site)
         if result is not None and result.estimate is not None:
-            hints.append((site.span.end, SITE_LABELS[site.kind](result.estimate)))
+            estimate = result.estimate
+            label = SITE_LABELS[site.kind](estimate)
+            hints.append(Hint(site.span.end, label, site_tooltip(estimate)))
     return hints

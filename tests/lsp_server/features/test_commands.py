@@ -17,6 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
+from memlens.lsp_server.features.commands import STALE_LINES
 from tests.support.lsp_client import open_document
 from tests.support.tiny_configs import NEOX_CONFIG
 
@@ -114,7 +115,8 @@ async def test_compress_plans_exact_sizes(client: LanguageClient, workspace: Pat
 
 
 async def test_bad_command_arguments(client: LanguageClient, workspace: Path) -> None:
-    uri = open_document(client, workspace / "bad-args.py", LOADS)
+    padded = "\n" * (STALE_LINES + 1) + LOADS  # line 0 lies beyond a stale lens's reach
+    uri = open_document(client, workspace / "bad-args.py", padded)
     for arguments in ((uri, 0), ("file:///not/open.py", 2), ("nonsense",)):
         with pytest.raises(JsonRpcException):
             await execute(client, "memlens.estimate", *arguments)

@@ -11,7 +11,7 @@ from lsprotocol import types
 
 from benchmarks.fixtures.byte_llama_model import fixture_dir
 from memlens.errors import UsageError
-from memlens.lsp_server.features.commands import request_params
+from memlens.lsp_server.features.commands import STALE_LINES, request_params
 from memlens.lsp_server.server import MemlensServer
 from memlens.profiler.training_config import (
     Optimizer,
@@ -50,6 +50,25 @@ def test_profile_on_a_trainer_line_sends_the_training_config(tmp_path: Path) -> 
     assert "train" not in request_params(server, "memlens.profile", (uri, load))
     with pytest.raises(UsageError, match="no model load with a static id on line"):
         request_params(server, "memlens.compress", (uri, trainer))
+
+
+def test_a_lens_made_before_an_edit_still_runs_its_target(tmp_path: Path) -> None:
+    """Regression: after a quick fix added a line above the Trainer, VS Code ran the lens it
+    still showed there with the Trainer's old line, and the server answered "no model load
+    with a static id on line 35" (into the debug log only)."""
+    text = EXAMPLE.read_text().replace(
+        "    logging_steps=10,\n", "    logging_steps=10,\n    gradient_checkpointing=True,\n"
+    )
+    server, uri = _server_with(tmp_path / "train.py", text)
+    lines = text.splitlines()
+    trainer = next(i for i, line in enumerate(lines) if line.startswith("trainer = Trainer("))
+    params = request_params(server, "memlens.profile", (uri, trainer - 1))  # the old line
+    assert config_from_json(params["train"]) == TrainingConfig(
+        batch=8, seq=1024, gradient_checkpointing=True
+    )
+    far = trainer - 1 - STALE_LINES - 1  # nothing within reach: still an error
+    with pytest.raises(UsageError, match=f"no model load with a static id on line {far + 1}"):
+        request_params(server, "memlens.profile", (uri, far))
 
 
 def test_the_worker_measures_the_step_the_script_states(tmp_path: Path) -> None:

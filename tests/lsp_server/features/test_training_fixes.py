@@ -15,7 +15,7 @@ from pytest_lsp import LanguageClient
 from memlens.profiler.training_config import Optimizer, Precision, TrainingConfig, TrainMethod
 from memlens.units import format_bytes
 from tests.support.lsp_client import apply_edits, open_document, pulled_diagnostics
-from tests.support.training_sources import EXAMPLE, model_estimate, training_hints
+from tests.support.training_sources import EXAMPLE, model_estimate, peak_hint, training_hints
 
 QWEN = "Qwen/Qwen2.5-0.5B"
 FULL = TrainingConfig(batch=8, seq=1024)
@@ -129,7 +129,7 @@ async def test_each_fix_reaches_the_peak_its_title_promises(
         assert promised.group(1) == expected_peak
         edited = open_document(client, workspace / f"fixed_{index}_{number}.py", fixed)
         hints = await training_hints(client, edited, fixed)
-        assert hints[index] == f"train step ≈ {expected_peak} · {config.describe()}"
+        assert hints[index] == peak_hint(QWEN, config, expected_peak)
 
 
 async def test_quick_fix_imports_and_wraps(client: LanguageClient, workspace: Path) -> None:

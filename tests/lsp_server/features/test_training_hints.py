@@ -8,6 +8,7 @@ from pathlib import Path
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
+from memlens.lsp_server.features.labels import HINT_MAX_CHARS
 from memlens.profiler.training_config import (
     Optimizer,
     Precision,
@@ -19,8 +20,10 @@ from tests.support.lsp_client import open_document
 from tests.support.training_sources import (
     EXAMPLE,
     SFT_LORA,
+    document_hints,
     hints_by_line,
     model_estimate,
+    peak_hint,
     training_hints,
 )
 
@@ -41,7 +44,7 @@ async def test_example_hints_equal_the_profilers_estimate(
     uri = open_document(client, workspace / "train_example.py", text)
     by_line = await hints_by_line(client, uri, text)
     expected = model_estimate(QWEN, FULL_EXAMPLE)
-    peak = f"train step ≈ {format_bytes(expected.peak_bytes)} · {FULL_EXAMPLE.describe()}"
+    peak, configuration = peak_hint(QWEN, FULL_EXAMPLE, format_bytes(expected.peak_bytes))
     trainer_end = _line(text, "data_collator=") + 1  # the Trainer call's closing line
     assert by_line[trainer_end] == [peak]
     # the hand-written loop: the same configuration at loss.backward()
@@ -49,6 +52,18 @@ async def test_example_hints_equal_the_profilers_estimate(
     assert by_line[_line(text, "optimizer = torch.optim.AdamW")] == [
         f"adamw states ≈ {format_bytes(expected.optimizer_bytes)}"
     ]
+    assert await training_hints(client, uri, text) == [(peak, configuration)] * 2
+
+
+async def test_every_hint_fits_vs_code_s_inlay_hint_length(
+    client: LanguageClient, workspace: Path
+) -> None:
+    """Regression: the training hints ran to 62 characters and VS Code, which cuts a line's
+    hints at 43 by default, showed ``train step ≈ 39.2 GiB · full · adamw · fp32 ·…``."""
+    for name, text in (("example.py", EXAMPLE.read_text()), ("sft.py", SFT_LORA)):
+        uri = open_document(client, workspace / name, text)
+        labels = [str(h.label) for h in await document_hints(client, uri, text)]
+        assert labels and all(len(label) <= HINT_MAX_CHARS for label in labels), labels
 
 
 async def test_lora_hint_is_what_peft_prints(client: LanguageClient, workspace: Path) -> None:
@@ -63,7 +78,8 @@ async def test_lora_hint_is_what_peft_prints(client: LanguageClient, workspace: 
     uri = open_document(client, workspace / "peft_hint.py", text)
     by_line = await hints_by_line(client, uri, text)
     # the published figure: Llama-2-7B, r=8 on q_proj and v_proj
-    assert by_line[5][0].startswith(
+    lora_hint = next(h for h in await document_hints(client, uri, text) if h.position.line == 5)
+    assert str(lora_hint.tooltip).splitlines()[1] == (
         "trainable params: 4,194,304 || all params: 6,742,609,920 || trainable%: 0.0622"
     )
     config = TrainingConfig(
@@ -75,7 +91,7 @@ async def test_lora_hint_is_what_peft_prints(client: LanguageClient, workspace: 
         seq=1,
     )
     expected = model_estimate(LLAMA, config)
-    assert by_line[5][0].endswith(f"adapters {format_bytes(expected.adapter_bytes)}")
+    assert by_line[5] == [f"trainable 4,194,304 (0.06%) · {format_bytes(expected.adapter_bytes)}"]
     assert by_line[6] == ["sgd states ≈ 0 B"]
 
 
@@ -93,7 +109,7 @@ async def test_sft_trainer_with_lora_from_memory(client: LanguageClient, workspa
     )
     expected = model_estimate(LLAMA, config)
     assert await training_hints(client, uri, SFT_LORA) == [
-        f"train step ≈ {format_bytes(expected.peak_bytes)} · {config.describe()}"
+        peak_hint(LLAMA, config, format_bytes(expected.peak_bytes))
     ]
 
 
@@ -120,7 +136,7 @@ async def test_qlora_from_a_4bit_load_and_kbit_preparation(
     )
     expected = model_estimate(LLAMA, config)
     assert await training_hints(client, uri, text) == [
-        f"train step ≈ {format_bytes(expected.peak_bytes)} · {config.describe()}"
+        peak_hint(LLAMA, config, format_bytes(expected.peak_bytes))
     ]
 
 

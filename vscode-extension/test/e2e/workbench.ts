@@ -9,7 +9,7 @@ import { CHROMIUM, CHROMIUM_ARGS } from "../webview/harness";
 /** Screenshots and timings of every run: build/e2e/<run>/ at the repository root. */
 export const OUT = join(REPO_ROOT, "build", "e2e");
 // Generous: CI machines are slow, and the first Profile imports torch in the worker.
-export const STEP_MS = 180_000;
+export const STEP_MS = Number(process.env.MEMLENS_E2E_STEP_MS ?? 180_000);
 
 export class Workbench {
   private readonly timings: Record<string, number> = {};
