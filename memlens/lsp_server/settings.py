@@ -22,6 +22,9 @@ def _machine_budget() -> int:
     return default_budget()
 
 
+_MAX_DEVICES = 65536
+
+
 @dataclass(frozen=True)
 class Settings:
     """What the client configured under ``memlens.*``."""
@@ -35,6 +38,9 @@ class Settings:
     """A team's Jaeger UI, as :func:`memlens.tracing.jaeger.base_url` accepts it."""
     trusted: bool = True
     """False in an untrusted workspace: static hints only, no worker."""
+    training_devices: int = 1
+    """Data-parallel devices a training script runs on: with more than 1, a script's
+    ``deepspeed=``/``fsdp=`` sharding gives per-device figures."""
 
     @property
     def budget_bytes(self) -> int:
@@ -60,6 +66,11 @@ class Settings:
             value = _dig(data, path)
             if isinstance(value, bool):
                 values[key] = value
+        devices = _dig(data, ("training", "devices"))
+        if type(devices) is int and 1 <= devices <= _MAX_DEVICES:
+            values["training_devices"] = devices
+        elif devices is not None:
+            log.warning("memlens.training.devices %r is not a device count: 1 is used", devices)
         port = _dig(data, ("collector", "port"))
         if isinstance(port, int) and 0 < port < 65536:
             values["collector_port"] = port

@@ -7,6 +7,7 @@ export interface ServerSettings {
   tracing: { enabled: boolean };
   collector: { port: number };
   jaeger: { url: string | null };
+  training: { devices: number };
   trusted: boolean;
 }
 
@@ -17,6 +18,7 @@ export function serverSettings(read: SettingReader, trusted: boolean): ServerSet
   const budget = read("memoryBudget");
   const port = read("collector.port");
   const url = read("jaeger.url");
+  const devices = read("training.devices");
   return {
     memoryBudget:
       typeof budget === "number" || (typeof budget === "string" && budget.trim())
@@ -27,6 +29,7 @@ export function serverSettings(read: SettingReader, trusted: boolean): ServerSet
     collector: { port: typeof port === "number" ? port : 4318 },
     // as typed: the server keeps it only if it is an http(s) URL (memlens/tracing/jaeger.py)
     jaeger: { url: typeof url === "string" ? url : null },
+    training: { devices: Number.isInteger(devices) && (devices as number) >= 1 ? (devices as number) : 1 },
     trusted,
   };
 }

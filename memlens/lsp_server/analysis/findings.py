@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from memlens.profiler.training_config import TrainingConfig
+from memlens.profiler.training_config import Sharding, TrainingConfig
 
 
 @dataclass(frozen=True, order=True)
@@ -265,6 +265,9 @@ class TrainingSite:
     """What the configuration assumes that the script does not state (``seq 512``)."""
     changes: tuple[TrainingChange, ...] = ()
     """Quick fixes, in the order the over-budget diagnostic tries them."""
+    sharding: Sharding = Sharding.NONE
+    """What ``TrainingArguments(deepspeed=…, fsdp=…)`` states: the figures are per device
+    over ``memlens.training.devices`` devices when that is more than 1."""
 
     @property
     def reports_peak(self) -> bool:

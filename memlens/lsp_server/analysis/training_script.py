@@ -14,7 +14,8 @@ from memlens.lsp_server.analysis.dtype_names import static_dtype
 from memlens.lsp_server.analysis.findings import ModelLoad, Position
 from memlens.lsp_server.analysis.source_index import SourceIndex, canonical_name
 from memlens.lsp_server.analysis.static_values import UNKNOWN, Scope, dotted_name, evaluate
-from memlens.profiler.training_config import Optimizer, Precision, TrainingConfig
+from memlens.lsp_server.analysis.training_sharding import stated_sharding
+from memlens.profiler.training_config import Optimizer, Precision, Sharding, TrainingConfig
 
 TRAINING_ARGUMENTS = frozenset({"TrainingArguments", "SFTConfig", "Seq2SeqTrainingArguments"})
 DEFAULT_BATCH = 8
@@ -179,6 +180,8 @@ class StatedStep:
     assumed: tuple[str, ...] = ()
     fp16: bool = False
     """``fp16=True`` is stated (the bf16 quick fix would clash with it)."""
+    sharding: Sharding = Sharding.NONE
+    """What ``deepspeed=``/``fsdp=`` state (applied when ``memlens.training.devices`` > 1)."""
 
 
 _LOAD_PRECISION = {"bf16": Precision.BF16_MIXED, "fp16": Precision.FP16_MIXED}
@@ -245,9 +248,9 @@ def trainer_config(
         precision = Precision.BF16_MIXED
     elif flags["fp16"]:
         precision = Precision.FP16_MIXED
-    for name in ("deepspeed", "fsdp"):
-        if args is not None and keyword(args, name) is not None:
-            assumed.append(f"{name}: figures for one device, unsharded (no device count)")
+    sharding, unread = stated_sharding(args, scope)
+    if unread is not None:
+        assumed.append(unread)
     try:
         config = TrainingConfig(
             optimizer=optimizer,
@@ -258,7 +261,7 @@ def trainer_config(
         )
     except UsageError as exc:
         return StatedStep(None, str(exc))
-    return StatedStep(config, None, tuple(assumed), bool(flags["fp16"]))
+    return StatedStep(config, None, tuple(assumed), bool(flags["fp16"]), sharding)
 
 
 def _trainer_seq(

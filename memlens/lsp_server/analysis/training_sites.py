@@ -211,6 +211,7 @@ class _Finder:
             problem,
             stated.assumed,
             training_changes(config, context) if config else (),
+            stated.sharding,
         )
 
 

@@ -36,7 +36,7 @@ def change_estimate(
     """The estimate of the code as ``change`` edits it."""
     load = change.load or site.load
     assert load is not None
-    return estimate_training(ls, uri, load, change.config)
+    return estimate_training(ls, uri, load, change.config, site.sharding)
 
 
 def first_fit(

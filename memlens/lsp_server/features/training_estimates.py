@@ -4,14 +4,14 @@ document version), and the short texts their hints show."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from memlens.errors import MemlensError
 from memlens.lsp_server.analysis import ModelLoad, TrainingSite
 from memlens.lsp_server.features.labels import Hint
 from memlens.profiler.training import TrainingEstimate, training_estimate
-from memlens.profiler.training_config import TrainingConfig
+from memlens.profiler.training_config import Sharding, TrainingConfig
 from memlens.units import format_bytes
 
 if TYPE_CHECKING:
@@ -41,9 +41,13 @@ def _model_config(ls: MemlensServer, uri: str, load: ModelLoad) -> tuple[dict[st
 
 
 def estimate_training(
-    ls: MemlensServer, uri: str, load: ModelLoad, config: TrainingConfig
+    ls: MemlensServer, uri: str, load: ModelLoad, config: TrainingConfig, sharding: Sharding
 ) -> TrainingResult:
-    """The training estimate of ``load`` trained as ``config`` (memoized per version)."""
+    """The training estimate of ``load`` trained as ``config`` (memoized per version),
+    per device under ``sharding`` when ``memlens.training.devices`` is more than 1."""
+    devices = ls.settings.training_devices
+    if devices > 1:
+        config = replace(config, devices=devices, sharding=sharding)
     cache: dict[tuple[object, ...], TrainingResult] = ls.version_results(uri).get(
         "training estimates", dict
     )
@@ -65,7 +69,7 @@ def site_estimate(ls: MemlensServer, uri: str, site: TrainingSite) -> TrainingRe
     """The estimate of the site's configuration; None when the script does not state one."""
     if site.load is None or site.config is None:
         return None
-    return estimate_training(ls, uri, site.load, site.config)
+    return estimate_training(ls, uri, site.load, site.config, site.sharding)
 
 
 def peak_label(estimate: TrainingEstimate) -> str:
