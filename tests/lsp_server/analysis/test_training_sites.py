@@ -7,6 +7,7 @@ from memlens.lsp_server.analysis import TrainingSite, analyze
 from memlens.profiler.training_config import (
     Optimizer,
     Precision,
+    Sharding,
     TrainingConfig,
     TrainMethod,
 )
@@ -32,8 +33,9 @@ def test_trainer_arguments_defaults_and_assumptions() -> None:
     assert site.assumed == (
         "batch 8 (the default)",
         "seq 512 (not stated)",
-        "deepspeed: figures for one device, unsharded (no device count)",
+        "deepspeed: its ZeRO stage is not a literal here; figures unsharded",
     )
+    assert site.sharding is Sharding.NONE
 
 
 def test_sft_trainer_states_the_sequence_and_kwargs_hide_everything() -> None:
