@@ -2,7 +2,8 @@
 
 The storage formats (quantizers, packing) are defined in ``formats.py``. Every op has a
 float reference in ``reference.py``; fast paths live in ``cpu.py`` (aten's packed
-kernels), ``cuda.py`` (aten CUDA ops, imported only for tensors on a GPU) and ``kv.py``
+kernels, for few rows: decoding), ``dense.py`` (dequantize, then a dense matmul: for many
+rows, prefill), ``cuda.py`` (aten CUDA ops, imported only for tensors on a GPU) and ``kv.py``
 (the KV cache's in-place dequantization, any device); any other device runs the
 reference. An INT4 weight is packed for the kernel of the device it is on (CPU layout
 everywhere but CUDA, tinygemm's there; ``int4_layouts.py``).
@@ -15,7 +16,7 @@ from enum import StrEnum
 import torch
 
 from memlens.errors import UsageError
-from memlens.kernels import cpu, reference
+from memlens.kernels import cpu, dense, reference
 from memlens.kernels.int4_layouts import cpu_values
 
 
@@ -23,7 +24,12 @@ class KernelPreference(StrEnum):
     """Which implementation runs an op."""
 
     AUTO = "auto"
-    """The fastest available for the device."""
+    """The fastest available for the device and the number of rows: on the CPU the packed
+    kernels below :data:`dense.DENSE_ROWS` rows, the dense path from there on."""
+    PACKED = "packed"
+    """On the CPU, aten's packed kernels at any number of rows."""
+    DENSE = "dense"
+    """On the CPU, dequantize the weight and run a dense matmul at any number of rows."""
     REFERENCE = "reference"
     """The plain float reference (slow; for tests and debugging)."""
 
@@ -41,13 +47,27 @@ def int8_matmul(
         from memlens.kernels import cuda  # only where CUDA exists
 
         return cuda.int8_matmul(x, q, scale)
-    if x.device.type != "cpu" or not cpu.int8_fits(q):
+    if x.device.type != "cpu":
+        return reference.int8_matmul(x, q, scale)
+    if _runs_dense(x, preference):
+        return dense.int8_matmul(x, q, scale, dense.dense_dtype())
+    if not cpu.int8_fits(q):
         return reference.int8_matmul(x, q, scale)
     return cpu.int8_matmul(x, q, scale)
 
 
+def _runs_dense(x: torch.Tensor, preference: KernelPreference) -> bool:
+    rows = x.numel() // x.shape[-1]
+    auto = preference is KernelPreference.AUTO and rows >= dense.DENSE_ROWS
+    return auto or preference is KernelPreference.DENSE
+
+
 def int4_matmul(
-    x: torch.Tensor, packed: torch.Tensor, group_size: int, scales_zeros: torch.Tensor
+    x: torch.Tensor,
+    packed: torch.Tensor,
+    group_size: int,
+    scales_zeros: torch.Tensor,
+    preference: KernelPreference = KernelPreference.AUTO,
 ) -> torch.Tensor:
     """``x (…, K)`` bf16 times an INT4 weight packed for its device (see
     :func:`pack_int4`) with scales and zeros ``(K/g, N, 2)`` → ``(…, N)``."""
@@ -56,6 +76,11 @@ def int4_matmul(
             f"an INT4 layer's weights are on {_device_name(packed.device)} but its input is "
             f"on {_device_name(x.device)}: move the model and its inputs to one device"
         )
+    if preference is KernelPreference.REFERENCE:
+        n, k = scales_zeros.shape[1], x.shape[-1]
+        values = int4_values(packed, n, k, group_size)  # (N, K)
+        scale, zero = scales_zeros[..., 0].T, scales_zeros[..., 1].T  # (N, K/g) each
+        return reference.int4_matmul(x, values, scale.float(), zero.float(), group_size)
     if packed.device.type == "cuda":
         from memlens.kernels import cuda  # only where CUDA exists
 
@@ -65,6 +90,9 @@ def int4_matmul(
             f"INT4 layers run on the CPU or a CUDA device, not on {packed.device.type}; "
             "use INT8 there"
         )
+    block = dense.int4_fits(packed)
+    if block is not None and _runs_dense(x, preference):
+        return dense.int4_matmul(x, packed, group_size, scales_zeros, block, dense.dense_dtype())
     return cpu.int4_matmul(x, packed, group_size, scales_zeros)
 
 
@@ -103,6 +131,7 @@ def int4_values(packed: torch.Tensor, n: int, k: int, group_size: int) -> torch.
 __all__ = [
     "KernelPreference",
     "cpu",
+    "dense",
     "int4_matmul",
     "int4_values",
     "int8_matmul",
