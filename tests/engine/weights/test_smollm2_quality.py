@@ -9,6 +9,7 @@ weight rounding alone flips that argmax), and bf16 at the tenth."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,8 +24,8 @@ NEW_TOKENS = 12
 def test_int8_greedy_answer_equals_fp32s(smollm2_dir: Path) -> None:
     import transformers
 
-    tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_dir, local_files_only=True)
-    ids = tokenizer.apply_chat_template(
+    tokenizer: Any = transformers.AutoTokenizer.from_pretrained(smollm2_dir, local_files_only=True)
+    ids: torch.Tensor = tokenizer.apply_chat_template(
         [{"role": "user", "content": CAPITAL_QUESTION}],
         add_generation_prompt=True,
         return_tensors="pt",
