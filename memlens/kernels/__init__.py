@@ -25,7 +25,8 @@ class KernelPreference(StrEnum):
 
     AUTO = "auto"
     """The fastest available for the device and the number of rows: on the CPU the packed
-    kernels below :data:`dense.DENSE_ROWS` rows, the dense path from there on."""
+    kernels for few rows (decoding), the dense path for many (prefill; thresholds in
+    ``dense.py``)."""
     PACKED = "packed"
     """On the CPU, aten's packed kernels at any number of rows."""
     DENSE = "dense"
@@ -49,16 +50,16 @@ def int8_matmul(
         return cuda.int8_matmul(x, q, scale)
     if x.device.type != "cpu":
         return reference.int8_matmul(x, q, scale)
-    if _runs_dense(x, preference):
+    if _runs_dense(x, preference, dense.INT8_DENSE_ROWS):
         return dense.int8_matmul(x, q, scale, dense.dense_dtype())
     if not cpu.int8_fits(q):
         return reference.int8_matmul(x, q, scale)
     return cpu.int8_matmul(x, q, scale)
 
 
-def _runs_dense(x: torch.Tensor, preference: KernelPreference) -> bool:
+def _runs_dense(x: torch.Tensor, preference: KernelPreference, from_rows: int) -> bool:
     rows = x.numel() // x.shape[-1]
-    auto = preference is KernelPreference.AUTO and rows >= dense.DENSE_ROWS
+    auto = preference is KernelPreference.AUTO and rows >= from_rows
     return auto or preference is KernelPreference.DENSE
 
 
@@ -91,7 +92,7 @@ def int4_matmul(
             "use INT8 there"
         )
     block = dense.int4_fits(packed)
-    if block is not None and _runs_dense(x, preference):
+    if block is not None and _runs_dense(x, preference, dense.INT4_DENSE_ROWS):
         return dense.int4_matmul(x, packed, group_size, scales_zeros, block, dense.dense_dtype())
     return cpu.int4_matmul(x, packed, group_size, scales_zeros)
 

@@ -2,11 +2,19 @@
 in the dtype this CPU multiplies fastest.
 
 aten's packed kernels (``cpu.py``) walk the weight once per row of the input, so their
-cost grows with every token; a dense matmul reuses each weight across rows. Measured on
-a 2-core Xeon with AMX-BF16 (one thread, bf16 activations, 5632×2048 weight): at 512 rows
-INT8 packed 408 ms vs dequantize + dense 14 ms; INT4 packed 195 ms vs ~60 ms; at one row
-the packed kernels win (INT8 0.6 ms vs 10 ms). :data:`DENSE_ROWS` is the crossover
-measured there (1536×576 and 5632×2048 cross between 8 and 32 rows).
+cost grows with every token; a dense matmul reuses each weight across rows but first pays
+for dequantizing it. Measured on a 2-core Xeon with AMX-BF16 (one thread, bf16
+activations, load ~2), packed / dense in ms:
+
+    rows   INT8 1536×576  INT4 1536×576  INT8 5632×2048  INT4 5632×2048
+       8   0.17 / 0.29    0.16 / 1.09    2.1 / 3.8       2.1 / 14.5
+      16   0.34 / 0.29    0.31 / 1.11    4.2 / 3.9       4.2 / 14.0
+      64   1.36 / 0.39    1.26 / 1.21    16.6 / 4.9      16.4 / 14.6
+     128   2.68 / 0.55    2.52 / 1.29    35.6 / 6.3      33.8 / 16.6
+
+INT8 converts exactly to bf16 in one pass; INT4 needs its nibbles unpacked, offset and
+scaled (~13 ms for 5632×2048), so it crosses later: :data:`INT8_DENSE_ROWS`,
+:data:`INT4_DENSE_ROWS`. At 512 rows (a prefill) dense wins ~8× for INT8.
 
 The dense dtype is chosen from the CPU's features at run time (:func:`dense_dtype`):
 bf16 where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX), float32 elsewhere
@@ -24,8 +32,10 @@ from torch.nn import functional
 from memlens.kernels import cpu
 from memlens.kernels.formats import INT4_MIDPOINT
 
-DENSE_ROWS = 16
-"""From this many input rows (tokens × batch) on, the weight-only matmuls run dense."""
+INT8_DENSE_ROWS = 16
+"""From this many input rows (tokens × batch) on, INT8 weight-only matmuls run dense."""
+INT4_DENSE_ROWS = 64
+"""From this many input rows on, INT4 matmuls run dense."""
 
 
 @dataclass(frozen=True)

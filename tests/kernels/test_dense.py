@@ -1,5 +1,5 @@
 """The many-row weight-only matmuls (memlens/kernels/dense.py) agree with the float
-references, run from ``DENSE_ROWS`` rows on, and fall back where a feature is missing."""
+references, run from their row thresholds on, and fall back where a feature is missing."""
 
 from __future__ import annotations
 
@@ -38,14 +38,14 @@ def test_int8_dense_matches_reference(m: int, k: int, n: int, dtype: torch.dtype
 
 
 def test_auto_runs_packed_below_dense_rows_and_dense_from_there() -> None:
-    """The two paths round differently, so bit-equality tells which one ran."""
+    """The two paths round differently, so bit-equality tells which one ran (INT8)."""
     q, scale = _int8(96, 128, 5)
     scale = scale.bfloat16()
     fast = dense.dense_dtype()
-    for rows in (1, dense.DENSE_ROWS - 1):
+    for rows in (1, dense.INT8_DENSE_ROWS - 1):
         x = torch.randn(rows, 128, generator=torch.Generator().manual_seed(rows)).bfloat16()
         assert torch.equal(int8_matmul(x, q, scale), cpu.int8_matmul(x, q, scale))
-    x = torch.randn(2, dense.DENSE_ROWS // 2, 128).bfloat16()  # (B, T, K): rows count B·T
+    x = torch.randn(2, dense.INT8_DENSE_ROWS // 2, 128).bfloat16()  # (B, T, K): rows count B·T
     assert torch.equal(int8_matmul(x, q, scale), dense.int8_matmul(x, q, scale, fast))
     assert not torch.equal(int8_matmul(x, q, scale), cpu.int8_matmul(x, q, scale))
     forced = int8_matmul(x, q, scale, KernelPreference.PACKED)
@@ -59,12 +59,13 @@ def test_int4_dense_matches_reference(n: int, k: int, group: int, dtype: torch.d
     if block is None:
         pytest.skip("this CPU build packs INT4 in a layout the dense path does not read")
     values, packed, scales_zeros = _int4(n, k, group)
-    x = torch.randn(3, 20, k, generator=torch.Generator().manual_seed(n)).bfloat16()
+    rows = dense.INT4_DENSE_ROWS
+    x = torch.randn(2, rows // 2, k, generator=torch.Generator().manual_seed(n)).bfloat16()
     scale, zero = scales_zeros[..., 0].T.float(), scales_zeros[..., 1].T.float()  # (N, K/g)
     expected = ref.int4_matmul(x, values, scale, zero, group)
     actual = dense.int4_matmul(x, packed, group, scales_zeros, block, dtype)
     torch.testing.assert_close(actual, expected, atol=0.5, rtol=2e-2)
-    auto = int4_matmul(x, packed, group, scales_zeros)  # 60 rows: dense
+    auto = int4_matmul(x, packed, group, scales_zeros)  # INT4_DENSE_ROWS rows: dense
     fast = dense.dense_dtype()
     assert torch.equal(auto, dense.int4_matmul(x, packed, group, scales_zeros, block, fast))
     reference_run = int4_matmul(x, packed, group, scales_zeros, KernelPreference.REFERENCE)
@@ -85,7 +86,7 @@ def test_int4_rows_off_the_block_and_unknown_layouts_run_the_packed_kernel(
 ) -> None:
     """80 rows are one block and a tail on AVX-512; a build whose packing the probe does
     not recognise runs the packed kernel at any number of rows."""
-    x = torch.randn(1, 40, 64).bfloat16()
+    x = torch.randn(1, dense.INT4_DENSE_ROWS, 64).bfloat16()
     for n in (80, 128):
         _, packed, scales_zeros = _int4(n, 64, 32)
         if n == 128:

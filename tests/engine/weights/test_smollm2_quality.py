@@ -31,7 +31,7 @@ def test_int8_greedy_answer_equals_fp32s(smollm2_dir: Path) -> None:
         return_tensors="pt",
         return_dict=True,
     )["input_ids"]
-    assert ids.shape[1] >= dense.DENSE_ROWS  # the prompt's prefill takes the dense path
+    assert ids.shape[1] >= dense.INT8_DENSE_ROWS  # the prompt's prefill takes the dense path
     fp32 = load_model(smollm2_dir, torch.float32).model
     expected = generate(fp32, ids, NEW_TOKENS)[0, ids.shape[1] :]
     int8 = compress_(load_model(smollm2_dir, torch.bfloat16).model, Int8WeightConfig())
