@@ -48,8 +48,14 @@ class CpuFeatures:
     @classmethod
     @functools.cache
     def detect(cls) -> CpuFeatures:
-        """This machine's features, as torch's CPU probes report them."""
-        return cls(torch.cpu._is_avx512_bf16_supported(), torch.cpu._is_amx_tile_supported())
+        """This machine's features, as torch's CPU probes (CPUID) report them; a torch
+        without a probe reports the feature missing."""
+        return cls(_probe("_is_avx512_bf16_supported"), _probe("_is_amx_tile_supported"))
+
+
+def _probe(name: str) -> bool:
+    probe = getattr(torch.cpu, name, None)
+    return bool(probe()) if callable(probe) else False
 
 
 def dense_dtype(features: CpuFeatures | None = None) -> torch.dtype:
@@ -96,8 +102,8 @@ def blocked_values(packed: torch.Tensor, block: int) -> torch.Tensor:
     n, half = packed.shape
     k = 2 * half
     pairs = packed.reshape(n // block, k, block // 2).transpose(1, 2).contiguous()
-    values = torch.empty(n // block, block, k, dtype=torch.uint8)  # (N/B, B, K)
-    torch.bitwise_and(pairs, 15, out=values[:, : block // 2])  # (N/B, B/2, K)
+    values = torch.empty(n // block, block, k, dtype=torch.uint8, device=packed.device)
+    torch.bitwise_and(pairs, 15, out=values[:, : block // 2])  # (N/B, B/2, K) of (N/B, B, K)
     torch.bitwise_right_shift(pairs, 4, out=values[:, block // 2 :])
     return values.reshape(n, k)
 
@@ -105,8 +111,9 @@ def blocked_values(packed: torch.Tensor, block: int) -> torch.Tensor:
 @functools.cache
 def cpu_row_block() -> int | None:
     """Rows per block of this build's CPU INT4 packing when it is the plain blocked layout
-    :func:`blocked_values` reads (64 on AVX-512, 32 on AVX2), found by packing a probe and
-    reading it back; ``None`` where it is another layout (the packed kernel runs then)."""
+    :func:`blocked_values` reads (measured: 64 under AVX-512, 32 under AVX2), found by
+    packing a probe and reading it back; ``None`` where it is another layout (aten's plain
+    path: the packed kernel runs then)."""
     generator = torch.Generator().manual_seed(0)
     for block in (64, 32):
         probe = torch.randint(0, 16, (2 * block, 32), dtype=torch.int32, generator=generator)

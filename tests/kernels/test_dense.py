@@ -3,6 +3,10 @@ references, run from their row thresholds on, and fall back where a feature is m
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -101,3 +105,28 @@ def test_dense_dtype_follows_the_cpu_features() -> None:
     assert dense.dense_dtype(dense.CpuFeatures(avx512_bf16=False, amx_bf16=True)) is torch.bfloat16
     found = dense.CpuFeatures.detect()
     assert found.avx512_bf16 == torch.cpu._is_avx512_bf16_supported()
+
+
+@pytest.mark.parametrize("capability", ["avx2", "default"])
+def test_int4_dense_under_another_cpu_capability_reads_its_layout_or_falls_back(
+    capability: str,
+) -> None:
+    """aten packs INT4 per its CPU capability: under AVX2 or the plain path the probe
+    finds that layout (or none, and the packed kernel runs); the result still matches the
+    reference."""
+    script = (
+        "import torch\n"
+        "from memlens.kernels import KernelPreference, cpu, dense, formats, int4_matmul\n"
+        "from memlens.kernels import reference\n"
+        f"assert torch.backends.cpu.get_cpu_capability() == {capability.upper()!r}\n"
+        "w = torch.randn(128, 64)\n"
+        "v, s, z = formats.quantize_int4_weight(w, 32)\n"
+        "sz = cpu.scales_and_zeros(s, z).bfloat16()\n"
+        "x = torch.randn(70, 64).bfloat16()\n"
+        "got = int4_matmul(x, cpu.pack_int4(v), 32, sz, KernelPreference.DENSE)\n"
+        "ref = reference.int4_matmul(x, v, sz[..., 0].T.float(), sz[..., 1].T.float(), 32)\n"
+        "torch.testing.assert_close(got, ref, atol=0.5, rtol=2e-2)\n"
+        "print(dense.cpu_row_block())\n"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
