@@ -3,8 +3,9 @@ fast paths (a dense prefill of the templated prompt, packed decode steps) gives 
 answer token for token.
 
 Only the capital question is pinned: on "Name three primary colours." INT8 leaves fp32's
-greedy path at the ninth word even with float32 activations (measured: the per-channel
-weight rounding alone flips that argmax), and bf16 at the tenth."""
+greedy path within ten words whichever path computes it (measured: at the ninth word with
+float32 activations, where the per-channel weight rounding alone flips an argmax; at the
+fifth with the dense bf16 prefill), and bf16 at the tenth."""
 
 from __future__ import annotations
 
