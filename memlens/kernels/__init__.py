@@ -2,7 +2,8 @@
 
 The storage formats (quantizers, packing) are defined in ``formats.py``. Every op has a
 float reference in ``reference.py``; fast paths live in ``cpu.py`` (aten's packed
-kernels, for few rows: decoding), ``dense.py`` (dequantize, then a dense matmul: for many
+kernels, for few rows: decoding), ``native.py`` (INT8 on AVX-512 VNNI for a few rows,
+built from C on first use), ``dense.py`` (dequantize, then a dense matmul: for many
 rows, prefill), ``cuda.py`` (aten CUDA ops, imported only for tensors on a GPU) and ``kv.py``
 (the KV cache's in-place dequantization, any device); any other device runs the
 reference. An INT4 weight is packed for the kernel of the device it is on (CPU layout
@@ -16,7 +17,7 @@ from enum import StrEnum
 import torch
 
 from memlens.errors import UsageError
-from memlens.kernels import cpu, dense, reference
+from memlens.kernels import cpu, dense, native, reference
 from memlens.kernels.int4_layouts import cpu_values
 
 
@@ -28,7 +29,7 @@ class KernelPreference(StrEnum):
     kernels for few rows (decoding), the dense path for many (prefill; thresholds in
     ``dense.py``)."""
     PACKED = "packed"
-    """On the CPU, aten's packed kernels at any number of rows."""
+    """On the CPU, aten's packed kernels at any number of rows (not the native one)."""
     DENSE = "dense"
     """On the CPU, dequantize the weight and run a dense matmul at any number of rows."""
     REFERENCE = "reference"
@@ -52,6 +53,10 @@ def int8_matmul(
         return reference.int8_matmul(x, q, scale)
     if _runs_dense(x, preference, dense.INT8_DENSE_ROWS):
         return dense.int8_matmul(x, q, scale, dense.dense_dtype())
+    rows = x.numel() // x.shape[-1]
+    auto = preference is KernelPreference.AUTO
+    if auto and rows <= native.MAX_ROWS and native.fits(q) and native.available():
+        return native.int8_matmul(x, q, scale)
     if not cpu.int8_fits(q):
         return reference.int8_matmul(x, q, scale)
     return cpu.int8_matmul(x, q, scale)
@@ -136,6 +141,7 @@ __all__ = [
     "int4_matmul",
     "int4_values",
     "int8_matmul",
+    "native",
     "pack_int4",
     "reference",
     "uses_cuda_int4_layout",

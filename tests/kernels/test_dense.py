@@ -10,7 +10,15 @@ import sys
 import pytest
 import torch
 
-from memlens.kernels import KernelPreference, cpu, dense, formats, int4_matmul, int8_matmul
+from memlens.kernels import (
+    KernelPreference,
+    cpu,
+    dense,
+    formats,
+    int4_matmul,
+    int8_matmul,
+    native,
+)
 from memlens.kernels import reference as ref
 
 DTYPES = [torch.bfloat16, torch.float32]  # AMX/AVX-512 BF16 machines, and the AVX2 fallback
@@ -46,7 +54,7 @@ def test_auto_runs_packed_below_dense_rows_and_dense_from_there() -> None:
     q, scale = _int8(96, 128, 5)
     scale = scale.bfloat16()
     fast = dense.dense_dtype()
-    for rows in (1, dense.INT8_DENSE_ROWS - 1):
+    for rows in (native.MAX_ROWS + 1, dense.INT8_DENSE_ROWS - 1):  # fewer: native.py's
         x = torch.randn(rows, 128, generator=torch.Generator().manual_seed(rows)).bfloat16()
         assert torch.equal(int8_matmul(x, q, scale), cpu.int8_matmul(x, q, scale))
     x = torch.randn(2, dense.INT8_DENSE_ROWS // 2, 128).bfloat16()  # (B, T, K): rows count B·T
