@@ -13,7 +13,10 @@ tokens/s of INT8 models +21% (SmolLM2-135M) and +37% (TinyLlama-1.1B shape).
 The library is built with the system's C compiler into ``$XDG_CACHE_HOME/memlens/kernels``
 (~0.2 s, once per source version) for AVX-512 F/BW/VNNI explicitly, and used only where
 torch reports those features. Where they are missing, no compiler is found or the build
-fails, :func:`available` is False and the aten kernel runs.
+fails, :func:`available` is False and the aten kernel runs. With more than one torch
+thread, a weight of :data:`SPLIT_ELEMENTS` or more is split by output rows over that many
+threads (ctypes releases the GIL during the call); smaller ones run in one call, where a
+thread hand-off would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -35,6 +39,8 @@ FEATURES = ("avx512_f", "avx512_bw", "avx512_vnni")
 FLAGS = ("-O3", "-mavx512f", "-mavx512bw", "-mavx512vnni", "-shared", "-fPIC")
 MAX_ROWS = 4
 """Up to this many input rows the native kernel runs (it reads the weight once per row)."""
+SPLIT_ELEMENTS = 1 << 20
+"""Weights with at least this many elements are split over torch's threads."""
 _ROW_BLOCK = 4
 _K_BLOCK = 64
 _POINTER = ctypes.c_void_p
@@ -95,7 +101,7 @@ def _library() -> ctypes.CDLL | None:
         return None
     library = ctypes.CDLL(str(path))
     library.memlens_w8a16.restype = None
-    library.memlens_w8a16.argtypes = [_POINTER] * 4 + [ctypes.c_int64] * 3 + [_POINTER]
+    library.memlens_w8a16.argtypes = [_POINTER] * 4 + [ctypes.c_int64] * 4 + [_POINTER]
     return library
 
 
@@ -114,15 +120,40 @@ def int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.
     weight = q.contiguous()
     scales = scale.float().contiguous()  # (N,)
     out = torch.empty(rows.shape[0], n)  # (M, N) float32
-    scratch = torch.empty(2 * k, dtype=torch.uint8)
-    library.memlens_w8a16(
-        rows.data_ptr(),
-        weight.data_ptr(),
-        scales.data_ptr(),
-        out.data_ptr(),
-        rows.shape[0],
-        n,
-        k,
-        scratch.data_ptr(),
-    )
+    bounds = _split(n, torch.get_num_threads() if q.numel() >= SPLIT_ELEMENTS else 1)
+    scratch = torch.empty(len(bounds) - 1, 2 * k, dtype=torch.uint8)  # per part
+    pointers = rows.data_ptr(), weight.data_ptr(), scales.data_ptr(), out.data_ptr()
+
+    def part(index: int) -> None:
+        start, stop = bounds[index], bounds[index + 1]
+        x_at, q_at, scale_at, y_at = pointers
+        library.memlens_w8a16(
+            x_at,
+            q_at + start * k,  # int8 rows
+            scale_at + start * 4,  # float32
+            y_at + start * 4,
+            rows.shape[0],
+            stop - start,
+            k,
+            n,
+            scratch[index].data_ptr(),
+        )
+
+    others = [_pool().submit(part, index) for index in range(1, len(bounds) - 1)]
+    part(0)
+    for done in others:
+        done.result()
     return out.to(x.dtype).reshape(*x.shape[:-1], n)
+
+
+def _split(n: int, parts: int) -> list[int]:
+    """Row bounds cutting ``n`` rows into up to ``parts`` runs of whole 4-row blocks."""
+    blocks = n // _ROW_BLOCK
+    parts = max(1, min(parts, blocks))
+    return [_ROW_BLOCK * (blocks * i // parts) for i in range(parts + 1)]
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """Helper threads for split weights (started on first use, not at import)."""
+    return ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="w8a16")

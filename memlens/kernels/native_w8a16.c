@@ -1,7 +1,8 @@
 /* memlens: INT8 weight-only matmul for a few rows (decoding) on AVX-512 VNNI.
  *
  * y (M, N) = x (M, K) @ (q (N, K) int8 * scale (N)).T, float32 in and out,
- * K a multiple of 64, N a multiple of 4. Each row of x is quantized to 16 bits
+ * K a multiple of 64, N a multiple of 4, y's rows ldy floats apart (a caller splitting
+ * the output columns between threads passes the full width). Each row of x is quantized to 16 bits
  * (symmetric, by its largest magnitude), offset to [1, 65535] and split into a high and
  * a low byte; vpdpbusd multiplies 64 unsigned bytes by 64 signed weights per
  * instruction into int32, and
@@ -50,7 +51,7 @@ static void rows4(const uint8_t* hi, const uint8_t* lo, const int8_t* q, int64_t
 }
 
 void memlens_w8a16(const float* x, const int8_t* q, const float* scale, float* y,
-                   int64_t M, int64_t N, int64_t K, uint8_t* scratch) {
+                   int64_t M, int64_t N, int64_t K, int64_t ldy, uint8_t* scratch) {
     uint8_t* hi = scratch;
     uint8_t* lo = scratch + K;
     for (int64_t m = 0; m < M; ++m) {
@@ -58,7 +59,7 @@ void memlens_w8a16(const float* x, const int8_t* q, const float* scale, float* y
         for (int64_t n = 0; n < N; n += 4) {
             int64_t dot[4];
             rows4(hi, lo, q + n * K, K, dot);
-            for (int r = 0; r < 4; ++r) y[m * N + n + r] = (float)dot[r] * step * scale[n + r];
+            for (int r = 0; r < 4; ++r) y[m * ldy + n + r] = (float)dot[r] * step * scale[n + r];
         }
     }
 }

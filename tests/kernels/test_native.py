@@ -75,3 +75,21 @@ def test_the_feature_gate_reads_torchs_report(monkeypatch: pytest.MonkeyPatch) -
     assert native.cpu_has_features() == expected
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {**found, "avx512_vnni": False})
     assert not native.cpu_has_features()
+
+
+@needs_native
+def test_a_weight_split_over_threads_gives_the_one_call_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each output row's computation is the same whichever thread runs it: bit-equal."""
+    q, scale = _weight(4 * 9, 128)  # 9 row blocks: uneven parts
+    x = torch.randn(2, 128)
+    whole = native.int8_matmul(x, q, scale)
+    monkeypatch.setattr(native, "SPLIT_ELEMENTS", 1)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert native._split(36, 4) == [0, 8, 16, 24, 36]
+        assert torch.equal(native.int8_matmul(x, q, scale), whole)
+    finally:
+        torch.set_num_threads(threads)
