@@ -2,8 +2,8 @@
 
 The storage formats (quantizers, packing) are defined in ``formats.py``. Every op has a
 float reference in ``reference.py``; fast paths live in ``cpu.py`` (aten's packed
-kernels, for few rows: decoding), ``native.py`` (INT8 on AVX-512 VNNI for a few rows,
-built from C on first use), ``dense.py`` (dequantize, then a dense matmul: for many
+kernels, for few rows: decoding), ``native.py`` (INT8 on AVX-512 VNNI for a few rows
+with one thread, built from C on first use), ``dense.py`` (dequantize, then a dense matmul: for many
 rows, prefill), ``cuda.py`` (aten CUDA ops, imported only for tensors on a GPU) and ``kv.py``
 (the KV cache's in-place dequantization, any device); any other device runs the
 reference. An INT4 weight is packed for the kernel of the device it is on (CPU layout
@@ -54,8 +54,7 @@ def int8_matmul(
     if _runs_dense(x, preference, dense.INT8_DENSE_ROWS):
         return dense.int8_matmul(x, q, scale, dense.dense_dtype())
     rows = x.numel() // x.shape[-1]
-    auto = preference is KernelPreference.AUTO
-    if auto and rows <= native.MAX_ROWS and native.fits(q) and native.available():
+    if preference is KernelPreference.AUTO and native.preferred(q, rows):
         return native.int8_matmul(x, q, scale)
     if not cpu.int8_fits(q):
         return reference.int8_matmul(x, q, scale)

@@ -8,15 +8,16 @@ exact up to that 16-bit rounding, ~100× closer to float32 than with bf16 activa
 (relative error 3e-5 against 3e-3, measured on random rows), and faster. Measured on a
 2-core Xeon (AVX-512 VNNI, one thread, one row): 5632×2048 in 465 µs against 666 µs for
 ``_weight_int8pack_mm`` and 566 µs for fbgemm's INT8×INT8 (7-bit activations); decode
-tokens/s of INT8 models +21% (SmolLM2-135M) and +37% (TinyLlama-1.1B shape).
+tokens/s of INT8 models +10% (SmolLM2-135M, 23.3 → 25.7) and +19% (TinyLlama-1.1B shape,
+6.49 → 7.71) in ``benchmarks/engine_weights.py --threads 1``.
 
 The library is built with the system's C compiler into ``$XDG_CACHE_HOME/memlens/kernels``
 (~0.2 s, once per source version) for AVX-512 F/BW/VNNI explicitly, and used only where
 torch reports those features. Where they are missing, no compiler is found or the build
-fails, :func:`available` is False and the aten kernel runs. With more than one torch
-thread, a weight of :data:`SPLIT_ELEMENTS` or more is split by output rows over that many
-threads (ctypes releases the GIL during the call); smaller ones run in one call, where a
-thread hand-off would cost more than it saves.
+fails, :func:`available` is False and the aten kernel runs. The kernel is single-threaded,
+so it runs only where torch runs one thread (:func:`preferred`): with two, aten's kernel
+is faster (measured, 5632×2048: 330 µs against 530 µs; splitting the rows over Python
+threads made it 612 µs, the helper thread competing with torch's spinning workers).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -39,8 +39,6 @@ FEATURES = ("avx512_f", "avx512_bw", "avx512_vnni")
 FLAGS = ("-O3", "-mavx512f", "-mavx512bw", "-mavx512vnni", "-shared", "-fPIC")
 MAX_ROWS = 4
 """Up to this many input rows the native kernel runs (it reads the weight once per row)."""
-SPLIT_ELEMENTS = 1 << 20
-"""Weights with at least this many elements are split over torch's threads."""
 _ROW_BLOCK = 4
 _K_BLOCK = 64
 _POINTER = ctypes.c_void_p
@@ -110,6 +108,12 @@ def available() -> bool:
     return _library() is not None
 
 
+def preferred(q: torch.Tensor, rows: int) -> bool:
+    """Whether to run ``rows`` input rows against weight ``q`` here: a few rows, a shape it
+    takes, one torch thread, and the kernel available."""
+    return rows <= MAX_ROWS and fits(q) and torch.get_num_threads() == 1 and available()
+
+
 def int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """``x (…, K) @ (q (N, K) * scale (N,)[:, None]).T`` → ``(…, N)`` in ``x``'s dtype, for
     a few rows on the CPU (see :func:`available` and :func:`fits`)."""
@@ -120,40 +124,16 @@ def int8_matmul(x: torch.Tensor, q: torch.Tensor, scale: torch.Tensor) -> torch.
     weight = q.contiguous()
     scales = scale.float().contiguous()  # (N,)
     out = torch.empty(rows.shape[0], n)  # (M, N) float32
-    bounds = _split(n, torch.get_num_threads() if q.numel() >= SPLIT_ELEMENTS else 1)
-    scratch = torch.empty(len(bounds) - 1, 2 * k, dtype=torch.uint8)  # per part
-    pointers = rows.data_ptr(), weight.data_ptr(), scales.data_ptr(), out.data_ptr()
-
-    def part(index: int) -> None:
-        start, stop = bounds[index], bounds[index + 1]
-        x_at, q_at, scale_at, y_at = pointers
-        library.memlens_w8a16(
-            x_at,
-            q_at + start * k,  # int8 rows
-            scale_at + start * 4,  # float32
-            y_at + start * 4,
-            rows.shape[0],
-            stop - start,
-            k,
-            n,
-            scratch[index].data_ptr(),
-        )
-
-    others = [_pool().submit(part, index) for index in range(1, len(bounds) - 1)]
-    part(0)
-    for done in others:
-        done.result()
+    scratch = torch.empty(2 * k, dtype=torch.uint8)
+    library.memlens_w8a16(
+        rows.data_ptr(),
+        weight.data_ptr(),
+        scales.data_ptr(),
+        out.data_ptr(),
+        rows.shape[0],
+        n,
+        k,
+        n,  # y's row stride
+        scratch.data_ptr(),
+    )
     return out.to(x.dtype).reshape(*x.shape[:-1], n)
-
-
-def _split(n: int, parts: int) -> list[int]:
-    """Row bounds cutting ``n`` rows into up to ``parts`` runs of whole 4-row blocks."""
-    blocks = n // _ROW_BLOCK
-    parts = max(1, min(parts, blocks))
-    return [_ROW_BLOCK * (blocks * i // parts) for i in range(parts + 1)]
-
-
-@functools.cache
-def _pool() -> ThreadPoolExecutor:
-    """Helper threads for split weights (started on first use, not at import)."""
-    return ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="w8a16")

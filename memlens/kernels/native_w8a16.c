@@ -1,8 +1,7 @@
 /* memlens: INT8 weight-only matmul for a few rows (decoding) on AVX-512 VNNI.
  *
  * y (M, N) = x (M, K) @ (q (N, K) int8 * scale (N)).T, float32 in and out,
- * K a multiple of 64, N a multiple of 4, y's rows ldy floats apart (a caller splitting
- * the output columns between threads passes the full width). Each row of x is quantized to 16 bits
+ * K a multiple of 64, N a multiple of 4, y's rows ldy floats apart. Each row of x is quantized to 16 bits
  * (symmetric, by its largest magnitude), offset to [1, 65535] and split into a high and
  * a low byte; vpdpbusd multiplies 64 unsigned bytes by 64 signed weights per
  * instruction into int32, and

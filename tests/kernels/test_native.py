@@ -40,11 +40,18 @@ def test_matches_reference_within_the_16_bit_input_rounding(
 
 
 @needs_native
-def test_auto_runs_it_for_a_few_rows_and_packed_forces_aten() -> None:
+def test_auto_runs_it_for_a_few_rows_on_one_thread_and_packed_forces_aten() -> None:
     q, scale = _weight(96, 128)
     scale = scale.bfloat16()
     x = torch.randn(1, native.MAX_ROWS, 128).bfloat16()
-    assert torch.equal(int8_matmul(x, q, scale), native.int8_matmul(x, q, scale))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert torch.equal(int8_matmul(x, q, scale), native.int8_matmul(x, q, scale))
+        torch.set_num_threads(2)  # aten's kernel spreads over threads; this one does not
+        assert torch.equal(int8_matmul(x, q, scale), cpu.int8_matmul(x, q, scale))
+    finally:
+        torch.set_num_threads(threads)
     forced = int8_matmul(x, q, scale, KernelPreference.PACKED)
     assert torch.equal(forced, cpu.int8_matmul(x, q, scale))
     more = torch.randn(native.MAX_ROWS + 1, 128).bfloat16()
@@ -75,21 +82,3 @@ def test_the_feature_gate_reads_torchs_report(monkeypatch: pytest.MonkeyPatch) -
     assert native.cpu_has_features() == expected
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {**found, "avx512_vnni": False})
     assert not native.cpu_has_features()
-
-
-@needs_native
-def test_a_weight_split_over_threads_gives_the_one_call_result(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Each output row's computation is the same whichever thread runs it: bit-equal."""
-    q, scale = _weight(4 * 9, 128)  # 9 row blocks: uneven parts
-    x = torch.randn(2, 128)
-    whole = native.int8_matmul(x, q, scale)
-    monkeypatch.setattr(native, "SPLIT_ELEMENTS", 1)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(4)
-        assert native._split(36, 4) == [0, 8, 16, 24, 36]
-        assert torch.equal(native.int8_matmul(x, q, scale), whole)
-    finally:
-        torch.set_num_threads(threads)
