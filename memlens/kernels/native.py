@@ -41,13 +41,16 @@ MAX_ROWS = 4
 """Up to this many input rows the native kernel runs (it reads the weight once per row)."""
 _ROW_BLOCK = 4
 _K_BLOCK = 64
+_MAX_K = 1 << 16  # the int32 sums hold 255 · 127 · K
 _POINTER = ctypes.c_void_p
 _log = logging.getLogger(__name__)
 
 
 def fits(q: torch.Tensor) -> bool:
-    """Whether the kernel takes this ``(N, K)`` int8 weight (N in fours, K in 64s)."""
-    return q.shape[0] % _ROW_BLOCK == 0 and q.shape[1] % _K_BLOCK == 0
+    """Whether the kernel takes this ``(N, K)`` int8 weight (N in fours, K in 64s, at most
+    65536)."""
+    n, k = q.shape
+    return n % _ROW_BLOCK == 0 and k % _K_BLOCK == 0 and k <= _MAX_K
 
 
 def cpu_has_features() -> bool:

@@ -6,7 +6,7 @@
  * a low byte; vpdpbusd multiplies 64 unsigned bytes by 64 signed weights per
  * instruction into int32, and
  *   sum_k xq_k q_k = 256 * sum_k hi_k q_k + sum_k lo_k q_k - 32768 * sum_k q_k
- * is exact in integers (int32 partial sums cannot overflow for K < 2^17).
+ * is exact in integers (each int32 sum is at most 255 * 127 * K: K <= 65536).
  * scratch holds 2K bytes. Built by memlens/kernels/native.py; its fallback is aten. */
 #include <immintrin.h>
 #include <math.h>

@@ -64,6 +64,8 @@ def test_shapes_it_does_not_take_and_a_missing_kernel_run_aten(
     x = torch.randn(1, 128).bfloat16()
     q, scale = _weight(6, 128)  # 6 rows: not in fours
     assert not native.fits(q)
+    assert not native.fits(torch.empty(4, 65536 + 64, dtype=torch.int8))  # int32 sums overflow
+    assert native.fits(torch.empty(4, 65536, dtype=torch.int8))
     assert torch.equal(int8_matmul(x, q, scale.bfloat16()), cpu.int8_matmul(x, q, scale.bfloat16()))
     q, scale = _weight(8, 128)
     monkeypatch.setattr(native, "available", lambda: False)  # a CPU without VNNI
