@@ -138,7 +138,9 @@ def read_spill(
         raise corrupt(f"unknown form {form!r} or dtype {header.get('dtype')!r}")
     try:
         num_layers = int(header["num_layers"])
-        named = {name: tensor.to(device) for name, tensor in named.items()}
+        # copied out of the file's bytes into aligned memory of their own (safetensors
+        # leaves views at whatever offset its header ends; see kernels.cpu.INT8_ALIGNMENT)
+        named = {name: tensor.to(device=device, copy=True) for name, tensor in named.items()}
         bits = _FORMS[form]
         if bits is None:
             return FullKV.from_tensors(named, num_layers)
