@@ -28,11 +28,20 @@ INT8_DYN_LEVELS = 127
 _EPS = 1e-8
 
 
+_INT8_ROWS = 4096
+"""Rows quantized at once: the float32 temporaries of a whole LM head (32000 × 2048) would
+take 0.5 GiB at once while a model loads compressed."""
+
+
 def quantize_int8_weight(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(N, K)`` float → int8 ``(N, K)`` and float32 per-channel scales ``(N,)``."""
     scale = weight.abs().amax(dim=1).float().clamp(min=_EPS) / 127  # (N,)
-    q = torch.clamp(torch.round(weight.float() / scale[:, None]), -127, 127)  # (N, K)
-    return q.to(torch.int8), scale
+    q = torch.empty(weight.shape, dtype=torch.int8, device=weight.device)  # (N, K)
+    for start in range(0, weight.shape[0], _INT8_ROWS):
+        end = start + _INT8_ROWS
+        block = torch.round(weight[start:end].float() / scale[start:end, None])  # (≤ rows, K)
+        q[start:end] = block.clamp_(-127, 127)
+    return q, scale
 
 
 def quantize_int8_dyn_activations(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:

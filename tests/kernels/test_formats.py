@@ -50,3 +50,13 @@ def test_int4_packing_round_trips_and_halves_the_bytes() -> None:
     assert packed.shape == (3, 5, 4) and packed.dtype == torch.uint8
     assert torch.equal(formats.unpack_int4(packed), q)
     assert torch.equal(packed[..., 0], q[..., 0] | (q[..., 4] << 4))
+
+
+def test_int8_weight_quantized_in_row_blocks_equals_one_pass() -> None:
+    """Regression: one pass over a 32000-row LM head held 0.5 GiB of float temporaries
+    while loading compressed; the row blocks must give the very same bytes."""
+    weight = torch.randn(2 * formats._INT8_ROWS + 7, 64, generator=torch.Generator().manual_seed(5))
+    q, scale = formats.quantize_int8_weight(weight)
+    whole = torch.clamp(torch.round(weight / scale[:, None]), -127, 127).to(torch.int8)
+    assert torch.equal(q, whole)
+    torch.testing.assert_close(scale, weight.abs().amax(dim=1) / 127)

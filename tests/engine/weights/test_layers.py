@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from memlens.engine.weights.layers import LowRankLinear, choose_rank
+from memlens.engine.weights.layers import _INT4_ROWS, Int4Linear, LowRankLinear, choose_rank
+from memlens.kernels import cpu, pack_int4
+from memlens.kernels.formats import quantize_int4_weight
 
 
 def _low_rank_linear(rank: int, noise: float = 0.0) -> torch.nn.Linear:
@@ -68,3 +70,16 @@ def test_int4_layers_refuse_inputs_off_the_cpu() -> None:
     layer = Int4Linear.from_linear(torch.nn.Linear(64, 32), group_size=32)
     with pytest.raises(UsageError, match="CPU"):
         layer(torch.empty(1, 64, device="meta"))
+
+
+def test_int4_rows_quantized_in_blocks_equal_the_whole_matrix() -> None:
+    """Regression: quantizing a 32000-row LM head in one go held 0.9 GiB of temporaries
+    while loading compressed; blocks of rows must give the very same layer."""
+    rows = _INT4_ROWS * 2 + 64  # two whole blocks and a short one
+    linear = torch.nn.Linear(128, rows, bias=False)
+    layer = Int4Linear.from_linear(linear, group_size=32)
+    values, scale, zero = quantize_int4_weight(linear.weight.detach(), 32)
+    assert torch.equal(layer.packed, pack_int4(values, values.device))
+    assert torch.equal(
+        layer.scales_zeros, cpu.scales_and_zeros(scale, zero).to(layer.scales_zeros.dtype)
+    )
