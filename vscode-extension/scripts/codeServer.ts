@@ -1,7 +1,7 @@
 // Runs code-server (VS Code in the browser) with the built .vsix on a copy of examples/.
 // Shared by the end-to-end test and `make demo`.
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 
@@ -143,5 +143,8 @@ export class CodeServer {
 export function copyExamples(target: string): string {
   rmSync(target, { recursive: true, force: true });
   cpSync(join(REPO_ROOT, "examples"), target, { recursive: true });
+  // a project's own environment, as users have one: the server starts from it even when
+  // code-server hands the extension host no user settings (seen after a window reload)
+  symlinkSync(join(REPO_ROOT, ".venv"), join(target, ".venv"));
   return target;
 }

@@ -2,6 +2,7 @@
 // `python -m memlens.lsp_server` over stdio, and restarts it on demand (a restart always
 // ends with a running server: a server that does not stop in time is killed).
 import { ChildProcess, execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import * as vscode from "vscode";
 import {
@@ -14,7 +15,7 @@ import {
   WorkDoneProgress,
 } from "vscode-languageclient/node";
 import { CompressOptions, compressPickItems } from "./compressPick";
-import { Exec, Interpreter, probeMemlens, resolveInterpreter } from "./interpreter";
+import { Exec, Interpreter, firstVenv, probeMemlens, resolveInterpreter } from "./interpreter";
 import { loadLineNear } from "./lensTarget";
 import { endProcess, startProcess } from "./serverProcess";
 import { serverSettings } from "./settings";
@@ -152,7 +153,9 @@ export class MemlensClient implements vscode.Disposable {
       const configured = vscode.workspace.getConfiguration("memlens").get<string>("python");
       // In an untrusted workspace the interpreter setting is restricted: VS Code hands us
       // the user-level value only, so a cloned repository cannot choose what runs.
-      this.interpreter = await resolveInterpreter(configured, pythonExtensionInterpreter);
+      // a repository's own .venv runs only where the workspace is trusted, for the same reason
+      const folders = vscode.workspace.isTrusted ? (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath) : [];
+      this.interpreter = await resolveInterpreter(configured, pythonExtensionInterpreter, () => firstVenv(folders, existsSync));
       const version = await probeMemlens(this.interpreter, exec);
       this.output.info(`memlens ${version} with ${this.interpreter.path} (from ${this.interpreter.source})`);
     } catch (error) {

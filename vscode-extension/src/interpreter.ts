@@ -1,7 +1,8 @@
 // Which Python runs the language server, and whether memlens is importable there.
+import { join } from "node:path";
 
 /** Where the interpreter came from, for the log and the error messages. */
-export type InterpreterSource = "memlens.python" | "Python extension" | "default";
+export type InterpreterSource = "memlens.python" | "Python extension" | "workspace .venv" | "default";
 
 export interface Interpreter {
   path: string;
@@ -18,10 +19,14 @@ export interface ExecResult {
 
 export type Exec = (file: string, args: string[]) => Promise<ExecResult>;
 
-/** `memlens.python`, else the Python extension's active environment, else `python3`. */
+/**
+ * `memlens.python`, else the Python extension's active environment, else a `.venv` in a
+ * trusted workspace folder (`workspaceVenv`), else `python3`.
+ */
 export async function resolveInterpreter(
   configured: string | undefined,
   pythonExtension: () => Promise<string | undefined>,
+  workspaceVenv: () => string | undefined = () => undefined,
 ): Promise<Interpreter> {
   const setting = configured?.trim();
   if (setting) {
@@ -31,7 +36,16 @@ export async function resolveInterpreter(
   if (active) {
     return { path: active, source: "Python extension" };
   }
+  const venv = workspaceVenv();
+  if (venv) {
+    return { path: venv, source: "workspace .venv" };
+  }
   return { path: "python3", source: "default" };
+}
+
+/** The first `<folder>/.venv/bin/python` that exists among `folders`. */
+export function firstVenv(folders: readonly string[], exists: (path: string) => boolean): string | undefined {
+  return folders.map((folder) => join(folder, ".venv", "bin", "python")).find(exists);
 }
 
 const PROBE = "import memlens, memlens.lsp_server; print(memlens.__version__)";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ExecResult, probeMemlens, resolveInterpreter } from "../../src/interpreter";
+import { ExecResult, firstVenv, probeMemlens, resolveInterpreter } from "../../src/interpreter";
 
 test("memlens.python wins over the Python extension and the default", async () => {
   let asked = false;
@@ -12,6 +12,15 @@ test("memlens.python wins over the Python extension and the default", async () =
   assert.equal(asked, false);
   assert.deepEqual(await resolveInterpreter("", fromExtension), { path: "/envs/py/bin/python", source: "Python extension" });
   assert.deepEqual(await resolveInterpreter(undefined, async () => undefined), { path: "python3", source: "default" });
+});
+
+test("a workspace .venv comes after the Python extension and before python3", async () => {
+  const venv = () => "/repo/.venv/bin/python";
+  assert.deepEqual(await resolveInterpreter("", async () => "/envs/py/bin/python", venv), { path: "/envs/py/bin/python", source: "Python extension" });
+  assert.deepEqual(await resolveInterpreter("", async () => undefined, venv), { path: "/repo/.venv/bin/python", source: "workspace .venv" });
+  const present = new Set(["/b/.venv/bin/python", "/c/.venv/bin/python"]);
+  assert.equal(firstVenv(["/a", "/b", "/c"], (p) => present.has(p)), "/b/.venv/bin/python");
+  assert.equal(firstVenv([], () => true), undefined);
 });
 
 const exec = (result: ExecResult) => async () => result;
