@@ -27,6 +27,10 @@ _SAVED_DTYPES = {dtype.torch_name: dtype for dtype in FLOAT_DTYPES}
 """A config's ``dtype``/``torch_dtype``, which transformers writes as torch names."""
 
 
+class NotStatic(MemlensError):
+    """A load whose config or id the source does not state as a literal or constant."""
+
+
 @dataclass(frozen=True)
 class LoadEstimate:
     """The estimate for one model load, or why there is none."""
@@ -139,22 +143,30 @@ class Estimator:
         self._estimates.put(key, (time.monotonic(), result))
         return result
 
+    def model_config(
+        self, load: ModelLoad, document_dir: Path | None
+    ) -> tuple[dict[str, Any], str]:
+        """The transformers config dict a load builds and the model's name: its config
+        literal, else its id resolved offline. :class:`NotStatic` when the source does not
+        say; the resolver's MemlensError when an id does not resolve here."""
+        if load.config is not None:
+            if any(v is None for v in load.config.values()):
+                raise NotStatic("the config has fields memlens cannot read statically")
+            return dict(load.config), f"{load.config['model_type']} config"
+        if load.model_ref is None:
+            raise NotStatic("the model id is not a literal or module constant")
+        resolved = self.resolve(load.model_ref, document_dir)
+        return resolved.config, resolved.model
+
     def _estimate_uncached(
         self, load: ModelLoad, document_dir: Path | None, dtype_override: str | None, batch: int
     ) -> LoadEstimate:
-        if load.config is not None:
-            config: dict[str, Any] = dict(load.config)
-            if any(v is None for v in config.values()):
-                return LoadEstimate(None, "the config has fields memlens cannot read statically")
-            model = f"{load.config['model_type']} config"
-        elif load.model_ref is None:
-            return LoadEstimate(None, "the model id is not a literal or module constant")
-        else:
-            try:
-                resolved = self.resolve(load.model_ref, document_dir)
-            except MemlensError as exc:
-                return LoadEstimate(None, str(exc), unresolved=True)
-            config, model = resolved.config, resolved.model
+        try:
+            config, model = self.model_config(load, document_dir)
+        except NotStatic as exc:
+            return LoadEstimate(None, str(exc))
+        except MemlensError as exc:
+            return LoadEstimate(None, str(exc), unresolved=True)
         dtype, assumed = storage_dtype(load, config, dtype_override)
         try:
             [estimate] = analytic_estimate(

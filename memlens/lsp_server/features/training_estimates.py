@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from memlens.errors import MemlensError
 from memlens.lsp_server.analysis import ModelLoad, TrainingSite
@@ -29,17 +29,6 @@ class TrainingResult:
     matches no module), not merely unknown."""
 
 
-def _model_config(ls: MemlensServer, uri: str, load: ModelLoad) -> tuple[dict[str, Any], str]:
-    if load.config is not None:
-        if any(v is None for v in load.config.values()):
-            raise MemlensError("the config has fields memlens cannot read statically")
-        return dict(load.config), f"{load.config['model_type']} config"
-    if load.model_ref is None:
-        raise MemlensError("the model id is not a literal or module constant")
-    resolved = ls.estimator.resolve(load.model_ref, ls.document_dir(uri))
-    return resolved.config, resolved.model
-
-
 def estimate_training(
     ls: MemlensServer, uri: str, load: ModelLoad, config: TrainingConfig, sharding: Sharding
 ) -> TrainingResult:
@@ -54,7 +43,7 @@ def estimate_training(
     key = (load.model_ref, repr(load.config), load.span, config)
     if key not in cache:
         try:
-            model_config, model = _model_config(ls, uri, load)
+            model_config, model = ls.estimator.model_config(load, ls.document_dir(uri))
         except MemlensError as exc:
             cache[key] = TrainingResult(None, str(exc))
         else:
