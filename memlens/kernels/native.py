@@ -11,10 +11,11 @@ exact up to that 16-bit rounding, ~100× closer to float32 than with bf16 activa
 tokens/s of INT8 models +10% (SmolLM2-135M, 23.3 → 25.7) and +19% (TinyLlama-1.1B shape,
 6.49 → 7.71) in ``benchmarks/engine_weights.py --threads 1``.
 
-The library is built with the system's C compiler into ``$XDG_CACHE_HOME/memlens/kernels``
-(~0.2 s, once per source version) for AVX-512 F/BW/VNNI explicitly, and used only where
-torch reports those features. Where they are missing, no compiler is found or the build
-fails, :func:`available` is False and the aten kernel runs. The kernel is single-threaded,
+The library is built with the system's C compiler into ``kernels/`` of memlens's cache
+folder (``memlens.worker.cache.cache_dir``; ~0.2 s, once per source version) for
+AVX-512 F/BW/VNNI explicitly, and used only where torch reports those features. Where
+they are missing, no compiler is found or the build fails, :func:`available` is False and
+the aten kernel runs. The kernel is single-threaded,
 so it runs only where torch runs one thread (:func:`preferred`): with two, aten's kernel
 is faster (measured, 5632×2048: 330 µs against 530 µs; splitting the rows over Python
 threads made it 612 µs, the helper thread competing with torch's spinning workers).
@@ -33,6 +34,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+from memlens.worker.cache import cache_dir
 
 SOURCE = Path(__file__).with_name("native_w8a16.c")
 FEATURES = ("avx512_f", "avx512_bw", "avx512_vnni")
@@ -57,12 +60,6 @@ def cpu_has_features() -> bool:
     """Whether torch reports AVX-512 F, BW and VNNI on this CPU."""
     found = torch.cpu.get_capabilities()
     return all(found.get(name, False) for name in FEATURES)
-
-
-def cache_dir() -> Path:
-    """Where built kernels are kept."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "memlens" / "kernels"
 
 
 def build(folder: Path, compiler: str | None = None) -> Path | None:
@@ -97,7 +94,7 @@ def build(folder: Path, compiler: str | None = None) -> Path | None:
 def _library() -> ctypes.CDLL | None:
     if not cpu_has_features():
         return None
-    path = build(cache_dir())
+    path = build(cache_dir() / "kernels")
     if path is None:
         return None
     library = ctypes.CDLL(str(path))
